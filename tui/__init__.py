@@ -1,0 +1,1 @@
+"""PairForge's terminal app: a Textual front end over the engine."""

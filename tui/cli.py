@@ -1,0 +1,43 @@
+"""The ``pairforge`` entry point: the engine's commands plus the app.
+
+With no sub-command, ``pairforge`` opens the app on the project in the current
+folder; ``pairforge open PATH`` opens another. Textual is imported only then.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli import build_group
+from engine.cli.common import handle_errors, project_path
+
+main = build_group(name="pairforge", invoke_without_command=True)
+
+
+def _launch(path: str, *, backend: str | None = None) -> None:
+    from tui.app import run_app
+
+    run_app(path, backend=backend)
+
+
+@main.result_callback()
+@click.pass_context
+def _default(ctx: click.Context, *_: object, **__: object) -> None:
+    if ctx.invoked_subcommand is None:
+        handle_errors(_launch)(str(project_path(ctx)))
+
+
+@main.command("open")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--backend", type=click.Choice(["ollama", "llamacpp", "openai"]), help="Override the project's backend.")
+@click.pass_context
+def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
+    """Open the app on the project in PATH (default: --project or the current folder)."""
+    handle_errors(_launch)(path or str(project_path(ctx)), backend=backend)
+
+
+from engine.cli import SUMMARIES  # noqa: E402
+
+SUMMARIES["open"] = "Open the app on a project (the default with no command)."
+
+__all__ = ["main"]
