@@ -1,0 +1,27 @@
+"""Generation backends: one async chat protocol over Ollama, embedded llama.cpp and OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+from engine.generate.backends.base import (
+    BACKEND_KINDS,
+    ChatBackend,
+    ChatOptions,
+    ChatResult,
+    ModelInfo,
+    TokenCallback,
+    make_backend,
+    parse_structured,
+    schema_for,
+)
+
+__all__ = [
+    "BACKEND_KINDS",
+    "ChatBackend",
+    "ChatOptions",
+    "ChatResult",
+    "ModelInfo",
+    "TokenCallback",
+    "make_backend",
+    "parse_structured",
+    "schema_for",
+]
