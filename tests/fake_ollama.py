@@ -127,7 +127,104 @@ _SENTENCE_RE = re.compile(r"[^.!?\n]+[.!?]?")
 _LABEL_RE = re.compile(r"^(?:[A-Z][A-Za-z ]{0,20}:\s+)+")
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
 _STOP = frozenset(
-    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "for", "with", "as", "by", "at", "from", "is", "are", "was", "were", "be", "been", "this", "that", "these", "those", "it", "its", "their", "there", "which", "who", "what", "when", "where", "how", "why", "can", "could", "should", "would", "will", "may", "might", "not", "no", "yes", "you", "your", "we", "our", "they", "them", "he", "she", "his", "her", "do", "does", "did", "have", "has", "had", "into", "about", "than", "then", "so", "such", "also", "only", "each", "any", "all", "more", "most", "other", "some", "one", "two", "use", "used", "using", "write", "json", "answer", "question", "following", "given", "pair", "pairs", "text", "passage", "source", "chunk", "document"]
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "as",
+        "by",
+        "at",
+        "from",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "their",
+        "there",
+        "which",
+        "who",
+        "what",
+        "when",
+        "where",
+        "how",
+        "why",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "may",
+        "might",
+        "not",
+        "no",
+        "yes",
+        "you",
+        "your",
+        "we",
+        "our",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "into",
+        "about",
+        "than",
+        "then",
+        "so",
+        "such",
+        "also",
+        "only",
+        "each",
+        "any",
+        "all",
+        "more",
+        "most",
+        "other",
+        "some",
+        "one",
+        "two",
+        "use",
+        "used",
+        "using",
+        "write",
+        "json",
+        "answer",
+        "question",
+        "following",
+        "given",
+        "pair",
+        "pairs",
+        "text",
+        "passage",
+        "source",
+        "chunk",
+        "document",
+    ]
 )
 _REWORDINGS = (
     ("is not", "isn't"),
@@ -145,28 +242,42 @@ def _prompt_text(request: dict[str, Any]) -> str:
         content = message.get("content")
         if isinstance(content, str):
             parts.append(content)
-    for key in ("system", "prompt"):
-        if isinstance(request.get(key), str):
-            parts.append(request[key])
+    if not parts:  # a raw /api/generate body, not yet normalised into messages
+        for key in ("system", "prompt"):
+            if isinstance(request.get(key), str):
+                parts.append(request[key])
     return "\n".join(parts)
 
 
+_INSTRUCTION_RE = re.compile(
+    r"\b(json|write|generate|return|respond|format|produce|output)\b", re.IGNORECASE
+)
+
+
 def _source_sentences(text: str) -> list[str]:
-    sentences = []
+    """Sentences of the source passage, leaving out the prompt's own instructions when possible."""
+    sentences: list[str] = []
     for raw in _SENTENCE_RE.findall(text):
         sentence = _LABEL_RE.sub("", " ".join(raw.split()))
         if len(sentence.split()) >= 4 and not sentence.startswith(("{", "[", "#", "-", "`")):
-            sentences.append(sentence if sentence[-1] in ".!?" else sentence + ".")
-    return sentences or ["The source text describes the topic in a few words."]
+            sentence = sentence if sentence[-1] in ".!?" else sentence + "."
+            if sentence not in sentences:
+                sentences.append(sentence)
+    content = [s for s in sentences if not _INSTRUCTION_RE.search(s)]
+    return content or sentences or ["The source text describes the topic in a few words."]
 
 
 def _keywords(text: str) -> list[str]:
-    seen: dict[str, None] = {}
+    """Content words, most frequent first (ties in order of appearance)."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
     for word in _WORD_RE.findall(text):
         lowered = word.lower()
         if len(lowered) > 3 and lowered not in _STOP:
-            seen.setdefault(word, None)
-    return list(seen) or ["the topic"]
+            counts[lowered] = counts.get(lowered, 0) + 1
+            first.setdefault(lowered, word)
+    ranked = sorted(counts, key=lambda w: -counts[w])  # stable: ties keep their order
+    return [first[w] for w in ranked] or ["the topic"]
 
 
 class _Composer:
@@ -194,19 +305,26 @@ class _Composer:
 
     def question(self) -> str:
         self._next()
-        subject = " ".join(self._pick(self.keywords, i * 7) for i in range(2))
+        top = self.keywords[:6]
+        first = self._pick(top)
+        second = self._pick(top, 1) if len(top) > 1 else "it"
         templates = (
-            "How does {s} work in practice?",
-            "What should I know about {s}?",
-            "Why does {s} matter here?",
-            "Can you explain {s} step by step?",
+            "How do {a} and {b} fit together?",
+            "What should I know about {a} when dealing with {b}?",
+            "Why does {a} matter for {b}?",
+            "Can you explain {a} and {b} step by step?",
         )
-        return self._pick(list(templates)).format(s=subject)
+        return self._pick(list(templates)).format(a=first, b=second)
 
     def answer(self) -> str:
-        n = 2 + (self.seed + self._next()) % 3
+        wanted = 2 + (self.seed + self._next()) % 3
         start = (self.seed + self.counter) % len(self.sentences)
-        chosen = [self.sentences[(start + i) % len(self.sentences)] for i in range(n)]
+        count = min(wanted, len(self.sentences))
+        chosen = [self.sentences[(start + i) % len(self.sentences)] for i in range(count)]
+        if len(chosen) < 2:
+            # A one-sentence source still gets a two-sentence answer, without repeating itself.
+            a, b = [*self.keywords, "it", "it"][:2]
+            chosen.append(f"That is the main point to keep in mind about {a} and {b}.")
         text = " ".join(chosen)
         for old, new in _REWORDINGS:
             text = text.replace(old, new)
@@ -268,17 +386,26 @@ class _Composer:
                 self.value(schema.get("items", {}), singular, root, depth + 1) for _ in range(count)
             ]
         if kind in ("integer", "number"):
-            low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-            high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
+            floor = float(_first_number(schema, ("minimum", "exclusiveMinimum"), 0.0))
+            ceiling = float(_first_number(schema, ("maximum", "exclusiveMaximum"), floor + 10))
             if "exclusiveMinimum" in schema:
-                low += 1
-            value = min(max(low, 1), high if "exclusiveMaximum" not in schema else high - 1)
+                floor += 1
+            if "exclusiveMaximum" in schema:
+                ceiling -= 1
+            value = min(max(floor, 1.0), ceiling)
             return int(value) if kind == "integer" else float(value)
         if kind == "boolean":
             return True
         if kind == "null":
             return None
         return self.string(name, schema)
+
+
+def _first_number(schema: dict[str, Any], keys: tuple[str, ...], default: float) -> float:
+    for key in keys:
+        if isinstance(schema.get(key), (int, float)):
+            return float(schema[key])
+    return default
 
 
 def schema_answer(request: dict[str, Any]) -> str | dict[str, Any] | list[Any]:

@@ -36,17 +36,14 @@ from engine.errors import (
 from engine.generate.backends import (
     ChatBackend,
     ChatOptions,
+    StructuredAnswerError,
     make_backend,
     parse_structured,
     schema_for,
 )
 from engine.generate.backends.ollama import OllamaBackend, resolve_ollama_host
 from engine.generate.backends.openai_compat import OpenAICompatBackend
-
-try:  # tests/ may or may not be a package, depending on how pytest is configured
-    from tests.fake_ollama import FakeOllama, fake_ollama
-except ImportError:  # pragma: no cover - the rootdir-less layout
-    from fake_ollama import FakeOllama, fake_ollama  # type: ignore[no-redef]
+from tests.fake_ollama import FakeOllama, fake_ollama
 
 pytestmark = pytest.mark.asyncio
 
@@ -124,7 +121,7 @@ async def test_parse_structured_strips_fences_and_chatter() -> None:
 
 
 async def test_parse_structured_names_bad_json_and_keeps_raw() -> None:
-    with pytest.raises(InvalidModelOutputError, match="not valid JSON") as info:
+    with pytest.raises(StructuredAnswerError, match="not valid JSON") as info:
         parse_structured("question - what is it? " * 20, Citation)
     assert info.value.raw == ("question - what is it? " * 20)[:200]
 
@@ -329,7 +326,7 @@ async def test_truncated_stream(server: FakeOllama, backend: OllamaBackend) -> N
 async def test_invalid_json_fails_parse(server: FakeOllama, backend: OllamaBackend) -> None:
     server.set_fault("invalid_json")
     result = await backend.chat(MESSAGES, schema_for(QAPair), ChatOptions())
-    with pytest.raises(InvalidModelOutputError, match="not valid JSON") as info:
+    with pytest.raises(StructuredAnswerError, match="not valid JSON") as info:
         parse_structured(result.content, QAPair, done_reason=result.done_reason)
     assert info.value.raw.startswith("Sure!")
     assert info.value.retryable

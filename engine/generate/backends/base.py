@@ -26,6 +26,7 @@ __all__ = [
     "ChatOptions",
     "ChatResult",
     "ModelInfo",
+    "StructuredAnswerError",
     "TokenCallback",
     "make_backend",
     "parse_structured",
@@ -178,9 +179,10 @@ def parse_structured(
 
     Strips code fences and leading text, loads the JSON and validates it with
     pydantic. Pass the result's ``done_reason`` so a truncated answer is named
-    as such. Raises :class:`~engine.errors.InvalidModelOutputError` (with the
-    first 200 characters of the answer on ``.raw``) when the answer was cut
-    off, is not JSON, or does not match the schema.
+    as such. Raises :class:`StructuredAnswerError`, an
+    :class:`~engine.errors.InvalidModelOutputError` with the first 200
+    characters of the answer on ``.raw``, when the answer was cut off, is not
+    JSON, or does not match the schema.
     """
     raw = content[:200]
     text = _extract_json_text(content)
@@ -212,11 +214,17 @@ def parse_structured(
         raise _invalid(message, raw) from None
 
 
-def _invalid(message: str, raw: str) -> InvalidModelOutputError:
-    error = InvalidModelOutputError(message)
-    # Kept short: enough to show the user what came back, not a whole essay.
-    error.raw = raw  # type: ignore[attr-defined]
-    return error
+class StructuredAnswerError(InvalidModelOutputError):
+    """An answer that could not be parsed into the output model; ``raw`` keeps its start."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message)
+        # Kept short: enough to show the user what came back, not a whole essay.
+        self.raw = raw
+
+
+def _invalid(message: str, raw: str) -> StructuredAnswerError:
+    return StructuredAnswerError(message, raw)
 
 
 def schema_for(model_cls: type[BaseModel]) -> dict[str, Any]:

@@ -117,13 +117,12 @@ class OllamaBackend:
             kwargs["keep_alive"] = options.keep_alive
         started = time.perf_counter()
         try:
+            final: ollama.ChatResponse | None = None
             if on_token is None:
-                response = await client.chat(**kwargs, stream=False)
-                final = response
-                content = response.message.content or ""
+                final = await client.chat(**kwargs, stream=False)
+                content = final.message.content or ""
             else:
                 pieces: list[str] = []
-                final = None
                 stream = await client.chat(**kwargs, stream=True)
                 async for part in stream:
                     piece = part.message.content or ""
@@ -133,11 +132,11 @@ class OllamaBackend:
                     if part.done:
                         final = part
                 content = "".join(pieces)
-                if final is None:
-                    raise BackendServerError(
-                        f"Ollama at {self.host} ended the answer stream before it was complete: "
-                        "the model runner may have crashed, check the Ollama log and retry."
-                    )
+            if final is None:
+                raise BackendServerError(
+                    f"Ollama at {self.host} ended the answer stream before it was complete: "
+                    "the model runner may have crashed, check the Ollama log and retry."
+                )
         except BackendError:
             raise
         except Exception as exc:
