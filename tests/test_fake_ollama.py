@@ -80,9 +80,8 @@ async def test_generate_and_metadata_routes_with_real_client() -> None:
             single = await client.generate("llama3.2:3b", PASSAGE, stream=False)
             assert single.done and single.done_reason == "stop" and single.response
             assert single.prompt_eval_count == len(PASSAGE.split())
-            pieces = [
-                p.response async for p in await client.generate("llama3.2:3b", PASSAGE, stream=True)
-            ]
+            stream = await client.generate("llama3.2:3b", PASSAGE, stream=True)
+            pieces = [part.response or "" async for part in stream]
             assert "".join(pieces) == single.response
             show = await client.show("llama3.2:3b")
             assert show.details and show.details.quantization_level == "Q4_K_M"
