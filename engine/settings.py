@@ -78,6 +78,17 @@ class QualitySettings(BaseModel):
     judge_threshold: float = Field(7.0, ge=0, le=10)
 
 
+class JudgeSettings(BaseModel):
+    """The local judge; every empty value falls back to the generation settings."""
+
+    backend: Literal["ollama", "llamacpp", "openai"] | None = Field(None, description="Empty means generation.backend.")
+    model: str | None = Field(None, description="Empty means generation.model (generation.model_path for llamacpp).")
+    hosts: list[str] = Field(default_factory=list, description="Empty means generation.hosts.")
+    concurrency: int | None = Field(None, ge=1, le=64, description="Requests in flight per host; empty means generation.concurrency.")
+    max_attempts: int | None = Field(None, ge=1, le=20, description="Tries per pair; empty means generation.max_attempts.")
+    num_predict: int = Field(512, ge=64, description="Token limit of one verdict.")
+
+
 class SplitSettings(BaseModel):
     validation_fraction: float = Field(0.1, ge=0.01, le=0.5)
     seed: int = 42
@@ -107,6 +118,7 @@ class ProjectSettings(BaseSettings):
     imports: ImportSettings = Field(default_factory=ImportSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     tui: TuiSettings = Field(default_factory=TuiSettings)

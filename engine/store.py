@@ -175,6 +175,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: the content a verdict judged, so status changes alone do not call for a new verdict
+    """
+    ALTER TABLE verdicts ADD COLUMN content_hash TEXT;
+    CREATE INDEX jobs_task_pair ON jobs(task, status, pair_id)
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -1108,6 +1113,87 @@ class Store:
             )
             for r in self._read(sql)
         }
+
+    def judge_candidates(self, *, rubric_version: str, only_changed: bool = True) -> list[tuple[int, str, str]]:
+        """Pairs a judge run should score, as (id, kind, mode), skipping those already queued for judging.
+
+        With ``only_changed`` a pair is picked when it has no verdict, its content changed since
+        the verdict (status changes do not count), or the verdict used another rubric version.
+        """
+        changed = (
+            "AND (v.pair_id IS NULL OR v.rubric_version != :rubric OR "
+            "(v.content_hash IS NULL AND v.pair_revision != p.revision) OR "
+            "(v.content_hash IS NOT NULL AND v.content_hash != p.content_hash))"
+            if only_changed
+            else ""
+        )
+        rows = self._read(
+            "SELECT p.id, p.kind, p.mode FROM pairs p LEFT JOIN verdicts v ON v.pair_id = p.id "
+            "WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task = 'judge' AND j.pair_id = p.id "
+            f"AND j.status IN ('queued', 'running')) {changed} ORDER BY p.id",
+            {"rubric": rubric_version},
+        )
+        return [(r["id"], r["kind"], r["mode"]) for r in rows]
+
+    def complete_judge_job(
+        self,
+        job_id: int,
+        verdict: Verdict,
+        *,
+        content_hash: str,
+        warning_check: str,
+        warning: PairWarning | None,
+    ) -> bool:
+        """Store a verdict, the pair's score and its ``warning_check`` warning, and mark the job done.
+
+        One transaction, so a verdict is never stored for a job still shown as running. The
+        pair's other warnings are kept. If the pair's content changed while it was judged, the
+        verdict is kept for the judged content but the score and warning are left alone (the
+        next judge run scores the new content). Returns False when the job was no longer
+        running (cancelled meanwhile) and nothing was stored.
+        """
+        change: PairChange | None = None
+        with self.transaction() as conn:
+            status = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if status is None or status["status"] != "running":
+                return False
+            row = conn.execute(
+                f"SELECT {self._PAIR_COLUMNS}, content_hash FROM pairs WHERE id = ?", (verdict.pair_id,)
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO verdicts(pair_id, pair_revision, model, rubric_version, scores, "
+                    "total, reason, created_at, content_hash) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (verdict.pair_id, verdict.pair_revision, verdict.model, verdict.rubric_version,
+                     json.dumps(verdict.scores), verdict.total, verdict.reason,
+                     verdict.created_at.isoformat(), content_hash),
+                )
+                if row["content_hash"] == content_hash:
+                    kept = [w for w in json.loads(row["warnings"]) if w.get("check") != warning_check]
+                    if warning is not None:
+                        kept.append(warning.model_dump(mode="json"))
+                    conn.execute(
+                        "UPDATE pairs SET score = ?, warnings = ? WHERE id = ?",
+                        (verdict.total, json.dumps(kept, ensure_ascii=False), verdict.pair_id),
+                    )
+                    conn.execute(
+                        'DELETE FROM pair_warnings WHERE pair_id = ? AND "check" = ?', (verdict.pair_id, warning_check)
+                    )
+                    if warning is not None:
+                        conn.execute(
+                            'INSERT OR REPLACE INTO pair_warnings(pair_id, "check", severity) VALUES (?,?,?)',
+                            (verdict.pair_id, warning.check, str(warning.severity)),
+                        )
+                    found = conn.execute(
+                        f"SELECT {self._PAIR_COLUMNS} FROM pairs WHERE id = ?", (verdict.pair_id,)
+                    ).fetchone()
+                    change = PairChange(verdict.pair_id, self._pair_from_row(row), self._pair_from_row(found))
+            conn.execute(
+                "UPDATE jobs SET status = 'done', error = NULL, finished_at = ? WHERE id = ?", (_now(), job_id)
+            )
+        if change is not None:
+            self._notify([change])
+        return True
 
     # ------------------------------------------------------------------ summary
 
