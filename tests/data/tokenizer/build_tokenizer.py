@@ -1,7 +1,11 @@
 """Build the small test tokenizer (byte-level BPE, 1200 tokens) from sample_docs; run from the project root. Output is committed."""
+
+from __future__ import annotations
+
 import json
 from pathlib import Path
-from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 root = Path("sample_docs")
 texts = [p.read_text(encoding="utf-8", errors="ignore") for p in sorted(root.iterdir()) if p.suffix in {".md", ".rst", ".txt", ".py", ".go", ".html", ".jsonl"}]
