@@ -276,7 +276,9 @@ class JudgeRunner:
                 await backend.check()
             except BackendError as exc:
                 first_error = first_error or exc
-                self._emit("host_down", host=backend.host, message=str(exc))
+                if len(self.backends) > 1:
+                    # With one host the raised error says it all; with several the run goes on without it.
+                    self._emit("host_down", host=backend.host, message=str(exc))
                 continue
             usable.append(backend)
         if not usable:
