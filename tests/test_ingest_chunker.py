@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def test_overlap_shares_text_between_neighbours() -> None:
     text = "\n\n".join(" ".join(f"w{p}x{i}" for i in range(30)) for p in range(20))
     chunks = list(chunk_text(text, style="text", settings=ChunkingSettings(size_chars=400, overlap_chars=80, min_chars=0)))
     _assert_spans(text, chunks)
-    overlapping = sum(1 for a, b in zip(chunks, chunks[1:], strict=False) if b.start < a.end)
+    overlapping = sum(1 for a, b in itertools.pairwise(chunks) if b.start < a.end)
     assert overlapping >= len(chunks) // 2
 
 
