@@ -1,0 +1,148 @@
+"""The project store: migration, concurrency, undo across restarts, jobs, re-import."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ProjectBusyError
+from engine.models import Chunk, Document, Job, JobStatus, Pair, PairStatus
+from engine.store import DB_FILE, SCHEMA_VERSION, Store
+
+
+def _pair(n: int) -> Pair:
+    return Pair.simple(f"Question number {n}?", f"Answer number {n} with enough words.")
+
+
+def test_migration_from_an_empty_folder(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "fresh")
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"documents", "chunks", "pairs", "jobs", "pipeline_log", "pair_revisions"} <= tables
+    finally:
+        store.close()
+    reopened = Store.open(tmp_path / "fresh")
+    assert reopened.schema_version == SCHEMA_VERSION
+    reopened.close()
+
+
+def test_reader_works_while_a_writer_holds_a_transaction(project: Store) -> None:
+    project.add_pairs([_pair(1)])
+    writer = sqlite3.connect(project.db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE pairs SET mode = 'thinker'")
+    try:
+        reader = Store.open(project.root)
+        assert reader.count_pairs() == 1
+        assert reader.get_pair(reader.pair_ids()[0]).mode == "factual"  # sees the last commit
+        reader.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_second_writer_gets_the_busy_sentence(project: Store) -> None:
+    holder = sqlite3.connect(project.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    project._conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(ProjectBusyError) as caught:
+            project.add_pairs([_pair(1)])
+        assert "is busy" in str(caught.value) and "try again" in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert len(project.add_pairs([_pair(2)])) == 1  # works once the lock is gone
+
+
+def test_undo_and_redo_survive_a_restart(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "p")
+    pair = store.add_pairs([_pair(1)])[0]
+    edited = pair.model_copy(update={"mode": "developer"})
+    store.update_pair(edited)
+    store.close()
+
+    store = Store.open(tmp_path / "p")
+    assert store.get_pair(pair.id or 0).mode == "developer"
+    action, ids = store.undo() or ("", [])
+    assert action == "edit" and ids == [pair.id]
+    store.close()
+
+    store = Store.open(tmp_path / "p")
+    assert store.get_pair(pair.id or 0).mode == "factual"
+    assert store.redo() is not None
+    assert store.get_pair(pair.id or 0).mode == "developer"
+    store.close()
+
+
+def test_bulk_add_update_delete_status_undo(project: Store) -> None:
+    added = [project.add_manual_pair(_pair(i)) for i in range(3)]
+    ids = [p.id or 0 for p in added]
+    assert project.set_status(ids, PairStatus.ACCEPTED) == 3
+    assert project.pair_counts("status") == {"accepted": 3}
+    project.update_pairs([p.model_copy(update={"mode": "thinker"}) for p in project.get_pairs(ids)])
+    assert project.pair_counts("mode") == {"thinker": 3}
+    assert project.delete_pairs(ids[:2]) == 2
+    assert project.count_pairs() == 1
+    project.undo()  # the delete
+    assert project.count_pairs() == 3
+    project.undo()  # the mode edit
+    assert project.pair_counts("mode") == {"factual": 3}
+    project.undo()  # the status change
+    assert project.pair_counts("status") == {"pending": 3}
+    project.undo()
+    project.undo()
+    project.undo()  # the three manual adds
+    assert project.count_pairs() == 0
+    assert project.undo() is None
+
+
+def test_jobs_claim_complete_fail_requeue_cancel(project: Store) -> None:
+    run_id, n = project.create_run("generate", {"target": 4}, [Job(chunk_ids=[1]) for _ in range(4)])
+    assert n == 4
+    first = project.claim_job("host-a", run_id=run_id)
+    assert first is not None and first.status is JobStatus.RUNNING and first.attempts == 1
+    saved = project.complete_job(first.id or 0, [_pair(1)])
+    assert len(saved) == 1 and project.complete_job(first.id or 0, [_pair(2)]) == []  # no double save
+
+    second = project.claim_job("host-a")
+    assert second is not None
+    project.fail_job(second.id or 0, "timeout", retry=True)
+    assert project.job_counts()["queued"] == 3
+    third = project.claim_job("host-b")
+    assert third is not None
+    project.fail_job(third.id or 0, "bad model", retry=False)
+    assert project.job_counts()["failed"] == 1
+
+    running = project.claim_job("host-a")
+    assert running is not None
+    assert project.requeue_interrupted() == 1  # as after a crash
+    assert project.cancel_jobs(run_id) == 2
+    counts = project.job_counts(run_id)
+    assert counts == {"queued": 0, "running": 0, "done": 1, "failed": 1, "cancelled": 2}
+
+
+def test_save_document_reimport_marks_pairs_stale(project: Store) -> None:
+    document = Document(path="docs/a.md", format="markdown", sha256="one", size=10)
+    saved, stale = project.save_document(document, [Chunk(ordinal=0, text="old text", start=0, end=8)])
+    assert stale == 0
+    chunk = project.list_chunks(saved.id)[0]
+    grounded = project.add_pairs([_pair(1).model_copy(update={"sources": [chunk.id]})])[0]
+    again, stale = project.save_document(
+        document.model_copy(update={"sha256": "two"}), [Chunk(ordinal=0, text="new text", start=0, end=8)]
+    )
+    assert again.id == saved.id and stale == 1
+    assert project.get_pair(grounded.id or 0).stale
+    assert [c.text for c in project.list_chunks(saved.id)] == ["new text"]
+    assert len(project.list_chunks(saved.id, include_retired=True)) == 2
+
+
+def test_wal_files_live_next_to_the_database(project: Store) -> None:
+    project.add_pairs([_pair(1)])
+    assert (project.root / DB_FILE).exists()
+    assert (project.root / (DB_FILE + "-wal")).exists()
