@@ -1,0 +1,94 @@
+"""The command line through both entry points: init, import, status, docs, chunks, log, undo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import engine.cli
+import tui.cli
+
+ENTRY_POINTS = [pytest.param(engine.cli.main, id="engine"), pytest.param(tui.cli.main, id="tui")]
+
+
+def _run(main: click.Group, project: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--project", str(project), *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_init_import_status_docs_chunks_log_undo(main: click.Group, tmp_path: Path, sample_docs: Path) -> None:
+    project = tmp_path / "proj"
+    code, out = _run(main, project, "init", "--json")
+    assert code == 0 and json.loads(out)["schema_version"] >= 1
+
+    code, out = _run(main, project, "import", str(sample_docs), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert len(report["imported"]) == 12 and report["pairs_imported"] == 16 and report["ok"]
+
+    code, out = _run(main, project, "status", "--json")
+    status = json.loads(out)
+    shipped = {p.name for p in sample_docs.iterdir() if not p.name.startswith(".")}
+    detail = {Path(d["path"]).name: d for d in status["documents_detail"]}
+    assert set(detail) == shipped
+    assert all(d["chunks"] > 0 for name, d in detail.items() if name != "legacy-dataset.jsonl")
+    assert status["pairs_by_kind"] == {"imported": 16}
+    assert status["warnings"] == {} or isinstance(status["warnings"], dict)
+
+    code, out = _run(main, project, "docs", "--json")
+    docs = json.loads(out)
+    dataset = next(d for d in docs if d["path"].endswith("legacy-dataset.jsonl"))
+    assert dataset["pairs"] == 16
+    caching = next(d for d in docs if d["path"].endswith("caching.md"))
+
+    code, out = _run(main, project, "chunks", str(caching["id"]), "--json")
+    chunks = json.loads(out)
+    text = (sample_docs / "caching.md").read_text(encoding="utf-8")
+    assert chunks and all(text[c["start"] : c["end"]] == c["text"] for c in chunks)
+
+    code, out = _run(main, project, "log", "--json")
+    assert any(e["step"] == "import" and e["action"] == "imported" for e in json.loads(out))
+
+    code, out = _run(main, project, "undo", "--json")
+    assert code == 0 and json.loads(out) is None  # imports are not user edits
+
+    code, out = _run(main, project, "import", str(sample_docs))
+    assert code == 0 and "unchanged" in out
+
+
+def test_import_exit_code_only_fails_when_nothing_imported(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    code, out = _run(engine.cli.main, project, "import", str(tmp_path / "missing.md"))
+    assert code == 1 and "does not exist" in out
+    good = tmp_path / "good.md"
+    good.write_text("# Good\n", encoding="utf-8")
+    code, out = _run(engine.cli.main, project, "import", str(tmp_path / "missing.md"), str(good))
+    assert code == 0
+
+
+def test_import_output_escapes_markup_in_file_names(tmp_path: Path) -> None:
+    odd = tmp_path / "[bold]odd[red].bin"
+    odd.write_bytes(b"\x00\x01")
+    code, out = _run(engine.cli.main, tmp_path / "proj", "import", str(odd))
+    assert code == 0 and "[bold]odd[red]" in out
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from tui.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = [m for m in ('datasets', 'transformers', 'pyarrow', 'textual', 'torch') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == ""
