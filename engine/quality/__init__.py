@@ -1,0 +1,66 @@
+"""Quality engine: per-pair checks, the live dataset report, the near-duplicate index, token counts, PII, split."""
+
+from __future__ import annotations
+
+from engine.quality.checks import check_pair, recheck
+from engine.quality.dedup import (
+    Cluster,
+    DedupResult,
+    NearDuplicateIndex,
+    SimilarPair,
+    dedup,
+    diff_words,
+    find_clusters,
+    similarity,
+)
+from engine.quality.pii import (
+    PLACEHOLDERS,
+    PiiMatch,
+    find_pii,
+    redact_pair,
+    redact_pairs,
+    redact_text,
+)
+from engine.quality.registry import CHECKS, CheckInfo
+from engine.quality.report import (
+    Contradiction,
+    DatasetReport,
+    DocumentShare,
+    LiveReport,
+    Threshold,
+    TokenStats,
+    round_up_seq_length,
+)
+from engine.quality.split import SplitResult, make_split
+from engine.quality.tokens import TokenCounter
+
+__all__ = [
+    "CHECKS",
+    "PLACEHOLDERS",
+    "CheckInfo",
+    "Cluster",
+    "Contradiction",
+    "DatasetReport",
+    "DedupResult",
+    "DocumentShare",
+    "LiveReport",
+    "NearDuplicateIndex",
+    "PiiMatch",
+    "SimilarPair",
+    "SplitResult",
+    "Threshold",
+    "TokenCounter",
+    "TokenStats",
+    "check_pair",
+    "dedup",
+    "diff_words",
+    "find_clusters",
+    "find_pii",
+    "make_split",
+    "recheck",
+    "redact_pair",
+    "redact_pairs",
+    "redact_text",
+    "round_up_seq_length",
+    "similarity",
+]

@@ -1,0 +1,421 @@
+"""The dataset report: thresholds, composition, consistency, contradictions, token statistics, warnings.
+
+``LiveReport.build(store)`` reads the store once (streamed), keeps a few facts per pair, and then stays
+current from the store's pair-change notifications: each change adjusts counters and a sorted token list,
+so an update costs microseconds, not a recount.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from engine.models import Pair, PairKind, PairStatus, utcnow
+from engine.quality.textstats import answer_style, guess_language
+from engine.quality.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from engine.quality.dedup import NearDuplicateIndex
+    from engine.store import PairChange, Store
+
+Status = Literal["ok", "warning", "missing"]
+
+# The field's guide: pairs needed for a corpus of N documents (lower, upper).
+CORPUS_GUIDE: tuple[tuple[int, int, int, int], ...] = (
+    (1, 5, 500, 1000),
+    (6, 20, 1000, 2000),
+    (21, 50, 2000, 5000),
+    (51, 10**9, 5000, 5000),
+)
+CONTRADICTION_MAX_ANSWER_SIMILARITY = 60.0
+
+
+class Threshold(BaseModel):
+    """One dataset-level target: the value, the target, a status and what is missing."""
+
+    name: str
+    value: int
+    target: int
+    status: Status
+    shortfall: int
+    message: str
+
+
+class Contradiction(BaseModel):
+    """Two near-identical questions with materially different answers."""
+
+    pair_ids: tuple[int, int]
+    question_similarity: float
+    answer_similarity: float
+
+
+class TokenStats(BaseModel):
+    """Token statistics of the (non-rejected) pairs."""
+
+    count: int = 0
+    min: int = 0
+    max: int = 0
+    mean: float = 0.0
+    median: float = 0.0
+    p95: int = 0
+    recommended_max_seq_length: int = 0
+    truncated_at_recommended: int = 0
+    over_configured_max: int = 0
+    configured_max_seq_length: int = 0
+    estimated: bool = True
+    tokenizer: str = ""
+
+
+class DocumentShare(BaseModel):
+    """How many pairs draw on one document."""
+
+    document_id: int
+    path: str
+    pairs: int
+
+
+class DatasetReport(BaseModel):
+    """A snapshot of everything known about the dataset as a whole."""
+
+    generated_at: datetime = Field(default_factory=utcnow)
+    total: int
+    by_status: dict[str, int]
+    thresholds: list[Threshold]
+    by_mode: dict[str, int]
+    by_kind: dict[str, int]
+    documents: list[DocumentShare]
+    composition_warnings: list[str]
+    style_by_mode: dict[str, dict[str, int]]
+    with_system_prompt: int
+    languages: dict[str, int]
+    consistency_warnings: list[str]
+    contradictions: list[Contradiction]
+    tokens: TokenStats
+    warning_counts: dict[str, int]
+
+    @property
+    def missing(self) -> bool:
+        """Whether any threshold is missing (``pairforge check`` exits 1)."""
+        return any(t.status == "missing" for t in self.thresholds)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the report needs to remember about one pair."""
+
+    kind: str
+    mode: str
+    status: str
+    documents: tuple[int, ...]
+    checks: tuple[str, ...]
+    tokens: int
+    style: str
+    has_system: bool
+    language: str
+    score: float | None
+
+
+def round_up_seq_length(tokens: int) -> int:
+    """``tokens`` rounded up to the nearer of the next power of two and the next multiple of 256 (min 128)."""
+    if tokens <= 128:
+        return 128
+    power = 1 << math.ceil(math.log2(tokens))
+    multiple = math.ceil(tokens / 256) * 256
+    return min(power, multiple)
+
+
+def _status_for(value: int, target: int, warn_from: int) -> Status:
+    if value >= target:
+        return "ok"
+    return "warning" if value >= warn_from else "missing"
+
+
+class LiveReport:
+    """The dataset report kept current from store notifications; call ``close()`` to stop listening."""
+
+    def __init__(self, store: Store, counter: TokenCounter | None = None) -> None:
+        self.store = store
+        self.counter = counter or TokenCounter.from_settings(store.settings.quality)
+        self._facts: dict[int, _Facts] = {}
+        self._chunk_documents: dict[int, int] = {}
+        self._kinds: Counter[str] = Counter()
+        self._modes: Counter[str] = Counter()
+        self._statuses: Counter[str] = Counter()
+        self._documents: Counter[int] = Counter()
+        self._checks: Counter[str] = Counter()
+        self._styles: dict[str, Counter[str]] = defaultdict(Counter)
+        self._languages: Counter[str] = Counter()
+        self._with_system = 0
+        self._tokens: list[int] = []
+        self._token_sum = 0
+        self._index: NearDuplicateIndex | None = None
+        self._unsubscribe = None
+
+    @classmethod
+    def build(cls, store: Store, *, counter: TokenCounter | None = None) -> LiveReport:
+        """Compute the report from the store (streamed) and subscribe to its pair changes."""
+        report = cls(store, counter)
+        for chunk in store.list_chunks(include_retired=True):
+            if chunk.id is not None and chunk.document_id is not None:
+                report._chunk_documents[chunk.id] = chunk.document_id
+        tokens: list[int] = []
+        for pair in store.iter_pairs():
+            facts = report._facts_of(pair)
+            report._count(pair.id or 0, facts, sign=1, insert_tokens=False)
+            if facts.status != PairStatus.REJECTED:
+                tokens.append(facts.tokens)
+        tokens.sort()
+        report._tokens = tokens
+        report._unsubscribe = store.subscribe(report._on_changes)
+        return report
+
+    def close(self) -> None:
+        """Stop following the store."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # ------------------------------------------------------------------ incremental upkeep
+
+    def _documents_of(self, sources: Sequence[int]) -> tuple[int, ...]:
+        unknown = [c for c in sources if c not in self._chunk_documents]
+        if unknown:  # chunks imported after the report was built
+            for chunk in self.store.get_chunks(unknown):
+                if chunk.id is not None and chunk.document_id is not None:
+                    self._chunk_documents[chunk.id] = chunk.document_id
+        return tuple(sorted({self._chunk_documents[c] for c in sources if c in self._chunk_documents}))
+
+    def _facts_of(self, pair: Pair) -> _Facts:
+        response = pair.response
+        return _Facts(
+            kind=str(pair.kind),
+            mode=pair.mode,
+            status=str(pair.status),
+            documents=self._documents_of(pair.sources),
+            checks=tuple(sorted({w.check for w in pair.warnings})),
+            tokens=self.counter.count_pair(pair),
+            style=answer_style(response),
+            has_system=pair.system is not None,
+            language=guess_language(response),
+            score=pair.score,
+        )
+
+    def _count(self, pair_id: int, facts: _Facts, sign: int, *, insert_tokens: bool = True) -> None:
+        self._statuses[facts.status] += sign
+        if sign > 0:
+            self._facts[pair_id] = facts
+        else:
+            self._facts.pop(pair_id, None)
+        if facts.status == PairStatus.REJECTED:
+            return  # rejected pairs are out of the dataset: only their status is counted
+        self._kinds[facts.kind] += sign
+        self._modes[facts.mode] += sign
+        for document in facts.documents:
+            self._documents[document] += sign
+        for check in facts.checks:
+            self._checks[check] += sign
+        self._styles[facts.mode][facts.style] += sign
+        self._languages[facts.language] += sign
+        self._with_system += sign if facts.has_system else 0
+        self._token_sum += sign * facts.tokens
+        if insert_tokens:
+            if sign > 0:
+                bisect.insort(self._tokens, facts.tokens)
+            else:
+                position = bisect.bisect_left(self._tokens, facts.tokens)
+                if position < len(self._tokens) and self._tokens[position] == facts.tokens:
+                    del self._tokens[position]
+
+    def apply(self, changes: Sequence[PairChange]) -> None:
+        """Apply pair changes (what ``store.subscribe`` delivers)."""
+        for change in changes:
+            old = self._facts.get(change.pair_id)
+            if old is not None:
+                self._count(change.pair_id, old, sign=-1)
+            if change.after is not None:
+                self._count(change.pair_id, self._facts_of(change.after), sign=1)
+            if self._index is not None:
+                if change.after is None or change.after.status is PairStatus.REJECTED:
+                    self._index.remove(change.pair_id)
+                else:
+                    self._index.update(change.after)
+
+    _on_changes = apply
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _thresholds(self, total: int) -> list[Threshold]:
+        quality = self.store.settings.quality
+        results: list[Threshold] = []
+
+        def add(name: str, value: int, target: int, warn_from: int, what: str) -> None:
+            status = _status_for(value, target, warn_from)
+            shortfall = max(0, target - value)
+            message = f"{value} {what} (target {target})" + (f": {shortfall} more needed." if shortfall else ".")
+            results.append(Threshold(name=name, value=value, target=target, status=status, shortfall=shortfall, message=message))
+
+        add("pairs", total, quality.min_pairs, quality.min_pairs // 2, "pairs")
+        n_docs = len(self.store.list_documents())
+        for low_docs, high_docs, lower, upper in CORPUS_GUIDE:
+            if n_docs and low_docs <= n_docs <= high_docs:
+                add("pairs_for_corpus", total, upper, lower, f"pairs for {n_docs} document(s), guide {lower}-{upper}")
+                break
+        refusals = self._kinds.get(PairKind.REFUSAL, 0)
+        add("refusals", refusals, quality.min_refusals, quality.min_refusals // 2, "refusal pairs")
+        multi_hop = self._kinds.get(PairKind.MULTI_HOP, 0)
+        add("multi_hop", multi_hop, quality.min_multi_hop, quality.min_multi_hop // 2, "multi-hop pairs")
+        return results
+
+    def _token_stats(self) -> TokenStats:
+        quality = self.store.settings.quality
+        values = self._tokens
+        stats = TokenStats(
+            estimated=self.counter.estimated, tokenizer=self.counter.name, configured_max_seq_length=quality.max_seq_length
+        )
+        if not values:
+            return stats
+        n = len(values)
+        p95 = values[min(n - 1, math.ceil(0.95 * n) - 1)]
+        median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        recommended = round_up_seq_length(p95)
+        stats.count, stats.min, stats.max = n, values[0], values[-1]
+        stats.mean = round(self._token_sum / n, 1)
+        stats.median, stats.p95 = float(median), p95
+        stats.recommended_max_seq_length = recommended
+        stats.truncated_at_recommended = n - bisect.bisect_right(values, recommended)
+        stats.over_configured_max = n - bisect.bisect_right(values, quality.max_seq_length)
+        return stats
+
+    def _composition_warnings(self, total: int, documents: list[DocumentShare]) -> list[str]:
+        limit = self.store.settings.quality.max_category_share
+        notes: list[str] = []
+        if total >= 10:
+            for label, counts in (("mode", self._modes), ("kind", self._kinds)):
+                for name, count in counts.items():
+                    if count / total > limit:
+                        notes.append(
+                            f"{count / total:.0%} of pairs have {label} {name} (limit {limit:.0%}); generate more of the other {label}s."
+                        )
+        for document in documents:
+            if document.pairs == 0:
+                notes.append(f"{document.path} has no pairs; generate some from it or remove it from the project.")
+        return notes
+
+    def _consistency_warnings(self, total: int) -> list[str]:
+        notes: list[str] = []
+        for mode, styles in sorted(self._styles.items()):
+            bullets, prose = styles.get("bullets", 0), styles.get("prose", 0)
+            count = bullets + prose
+            if count >= 10 and min(bullets, prose) / count >= 0.2:
+                notes.append(
+                    f"Mode {mode} mixes styles: {bullets / count:.0%} bullet-list and {prose / count:.0%} prose answers; pick one per mode."
+                )
+        if 0 < self._with_system < total:
+            notes.append(
+                f"{self._with_system} of {total} pairs have a system prompt and the rest do not; give all or none one (export.system_prompt)."
+            )
+        languages = {k: v for k, v in self._languages.items() if k != "unknown" and v > 0}
+        if len(languages) > 1:
+            main, _ = max(languages.items(), key=lambda kv: kv[1])
+            others = {k: v for k, v in languages.items() if k != main and v >= max(2, 0.01 * total)}
+            if others:
+                listed = ", ".join(f"{v} in {k}" for k, v in sorted(others.items()))
+                notes.append(f"Answers mix languages: most are in {main}, {listed}; translate or remove them.")
+        return notes
+
+    def contradictions(self, limit: int = 50) -> list[Contradiction]:
+        """Near-identical questions whose answers differ materially (builds the near-duplicate index once)."""
+        from engine.quality.dedup import NearDuplicateIndex, similarity
+
+        if self._index is None:
+            self._index = NearDuplicateIndex.from_store(self.store)
+        found: list[Contradiction] = []
+        for group in self._index.clusters():
+            if len(found) >= limit:
+                break
+            members = self.store.get_pairs(group[:20])
+            for i, a in enumerate(members):
+                for b in members[i + 1 :]:
+                    question = similarity(a.instruction, b.instruction)
+                    if question < self._index.threshold:
+                        continue
+                    answer = similarity(a.response, b.response)
+                    if answer < CONTRADICTION_MAX_ANSWER_SIMILARITY:
+                        found.append(Contradiction(pair_ids=(a.id or 0, b.id or 0), question_similarity=round(question, 1), answer_similarity=round(answer, 1)))
+        return found[:limit]
+
+    def snapshot(self, *, contradictions: bool = True) -> DatasetReport:
+        """The report as it stands now."""
+        total = sum(self._kinds.values())
+        documents = [
+            DocumentShare(document_id=d.id or 0, path=Path(d.path).name if d.path else str(d.id), pairs=self._documents.get(d.id or 0, 0))
+            for d in self.store.list_documents()
+        ]
+        return DatasetReport(
+            total=total,
+            by_status={k: v for k, v in self._statuses.items() if v},
+            thresholds=self._thresholds(total),
+            by_mode={k: v for k, v in self._modes.most_common() if v},
+            by_kind={k: v for k, v in self._kinds.most_common() if v},
+            documents=documents,
+            composition_warnings=self._composition_warnings(total, documents),
+            style_by_mode={m: {k: v for k, v in s.items() if v} for m, s in sorted(self._styles.items()) if sum(s.values())},
+            with_system_prompt=self._with_system,
+            languages={k: v for k, v in self._languages.most_common() if v},
+            consistency_warnings=self._consistency_warnings(total),
+            contradictions=self.contradictions() if contradictions else [],
+            tokens=self._token_stats(),
+            warning_counts={k: v for k, v in self._checks.most_common() if v},
+        )
+
+    @property
+    def missing(self) -> bool:
+        """Whether any threshold is missing right now."""
+        return any(t.status == "missing" for t in self._thresholds(sum(self._kinds.values())))
+
+    def _score_or_inf(self, pair_id: int) -> float:
+        score = self._facts[pair_id].score
+        return math.inf if score is None else score
+
+    def review_sample(self, n: int = 20, seed: int | None = None, low_scores_first: bool = False) -> list[int]:
+        """Up to ``n`` pair ids for a read-through, stratified over (kind, mode); lowest judge scores first if asked."""
+        rng = random.Random(seed)
+        strata: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for pair_id, facts in sorted(self._facts.items()):
+            if facts.status != PairStatus.REJECTED:
+                strata[(facts.kind, facts.mode)].append(pair_id)
+        if not strata:
+            return []
+        for ids in strata.values():
+            rng.shuffle(ids)
+            if low_scores_first:
+                ids.sort(key=lambda i: self._score_or_inf(i))
+        total = sum(len(v) for v in strata.values())
+        keys = sorted(strata, key=lambda k: (-len(strata[k]), k))
+        quota = {k: min(len(strata[k]), max(1, round(n * len(strata[k]) / total))) for k in keys}
+        picked: list[int] = []
+        for key in keys:
+            picked.extend(strata[key][: quota[key]])
+        # Fill or trim to exactly n, round-robin so small categories are not crowded out.
+        position = dict(quota)
+        while len(picked) < min(n, total):
+            for key in keys:
+                if position[key] < len(strata[key]) and len(picked) < n:
+                    picked.append(strata[key][position[key]])
+                    position[key] += 1
+        if len(picked) > n:
+            rng.shuffle(picked)
+            picked = picked[:n]
+        return sorted(picked)
+
+
+__all__ = ["Contradiction", "DatasetReport", "DocumentShare", "LiveReport", "Threshold", "TokenStats", "round_up_seq_length"]

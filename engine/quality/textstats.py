@@ -1,0 +1,71 @@
+"""Cheap text measures shared by the checks, the report and the near-duplicate index."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+_PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+_BULLET_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+\S", re.MULTILINE)
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "should", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your"]
+    ),
+    "de": frozenset(
+        ["der", "die", "das", "und", "ist", "nicht", "ein", "eine", "einen", "dem", "den", "des", "mit", "auf", "für", "von", "zu", "im", "sich", "auch", "es", "wie", "wird", "werden", "kann", "oder", "aber", "wenn", "bei", "sie", "wir", "ich", "du", "hat", "sind"]
+    ),
+    "fr": frozenset(
+        ["le", "la", "les", "et", "est", "un", "une", "des", "du", "de", "pour", "pas", "que", "qui", "dans", "sur", "avec", "ce", "cette", "il", "elle", "nous", "vous", "sont", "au", "aux", "mais", "ou", "par", "se", "ne", "plus", "être"]
+    ),
+    "es": frozenset(
+        ["el", "la", "los", "las", "y", "es", "un", "una", "de", "del", "que", "en", "por", "para", "con", "no", "se", "su", "sus", "al", "lo", "como", "más", "pero", "sí", "son", "está", "este", "esta"]
+    ),
+}
+ENGLISH_STOPWORDS = STOPWORDS["en"]
+
+
+def words(text: str) -> list[str]:
+    """Lowercased words of ``text`` (letters and digits; apostrophes kept inside words)."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """Each lowercased word with its start and end offsets in ``text``."""
+    return [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def normalize(text: str) -> str:
+    """Lowercase, punctuation removed, whitespace collapsed: the form duplicates are compared in."""
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def stem(word: str) -> str:
+    """A crude suffix-stripping stem, enough to match "retries" with "retry" when measuring grounding."""
+    for suffix in ("ingly", "edly", "ing", "ies", "ied", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:6]
+
+
+def content_words(text: str) -> list[str]:
+    """Words that carry meaning: not stopwords, at least three characters or a number."""
+    return [w for w in words(text) if (len(w) >= 3 or w.isdigit()) and w not in ENGLISH_STOPWORDS]
+
+
+def answer_style(text: str) -> str:
+    """"bullets" when the answer is mostly a list (two or more list lines), else "prose"."""
+    return "bullets" if len(_BULLET_LINE.findall(text)) >= 2 else "prose"
+
+
+def guess_language(text: str) -> str:
+    """A cheap stopword-count language guess ("en", "de", "fr", "es" or "unknown")."""
+    tokens = words(text[:2000])
+    if len(tokens) < 5:
+        return "unknown"
+    counts = Counter({lang: sum(1 for w in tokens if w in stops) for lang, stops in STOPWORDS.items()})
+    lang, hits = counts.most_common(1)[0]
+    return lang if hits >= 2 and hits >= 0.05 * len(tokens) else "unknown"
