@@ -1,0 +1,209 @@
+"""PairForgeApp: the Textual face of the engine. It holds no state the store does not have."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from engine.errors import PairForgeError, ProjectNotFoundError
+from engine.settings import SETTINGS_FILE
+from engine.store import PairChange, Store
+from tui.commands import PairForgeCommands
+from tui.messages import EngineFailed, PairsChanged, QualityReady, ShowPairs
+from tui.quality_figures import figures_from_report, figures_from_store
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.workspace import WorkspaceScreen
+from tui.themes import DEFAULT_THEME, load_themes
+
+STYLES = Path(__file__).parent / "styles"
+# The quality panel is recomputed at most this often while pairs stream in.
+QUALITY_REFRESH_S = 0.5
+
+
+class PairForgeApp(App[None]):
+    """Import, generate, review and export a fine-tuning dataset from the keyboard."""
+
+    TITLE = "PairForge"
+    CSS_PATH = [STYLES / "app.tcss"]
+    COMMANDS = App.COMMANDS | {PairForgeCommands}
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", id="help", tooltip="List every key and what it does."),
+        Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit; everything is already saved.", priority=True),
+    ]
+
+    def __init__(self, project: str | Path, *, backend: str | None = None, create: bool = False) -> None:
+        super().__init__()
+        self.project_path = Path(project).expanduser().resolve()
+        self.backend_override = backend
+        self.create_if_missing = create
+        self.store: Store | None = None
+        self._unsubscribe: Any = None
+        self._live_report: Any = None
+        self._quality_dirty = threading.Event()
+        self._pending_ids: set[int] = set()
+        themes, self._theme_problems = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+
+    # ------------------------------------------------------------------ start-up
+
+    def on_mount(self) -> None:
+        for problem in self._theme_problems:
+            self.notify(problem, severity="warning")
+        try:
+            self.store = Store.open(self.project_path, create=self.create_if_missing)
+        except ProjectNotFoundError:
+            self.push_screen(
+                ConfirmScreen(
+                    f"There is no PairForge project in {self.project_path}. Create one here?",
+                    yes="Create", no="Quit",
+                ),
+                self._create_answered,
+            )
+            return
+        except PairForgeError as exc:
+            self.exit(message=str(exc))
+            return
+        self._start(self.store)
+
+    def _create_answered(self, create: bool | None) -> None:
+        if not create:
+            self.exit(message=f"No project opened; run `pairforge init {self.project_path}` to create one.")
+            return
+        try:
+            self.store = Store.init(self.project_path)
+        except PairForgeError as exc:
+            self.exit(message=str(exc))
+            return
+        self._start(self.store)
+
+    def _start(self, store: Store) -> None:
+        store.requeue_interrupted()
+        if self.backend_override:
+            store.settings.generation.backend = self.backend_override  # type: ignore[assignment]
+        theme = store.settings.tui.theme
+        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self.apply_keymap(store.settings.tui.keymap)
+        self._unsubscribe = store.subscribe(self._on_store_change)
+        self.push_screen(WorkspaceScreen(store))
+        self._quality_dirty.set()
+        self.set_interval(QUALITY_REFRESH_S, self._refresh_quality_if_dirty)
+        self._start_live_report()
+
+    def apply_keymap(self, keymap: dict[str, str]) -> None:
+        """Remap bindings by id from ``[tui] keymap`` (e.g. ``accept = "a,y"``)."""
+        self.set_keymap({binding_id: keys for binding_id, keys in keymap.items() if keys.strip()})
+
+    @property
+    def workspace(self) -> WorkspaceScreen | None:
+        """The main screen, once a project is open."""
+        for screen in self.screen_stack:
+            if isinstance(screen, WorkspaceScreen):
+                return screen
+        return None
+
+    # ------------------------------------------------------------------ live updates
+
+    def _on_store_change(self, changes: Sequence[PairChange]) -> None:
+        # Called from whichever thread wrote: only post, never touch widgets here.
+        self._quality_dirty.set()
+        self.post_message(PairsChanged([c.pair_id for c in changes]))
+
+    def on_pairs_changed(self, message: PairsChanged) -> None:
+        # Coalesced messages carry only the last burst's ids; a full refresh covers the rest.
+        self._quality_dirty.set()
+        if (workspace := self.workspace) is not None:
+            workspace.pairs_changed(message.pair_ids)
+
+    @work(thread=True, exclusive=True, group="live-report", exit_on_error=False)
+    def _start_live_report(self) -> None:
+        """Build the engine's live quality report, if this installation has one."""
+        try:
+            from engine.quality import LiveReport
+        except ImportError:
+            return
+        if self.store is None:
+            return
+        try:
+            self._live_report = LiveReport.build(self.store)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="quality report"))
+        self._quality_dirty.set()
+
+    def _refresh_quality_if_dirty(self) -> None:
+        if self._quality_dirty.is_set():
+            self._quality_dirty.clear()
+            self._compute_quality()
+
+    @work(thread=True, exclusive=True, group="quality", exit_on_error=False)
+    def _compute_quality(self) -> None:
+        """Compute the panel's figures off the UI thread."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            if self._live_report is not None:
+                figures = figures_from_report(self._live_report.snapshot(), store)
+            else:
+                figures = figures_from_store(store)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="quality panel"))
+            return
+        self.post_message(QualityReady(figures))
+
+    def on_quality_ready(self, message: QualityReady) -> None:
+        if (workspace := self.workspace) is not None:
+            workspace.show_quality(message.report)
+
+    def on_show_pairs(self, message: ShowPairs) -> None:
+        if (workspace := self.workspace) is not None:
+            workspace.show_pairs(message.pair_filter, message.label)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        """One clear notification, and a line in the log view."""
+        self.notify(message.text, title=message.where or "PairForge", severity="error", timeout=8)
+        if (workspace := self.workspace) is not None:
+            workspace.query_one("#log").add_error(message.text)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        """Show every key and what it does."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def watch_theme(self, theme: str) -> None:
+        # Remember the theme in pairforge.toml so the next start uses it.
+        if self.store is not None and self.store.settings.tui.theme != theme:
+            self.store.settings.tui.theme = theme
+            try:
+                self.store.save_settings()
+            except PairForgeError as exc:
+                self.notify(str(exc), severity="error")
+
+    def on_unmount(self) -> None:
+        if self._live_report is not None:
+            self._live_report.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.store is not None:
+            self.store.close()
+
+
+def run_app(path: str | Path, *, backend: str | None = None) -> None:
+    """Open the app on the project in ``path`` (offering to create one if there is none)."""
+    project = Path(path)
+    app = PairForgeApp(project, backend=backend)
+    app.run()
+    if app.return_code and app.return_code != 0:
+        raise SystemExit(app.return_code)
+
+
+__all__ = ["SETTINGS_FILE", "PairForgeApp", "run_app"]

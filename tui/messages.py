@@ -1,0 +1,147 @@
+"""Typed messages workers and store listeners post to the app; handlers own the state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from engine.store import PairFilter
+
+
+class PairsChanged(Message):
+    """Pairs were added, edited or removed (posted from whichever thread wrote them)."""
+
+    def __init__(self, pair_ids: list[int]) -> None:
+        super().__init__()
+        self.pair_ids = pair_ids
+
+    def can_replace(self, message: Message) -> bool:
+        # A burst of writes needs one refresh, not one per write.
+        return isinstance(message, PairsChanged)
+
+
+class QualityReady(Message):
+    """A fresh dataset report for the quality panel."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__()
+        self.report = report
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, QualityReady)
+
+
+class ShowPairs(Message):
+    """Jump to the Review screen showing the pairs matching ``pair_filter``."""
+
+    def __init__(self, pair_filter: PairFilter, label: str) -> None:
+        super().__init__()
+        self.pair_filter = pair_filter
+        self.label = label
+
+
+class EngineFailed(Message):
+    """An engine call failed with a message a person can act on."""
+
+    def __init__(self, text: str, *, where: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.where = where
+
+
+class ImportProgress(Message):
+    """How far an import has got."""
+
+    def __init__(self, done: int, total: int, current: str) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+        self.current = current
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ImportProgress)
+
+
+@dataclass
+class ImportOutcome:
+    """What an import did, in lines a person reads."""
+
+    imported: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ImportFinished(Message):
+    """An import ended."""
+
+    def __init__(self, outcome: ImportOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+class GenerationUpdate(Message):
+    """Live figures of the running generation queue."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        super().__init__()
+        self.stats = stats
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, GenerationUpdate)
+
+
+class GenerationText(Message):
+    """Streamed text of the answer being generated."""
+
+    def __init__(self, job_id: int | None, text: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.text = text
+
+
+class GenerationFinished(Message):
+    """The generation queue stopped (done, paused, cancelled or failed)."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+class ExportProgress(Message):
+    """How far an export has got."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ExportProgress)
+
+
+class ExportFinished(Message):
+    """An export ended; ``card`` is the dataset card's text."""
+
+    def __init__(self, out_dir: str, files: list[str], card: str) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+        self.files = files
+        self.card = card
+
+
+__all__ = [
+    "EngineFailed",
+    "ExportFinished",
+    "ExportProgress",
+    "GenerationFinished",
+    "GenerationText",
+    "GenerationUpdate",
+    "ImportFinished",
+    "ImportOutcome",
+    "ImportProgress",
+    "PairsChanged",
+    "QualityReady",
+    "ShowPairs",
+]

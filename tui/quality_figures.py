@@ -1,0 +1,121 @@
+"""The figures the quality panel shows, from the engine's live report or, until it runs, the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.store import PairFilter, Store
+
+# The guide's pairs-per-corpus-size table, used only when the quality engine is absent.
+_CORPUS_TARGETS = ((5, "500-1000"), (20, "1000-2000"), (50, "2000-5000"))
+
+
+@dataclass(frozen=True)
+class GaugeFigure:
+    """One threshold: how far the dataset is from its target."""
+
+    key: str
+    label: str
+    value: int
+    target: int
+    status: str  # ok | warning | missing
+    message: str
+    pair_filter: PairFilter
+
+
+@dataclass
+class PanelFigures:
+    """Everything the quality panel draws."""
+
+    gauges: list[GaugeFigure] = field(default_factory=list)
+    corpus_line: str = ""
+    composition: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str, int]] = field(default_factory=list)  # check, title, count
+    source: str = "store"
+
+
+def _status(value: int, target: int) -> str:
+    if value >= target:
+        return "ok"
+    return "warning" if value >= target / 2 else "missing"
+
+
+def _check_titles() -> dict[str, str]:
+    try:
+        from engine.quality import CHECKS
+    except ImportError:
+        return {}
+    titles: dict[str, str] = {}
+    for check_id, info in dict(CHECKS).items():
+        titles[str(check_id)] = str(getattr(info, "title", None) or (info.get("title") if isinstance(info, dict) else check_id))
+    return titles
+
+
+_GAUGE_FILTERS = {
+    "total": PairFilter(),
+    "pairs": PairFilter(),
+    "min_pairs": PairFilter(),
+    "refusals": PairFilter(kind="refusal"),
+    "min_refusals": PairFilter(kind="refusal"),
+    "refusal": PairFilter(kind="refusal"),
+    "multi_hop": PairFilter(kind="multi_hop"),
+    "min_multi_hop": PairFilter(kind="multi_hop"),
+}
+
+
+def figures_from_report(report: Any, store: Store) -> PanelFigures:
+    """Turn the engine's DatasetReport into panel figures."""
+    figures = PanelFigures(source="quality")
+    corpus: list[str] = []
+    for threshold in getattr(report, "thresholds", []) or []:
+        name = str(getattr(threshold, "name", ""))
+        status = str(getattr(threshold, "status", "ok"))
+        message = str(getattr(threshold, "message", "") or "")
+        value, target = getattr(threshold, "value", 0), getattr(threshold, "target", 0)
+        if isinstance(value, int | float) and isinstance(target, int | float) and name in _GAUGE_FILTERS:
+            figures.gauges.append(
+                GaugeFigure(name, name.replace("min_", "").replace("_", "-"), int(value), int(target),
+                            status, message, _GAUGE_FILTERS[name])
+            )
+        elif "corpus" in name:
+            corpus.append(message or f"{name}: {value} of {target}")
+        elif status != "ok":
+            figures.composition.append(message or f"{name}: {value} (target {target})")
+    figures.corpus_line = " ".join(corpus)
+    for line in getattr(report, "composition_warnings", []) or []:
+        figures.composition.append(str(line))
+    titles = _check_titles()
+    counts = getattr(report, "warning_counts", None) or store.warning_counts()
+    figures.warnings = [(c, titles.get(c, c), int(n)) for c, n in sorted(dict(counts).items(), key=lambda kv: -kv[1])]
+    return figures
+
+
+def figures_from_store(store: Store) -> PanelFigures:
+    """Panel figures computed from store counts (used while the quality engine is unavailable)."""
+    q = store.settings.quality
+    kinds = store.pair_counts("kind")
+    rejected = store.count_pairs(PairFilter(status="rejected"))
+    total = sum(kinds.values()) - rejected
+    figures = PanelFigures(source="store")
+    for key, label, value, target, flt in (
+        ("min_pairs", "pairs", total, q.min_pairs, PairFilter()),
+        ("min_refusals", "refusals", kinds.get("refusal", 0), q.min_refusals, PairFilter(kind="refusal")),
+        ("min_multi_hop", "multi-hop", kinds.get("multi_hop", 0), q.min_multi_hop, PairFilter(kind="multi_hop")),
+    ):
+        status = _status(value, target)
+        message = "" if status == "ok" else f"{target - value} more {label} needed"
+        figures.gauges.append(GaugeFigure(key, label, value, target, status, message, flt))
+    n_docs = len(store.list_documents())
+    wanted = next((text for limit, text in _CORPUS_TARGETS if n_docs <= limit), "5000+")
+    figures.corpus_line = f"{n_docs} document(s): aim for {wanted} pairs"
+    if total:
+        for kind, n in kinds.items():
+            if n / max(sum(kinds.values()), 1) > q.max_category_share and sum(kinds.values()) >= 10:
+                figures.composition.append(f"{kind} is {n * 100 // sum(kinds.values())}% of pairs (max {q.max_category_share:.0%})")
+    titles = _check_titles()
+    figures.warnings = [(c, titles.get(c, c), n) for c, n in store.warning_counts().items()]
+    return figures
+
+
+__all__ = ["GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]

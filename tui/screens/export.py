@@ -1,0 +1,161 @@
+"""Export: formats, include/exclude rules, the system prompt rule; run, preview files, show the card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
+
+from engine.errors import PairForgeError
+from engine.store import Store
+from tui.messages import EngineFailed, ExportFinished, ExportProgress
+from tui.safe_text import plain
+from tui.screens.confirm import ConfirmScreen
+
+FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
+SYSTEM_PROMPT_RULES = (("keep as generated", "keep"), ("add to every pair", "add"), ("remove from every pair", "remove"))
+PREVIEW_LINES = 3
+
+
+def preview_files(paths: list[Path]) -> Text:
+    """The first lines of each exported file, as plain text."""
+    text = Text()
+    for path in paths:
+        if not path.is_file():
+            continue
+        text.append(f"{path.name}\n", style="bold")
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                for _, line in zip(range(PREVIEW_LINES), handle, strict=False):
+                    text.append(plain(line[:400].rstrip("\n")))
+                    text.append("\n")
+        except OSError as exc:
+            text.append(f"(cannot read: {exc.strerror})\n")
+    return text
+
+
+class ExportPane(Vertical):
+    """Choose what to export and where; the card shows when it is done."""
+
+    BINDINGS = [
+        Binding("ctrl+e", "run_export", "Export", id="run_export", tooltip="Write the dataset files and the card."),
+    ]
+
+    def __init__(self, store: Store, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        e = self.store.settings.export
+        with Horizontal(classes="form-row"):
+            yield Select([(f, f) for f in FORMATS], value=e.format, allow_blank=False, id="exp-format")
+            yield Input(str(self.store.root / "export"), placeholder="output folder", id="exp-out")
+        with Horizontal(classes="form-row"):
+            yield Checkbox("include pending", e.include_pending, id="exp-pending")
+            yield Checkbox("exclude pairs with warnings", False, id="exp-no-warnings")
+            yield Select(list(SYSTEM_PROMPT_RULES), value="keep", allow_blank=False, id="exp-system-rule")
+        yield Input(e.system_prompt or "", placeholder="system prompt (for 'add')", id="exp-system")
+        with Horizontal(classes="form-row buttons"):
+            yield Button("Export ^e", id="exp-run", variant="primary")
+        yield ProgressBar(id="exp-progress", show_eta=False)
+        with VerticalScroll(id="exp-result"):
+            yield Label("", id="exp-summary")
+            yield Static(id="exp-preview")
+            yield Static(id="exp-card")
+
+    def on_mount(self) -> None:
+        self.query_one("#exp-progress").display = False
+        self.query_one("#exp-summary", Label).update(self._scope_line())
+
+    def _scope_line(self) -> Text:
+        counts = self.store.pair_counts("status")
+        return Text(
+            f"{counts.get('accepted', 0)} accepted, {counts.get('pending', 0)} pending, "
+            f"{counts.get('rejected', 0)} rejected (rejected pairs are never exported)."
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "exp-run":
+            event.stop()
+            self.action_run_export()
+
+    def _options(self) -> dict[str, Any]:
+        rule = str(self.query_one("#exp-system-rule", Select).value)
+        return {
+            "format": str(self.query_one("#exp-format", Select).value),
+            "include_pending": self.query_one("#exp-pending", Checkbox).value,
+            "exclude_warnings": self.query_one("#exp-no-warnings", Checkbox).value,
+            "system_prompt_rule": rule,
+            "system_prompt": self.query_one("#exp-system", Input).value.strip() or None,
+        }
+
+    def action_run_export(self) -> None:
+        """Export, asking first when the output folder already holds files."""
+        out_dir = Path(self.query_one("#exp-out", Input).value.strip() or self.store.root / "export").expanduser()
+        if out_dir.exists() and any(out_dir.iterdir()):
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._start(out_dir, overwrite=True)
+
+            self.app.push_screen(ConfirmScreen(f"{out_dir} already holds files. Overwrite them?", yes="Overwrite"), answered)
+            return
+        self._start(out_dir, overwrite=False)
+
+    def _start(self, out_dir: Path, *, overwrite: bool) -> None:
+        bar = self.query_one("#exp-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.run_export(out_dir, self._options(), overwrite)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool) -> None:
+        """Run the engine's export off the UI thread."""
+        try:
+            from engine.export import ExportOptions, export_dataset
+        except ImportError:
+            self.post_message(EngineFailed("Export is not available in this installation.", where="export"))
+            return
+        fields = set(getattr(ExportOptions, "model_fields", {}) or getattr(ExportOptions, "__dataclass_fields__", {}))
+        values = {**form, "overwrite": overwrite}
+        if "formats" in fields and "format" not in fields:
+            values["formats"] = list(FORMATS[:-1]) if form["format"] == "all" else [form["format"]]
+        try:
+            options = ExportOptions(**{k: v for k, v in values.items() if k in fields})
+
+            def progress(*args: Any) -> None:
+                done, total = (*args, 0, 0)[:2] if args and isinstance(args[0], int) else (
+                    getattr(args[0], "done", 0), getattr(args[0], "total", 0))
+                self.post_message(ExportProgress(int(done), int(total)))
+
+            result = export_dataset(self.store, out_dir, options, on_progress=progress)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="export"))
+            return
+        files = [str(p) for p in getattr(result, "files", []) or []]
+        card_path = getattr(result, "card_path", None) or getattr(result, "card", None)
+        card = ""
+        if card_path and Path(card_path).is_file():
+            card = Path(card_path).read_text(encoding="utf-8", errors="replace")
+        self.post_message(ExportFinished(str(out_dir), files, card))
+
+    def on_export_progress(self, message: ExportProgress) -> None:
+        message.stop()
+        self.query_one("#exp-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        message.stop()
+        self.query_one("#exp-progress", ProgressBar).update(total=1, progress=1)
+        paths = [Path(f) for f in message.files] or sorted(Path(message.out_dir).glob("*.jsonl"))
+        self.query_one("#exp-summary", Label).update(Text(f"Wrote {len(paths)} file(s) to {message.out_dir}."))
+        self.query_one("#exp-preview", Static).update(preview_files(paths))
+        self.query_one("#exp-card", Static).update(plain(message.card) if message.card else Text("(no dataset card written)"))
+        self.notify(f"Exported to {message.out_dir}.")
+
+
+__all__ = ["ExportPane", "preview_files"]

@@ -1,0 +1,263 @@
+"""Generate: backend, model, hosts and concurrency; an editable plan; the live queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, Select, Static
+
+from engine.errors import PairForgeError
+from engine.store import Store
+from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
+from tui.safe_text import plain
+from tui.widgets.job_list import JobList
+
+BACKENDS = ("ollama", "llamacpp", "openai")
+# The streamed answer keeps only its tail on screen.
+STREAM_TAIL_CHARS = 600
+
+
+def _seconds(value: Any) -> str:
+    if value is None:
+        return "–"
+    seconds = int(value)
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class GeneratePane(Vertical):
+    """Plan before running; start, pause, resume and cancel; watch jobs and throughput."""
+
+    BINDINGS = [
+        Binding("ctrl+l", "list_models", "Models", id="list_models", tooltip="Ask the backend which models it offers."),
+        Binding("ctrl+n", "make_plan", "Plan", id="make_plan", tooltip="Plan a run from the target and mix."),
+        Binding("ctrl+r", "start", "Start", id="start_generation", tooltip="Save the plan and run the queue."),
+        Binding("ctrl+z", "pause_resume", "Pause/resume", id="pause_generation", tooltip="Pause or resume the running queue."),
+        Binding("ctrl+x", "cancel", "Cancel", id="cancel_generation", tooltip="Cancel the queued jobs of this run."),
+    ]
+
+    def __init__(self, store: Store, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self._plan: Any = None
+        self._queue: Any = None
+        self._paused = False
+        self._stream = ""
+
+    def compose(self) -> ComposeResult:
+        g = self.store.settings.generation
+        with Horizontal(classes="form-row"):
+            yield Select([(b, b) for b in BACKENDS], value=g.backend, allow_blank=False, id="gen-backend")
+            yield Input(g.model, placeholder="model", id="gen-model")
+            yield Select([], prompt="models (ctrl+l)", id="gen-models")
+        with Horizontal(classes="form-row"):
+            yield Input(",".join(g.hosts), placeholder="hosts, comma separated (empty: default)", id="gen-hosts")
+            yield Input(str(g.concurrency), placeholder="concurrency", type="integer", id="gen-concurrency")
+        with Horizontal(classes="form-row"):
+            yield Input(str(g.target or ""), placeholder="target pairs (empty: guide)", type="integer", id="gen-target")
+            yield Input("", placeholder="mix e.g. instruction=0.7,refusal=0.1", id="gen-mix")
+        with Horizontal(classes="form-row buttons"):
+            yield Button("Plan ^n", id="gen-plan")
+            yield Button("Start ^r", id="gen-start", variant="primary")
+            yield Button("Pause ^z", id="gen-pause")
+            yield Button("Cancel ^x", id="gen-cancel", variant="error")
+        yield Static(id="gen-plan-view")
+        yield Static(id="gen-stats")
+        yield JobList(id="job-list")
+        yield Label("Answer being generated", classes="detail-heading")
+        yield Static(id="gen-stream")
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Show the job list and counts from the store."""
+        self.query_one(JobList).refresh_from(self.store)
+        counts = self.store.job_counts()
+        if not self._queue:
+            self.query_one("#gen-stats", Static).update(
+                Text("Jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v) if any(counts.values()) else "No jobs yet: plan a run (ctrl+n), then start it (ctrl+r).")
+            )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        actions = {"gen-plan": self.action_make_plan, "gen-start": self.action_start,
+                   "gen-pause": self.action_pause_resume, "gen-cancel": self.action_cancel}
+        if event.button.id in actions:
+            event.stop()
+            actions[event.button.id]()
+
+    def _form(self) -> dict[str, Any]:
+        backend = str(self.query_one("#gen-backend", Select).value)
+        hosts = [h.strip() for h in self.query_one("#gen-hosts", Input).value.split(",") if h.strip()]
+        concurrency = int(self.query_one("#gen-concurrency", Input).value or 1)
+        target_text = self.query_one("#gen-target", Input).value.strip()
+        return {
+            "backend": backend, "model": self.query_one("#gen-model", Input).value.strip(), "hosts": hosts,
+            "concurrency": max(concurrency, 1), "target": int(target_text) if target_text else None,
+            "mix": self.query_one("#gen-mix", Input).value.strip(),
+        }
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "gen-models" and event.value is not Select.BLANK:
+            self.query_one("#gen-model", Input).value = str(event.value)
+
+    # ------------------------------------------------------------------ models
+
+    @work(exclusive=True, group="models", exit_on_error=False)
+    async def action_list_models(self) -> None:
+        """Ask the backend for its models and offer them in the model list."""
+        form = self._form()
+        try:
+            from engine.generate.backends.base import make_backend
+        except ImportError:
+            self.post_message(EngineFailed("Generation backends are not available in this installation.", where="models"))
+            return
+        try:
+            backend = make_backend(form["backend"], form["model"] or "none", (form["hosts"] or [None])[0])
+            models = await backend.list_models()
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="models"))
+            return
+        names = [getattr(m, "name", str(m)) for m in models]
+        self.query_one("#gen-models", Select).set_options([(n, n) for n in names])
+        self.notify(f"{len(names)} model(s) available.")
+
+    # ------------------------------------------------------------------ plan and run
+
+    def action_make_plan(self) -> None:
+        """Plan a run and show its composition (nothing is saved yet)."""
+        try:
+            from engine.generate.planner import make_plan, parse_mix
+        except ImportError:
+            self.post_message(EngineFailed("The generation planner is not available in this installation.", where="plan"))
+            return
+        form = self._form()
+        try:
+            mix = parse_mix(form["mix"]) if form["mix"] else None
+            self._plan = make_plan(self.store, target=form["target"], mix=mix)
+        except (PairForgeError, ValueError) as exc:
+            self.post_message(EngineFailed(str(exc), where="plan"))
+            return
+        plan = self._plan
+        text = Text(f"Plan: {plan.target} pairs, {len(plan.jobs)} jobs over {len(plan.documents)} document(s)\n")
+        text.append("kinds: " + ", ".join(f"{k} {v}" for k, v in plan.composition.items()) + "\n")
+        text.append("modes: " + ", ".join(f"{k} {v}" for k, v in plan.by_mode.items()))
+        for note in plan.notes:
+            text.append("\n· ")
+            text.append(plain(note))
+        self.query_one("#gen-plan-view", Static).update(text)
+
+    def _save_settings(self, form: dict[str, Any]) -> None:
+        settings = self.store.settings.model_copy(deep=True)
+        g = settings.generation
+        g.backend, g.model, g.hosts, g.concurrency = form["backend"], form["model"] or g.model, form["hosts"], form["concurrency"]
+        self.store.save_settings(settings)
+
+    def action_start(self) -> None:
+        """Save the plan (planning first if needed) and run the queue."""
+        if self._queue is not None:
+            self.notify("Generation is already running.")
+            return
+        form = self._form()
+        try:
+            from engine.generate import queue as queue_module
+            from engine.generate.planner import save_plan
+        except ImportError:
+            self.post_message(EngineFailed("The generation queue is not available in this installation.", where="generate"))
+            return
+        try:
+            self._save_settings(form)
+            if self._plan is not None:
+                run_id: int | None = save_plan(self.store, self._plan)
+                self._plan = None
+            else:
+                # No new plan: run whatever is queued (for example regenerate requests).
+                run_id = None
+            backends = queue_module.backends_from_settings(
+                self.store.settings, backend=form["backend"], model=form["model"], hosts=form["hosts"] or None
+            )
+            self._queue = queue_module.GenerationQueue(self.store, backends, concurrency_per_host=form["concurrency"])
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="generate"))
+            return
+        self._paused = False
+        self.run_queue(run_id)
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def run_queue(self, run_id: int | None) -> None:
+        """Run the queue in the app's event loop; events become messages."""
+        queue = self._queue
+
+        def on_event(event: Any) -> None:
+            text = getattr(event, "text", None) or getattr(event, "delta", None)
+            if text:
+                self.post_message(GenerationText(getattr(event, "job_id", None), str(text)))
+            stats = {
+                name: getattr(event, name, None)
+                for name in ("pairs_per_min", "tokens_per_s", "eta_s", "done", "failed", "queued", "running", "total")
+            }
+            self.post_message(GenerationUpdate(stats))
+
+        summary = "Generation finished."
+        try:
+            result = await queue.run(run_id, on_event)
+            if result is not None:
+                summary = f"Generation stopped: {result}"
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="generate"))
+            summary = "Generation stopped with an error."
+        finally:
+            self.post_message(GenerationFinished(summary))
+
+    def action_pause_resume(self) -> None:
+        """Pause or resume the running queue."""
+        if self._queue is None:
+            self.notify("Nothing is running.")
+            return
+        if self._paused:
+            self._queue.resume()
+        else:
+            self._queue.pause()
+        self._paused = not self._paused
+        self.notify("Paused: running jobs finish, no new ones start." if self._paused else "Resumed.")
+
+    def action_cancel(self) -> None:
+        """Cancel the running queue, or the queued jobs when nothing runs."""
+        if self._queue is not None:
+            self._queue.cancel()
+            self.notify("Cancelling: queued jobs are cancelled, running ones stop.")
+        else:
+            n = self.store.cancel_jobs()
+            self.notify(f"Cancelled {n} queued job(s).")
+            self.reload()
+
+    def on_generation_update(self, message: GenerationUpdate) -> None:
+        message.stop()
+        s = message.stats
+        parts = [f"{k} {s[k]}" for k in ("done", "running", "queued", "failed") if s.get(k) is not None]
+        pace = s.get("pairs_per_min")
+        tps = s.get("tokens_per_s")
+        parts.append(f"{pace:.1f} pairs/min" if isinstance(pace, int | float) else "– pairs/min")
+        parts.append(f"{tps:.0f} tokens/s" if isinstance(tps, int | float) else "– tokens/s")
+        parts.append(f"ETA {_seconds(s.get('eta_s'))}")
+        self.query_one("#gen-stats", Static).update(Text(" · ".join(parts) + (" · paused" if self._paused else "")))
+        self.query_one(JobList).refresh_from(self.store)
+
+    def on_generation_text(self, message: GenerationText) -> None:
+        message.stop()
+        self._stream = (self._stream + message.text)[-STREAM_TAIL_CHARS:]
+        self.query_one("#gen-stream", Static).update(plain(self._stream))
+
+    def on_generation_finished(self, message: GenerationFinished) -> None:
+        message.stop()
+        self._queue = None
+        self._paused = False
+        self.notify(message.summary)
+        self.reload()
+
+
+__all__ = ["GeneratePane"]

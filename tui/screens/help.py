@@ -1,0 +1,42 @@
+"""Help: every key, where it applies and what it does (with remapped keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from tui.keys import all_keys
+
+
+class HelpScreen(ModalScreen[None]):
+    """A scrollable table of every binding; any of escape, q or F1 closes it."""
+
+    BINDINGS = [
+        Binding("escape,q,f1", "dismiss", "Close", id="help_close", tooltip="Close the help."),
+    ]
+
+    def compose(self) -> ComposeResult:
+        store: Any = getattr(self.app, "store", None)
+        keymap = store.settings.tui.keymap if store is not None else {}
+        table = Table(expand=True, box=None, show_edge=False, pad_edge=False)
+        table.add_column("where", no_wrap=True)
+        table.add_column("keys", no_wrap=True, style="bold")
+        table.add_column("does")
+        for entry in all_keys(keymap):
+            table.add_row(entry.where, entry.keys, entry.tooltip or entry.description)
+        with VerticalScroll(id="help-body"):
+            yield Label("Keys (remap any of them in pairforge.toml [tui] keymap by id) · ctrl+p finds any action by name")
+            yield Static(table)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        """Close the help."""
+        self.dismiss(result)
+
+
+__all__ = ["HelpScreen"]

@@ -1,0 +1,460 @@
+"""Review: a virtual list of pairs, the selected pair beside its sources and near duplicates."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Label
+
+from engine.errors import PairForgeError
+from engine.models import Job, Pair, PairStatus
+from engine.store import PairFilter, Store
+from tui.messages import EngineFailed
+from tui.screens.confirm import BulkActionScreen
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.near_duplicates import NearDuplicateList
+from tui.widgets.pair_detail import PairDetail
+from tui.widgets.pair_list import PairList
+from tui.widgets.source_view import SourceView
+
+SAMPLE_SIZE = 20
+EDITOR_MARKER_RESPONSE = "### response (everything below this line)"
+
+
+def describe_filter(flt: PairFilter) -> str:
+    """A short human description of a filter."""
+    parts = [f"{name}={value}" for name, value in (
+        ("status", flt.status), ("kind", flt.kind), ("mode", flt.mode), ("warning", flt.warning),
+        ("doc", flt.document_id), ("search", flt.search),
+    ) if value is not None]
+    if flt.ids is not None:
+        parts.append(f"{len(flt.ids)} chosen pairs")
+    return ", ".join(parts) or "all pairs"
+
+
+class ReviewPane(Vertical):
+    """Keyboard review: every key saves at once through the store."""
+
+    BINDINGS = [
+        Binding("a", "accept", "Accept", id="accept", tooltip="Accept this pair and move to the next."),
+        Binding("r", "reject", "Reject", id="reject", tooltip="Reject this pair and move to the next."),
+        Binding("e", "edit", "Edit", id="edit", tooltip="Edit the instruction and response in place."),
+        Binding("E", "edit_external", "$EDITOR", id="edit_external", tooltip="Edit this pair in $EDITOR."),
+        Binding("d", "delete", "Delete", id="delete", tooltip="Delete this pair (undo brings it back)."),
+        Binding("u", "undo", "Undo", id="undo", tooltip="Undo the last change, even one from an earlier session."),
+        Binding("U", "redo", "Redo", id="redo", tooltip="Redo the last undone change."),
+        Binding("space", "mark", "Mark", id="mark", tooltip="Mark or unmark this pair for a bulk action."),
+        Binding("b", "bulk", "Bulk", id="bulk", tooltip="Accept, reject or delete the marked pairs (or the whole filter)."),
+        Binding("n", "next_warning", "Next !", id="next_warning", tooltip="Go to the next pair with a warning."),
+        Binding("N", "previous_warning", "Prev !", id="previous_warning", tooltip="Go to the previous pair with a warning."),
+        Binding("slash", "search", "Search", id="search", tooltip="Search instructions and responses."),
+        Binding("f", "filters", "Filter", id="filters", tooltip="Filter by status, kind, mode, warning, duplicates, document."),
+        Binding("c", "clear_filter", "All", id="clear_filter", tooltip="Clear the filter and show every pair."),
+        Binding("R", "regenerate", "Regenerate", id="regenerate", tooltip="Queue a job to regenerate this pair from its sources."),
+        Binding("s", "sample", "Sample", id="sample", tooltip="Show the 20-pair review sample."),
+    ]
+
+    class DuplicatesFound(Message):
+        """Near duplicates of ``pair_id`` (or why they cannot be shown)."""
+
+        def __init__(self, pair_id: int, items: list[Any], reason: str = "") -> None:
+            super().__init__()
+            self.pair_id = pair_id
+            self.items = items
+            self.reason = reason
+
+    def __init__(self, store: Store, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self._duplicate_index: Any = None
+        self._duplicate_index_failed = False
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="review-title")
+        yield FilterBar(self.store, id="filter-bar")
+        yield PairList(self.store, id="pair-list")
+        with Horizontal(id="review-bottom"):
+            yield PairDetail(id="pair-detail")
+            with VerticalScroll(id="review-side"):
+                yield Label("Sources", classes="detail-heading")
+                yield SourceView(id="source-view")
+                yield Label("Near duplicates", classes="detail-heading")
+                yield NearDuplicateList(id="near-duplicates")
+
+    def on_mount(self) -> None:
+        self.pair_list.load()
+        self._update_title()
+
+    @property
+    def pair_list(self) -> PairList:
+        return self.query_one(PairList)
+
+    @property
+    def detail(self) -> PairDetail:
+        return self.query_one(PairDetail)
+
+    def _update_title(self) -> None:
+        lst = self.pair_list
+        marks = f" · {len(lst.marked)} marked" if lst.marked else ""
+        where = f"{lst.cursor + 1}/{len(lst.ids)}" if lst.ids else "0/0"
+        self.query_one("#review-title", Label).update(
+            Text(f"Review · {describe_filter(lst.pair_filter)} · {where}{marks}")
+        )
+
+    def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
+        """List the pairs matching ``flt``."""
+        self.pair_list.load(flt)
+        self.query_one(FilterBar).set_filter(flt)
+        self._update_title()
+
+    def refresh_after_change(self, pair_ids: list[int]) -> None:
+        """Pairs changed elsewhere (generation, undo): re-query the list and the detail."""
+        lst = self.pair_list
+        current = lst.current_id
+        lst.load(keep_pair=current)
+        self._update_title()
+
+    # ------------------------------------------------------------------ selection
+
+    def on_pair_list_highlighted(self, event: PairList.Highlighted) -> None:
+        event.stop()
+        self._update_title()
+        self._show_pair(event.pair_id)
+
+    def _show_pair(self, pair_id: int | None) -> None:
+        pair: Pair | None = None
+        if pair_id is not None:
+            try:
+                pair = self.store.get_pair(pair_id)
+            except PairForgeError:
+                pair = None
+        self.detail.show_pair(pair)
+        if pair is None:
+            self.query_one(SourceView).show_chunks([], {})
+            self.query_one(NearDuplicateList).show_duplicates([], changed_style="")
+            return
+        chunks = self.store.get_chunks(pair.sources) if pair.sources else []
+        titles = {}
+        if chunks:
+            titles = {d.id or 0: d.title or Path(d.path).name for d in self.store.list_documents()}
+        self.query_one(SourceView).show_chunks(chunks, titles)
+        self._find_duplicates(pair)
+
+    @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
+    def _find_duplicates(self, pair: Pair) -> None:
+        """Look up near duplicates off the UI thread (the index is built once, on first use)."""
+        try:
+            from engine.quality import NearDuplicateIndex, diff_words
+        except ImportError:
+            self.post_message(self.DuplicatesFound(
+                pair.id or 0, [], "Near-duplicate search is not available in this installation."
+            ))
+            return
+        try:
+            if self._duplicate_index is None:
+                index = NearDuplicateIndex()
+                for other in self.store.iter_pairs():
+                    index.add(other)
+                self._duplicate_index = index
+            found = self._duplicate_index.similar_to(pair, 5)
+            items = []
+            for similar in found:
+                try:
+                    other = self.store.get_pair(similar.pair_id)
+                except PairForgeError:
+                    continue
+                mine = pair.response if similar.field == "response" else pair.instruction
+                theirs = other.response if similar.field == "response" else other.instruction
+                items.append((similar, diff_words(mine, theirs)))
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="near duplicates"))
+            return
+        self.post_message(self.DuplicatesFound(pair.id or 0, items))
+
+    def on_review_pane_duplicates_found(self, event: DuplicatesFound) -> None:
+        event.stop()
+        if event.pair_id != self.pair_list.current_id:
+            return  # the cursor moved on meanwhile
+        widget = self.query_one(NearDuplicateList)
+        if event.reason:
+            widget.show_unavailable(event.reason)
+        else:
+            widget.show_duplicates(event.items, changed_style="bold reverse")
+
+    def note_pairs_changed(self, pair_ids: list[int]) -> None:
+        """Keep the near-duplicate index in step with the store."""
+        index = self._duplicate_index
+        if index is None:
+            return
+        for pair_id in pair_ids:
+            try:
+                pair = self.store.get_pair(pair_id)
+            except PairForgeError:
+                index.remove(pair_id)
+                continue
+            try:
+                index.update(pair)
+            except KeyError:
+                index.add(pair)
+
+    # ------------------------------------------------------------------ actions
+
+    def _act(self, change: str, ids: list[int], *, advance: bool = True) -> None:
+        try:
+            if change == "delete":
+                count = self.store.delete_pairs(ids)
+            else:
+                count = self.store.set_status(ids, PairStatus(change))
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="review"))
+            return
+        lst = self.pair_list
+        if change == "delete" or lst.pair_filter.status is not None or lst.pair_filter.ids is not None:
+            # The pair may have left the filter: re-query and keep the position.
+            lst.load(keep_pair=lst.current_id)
+        else:
+            lst.refresh_rows(ids)
+            if advance and len(ids) == 1:
+                if lst.cursor < len(lst.ids) - 1:
+                    lst.action_cursor_down()
+                else:
+                    self._show_pair(lst.current_id)
+        self._update_title()
+        if count and len(ids) > 1:
+            self.notify(f"{count} pair(s): {change}. Press u to undo.")
+
+    def action_accept(self) -> None:
+        """Accept the pair under the cursor."""
+        if (pair_id := self.pair_list.current_id) is not None:
+            self._act("accepted", [pair_id])
+
+    def action_reject(self) -> None:
+        """Reject the pair under the cursor."""
+        if (pair_id := self.pair_list.current_id) is not None:
+            self._act("rejected", [pair_id])
+
+    def action_delete(self) -> None:
+        """Delete the pair under the cursor."""
+        if (pair_id := self.pair_list.current_id) is not None:
+            self._act("delete", [pair_id])
+
+    def _undo_redo(self, undo: bool) -> None:
+        try:
+            result = self.store.undo() if undo else self.store.redo()
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="undo"))
+            return
+        if result is None:
+            self.notify("Nothing to undo." if undo else "Nothing to redo.")
+            return
+        action, ids = result
+        lst = self.pair_list
+        lst.load(keep_pair=ids[0] if ids else lst.current_id)
+        if ids:
+            lst.move_to_pair(ids[0])
+        self._show_pair(lst.current_id)
+        self._update_title()
+        self.notify(f"{'Undid' if undo else 'Redid'} {action} of {len(ids)} pair(s).")
+
+    def action_undo(self) -> None:
+        """Undo the last change (persisted, so it works after a restart)."""
+        self._undo_redo(True)
+
+    def action_redo(self) -> None:
+        """Redo the last undone change."""
+        self._undo_redo(False)
+
+    def action_mark(self) -> None:
+        """Mark or unmark the pair under the cursor."""
+        self.pair_list.toggle_mark()
+        self._update_title()
+
+    def action_bulk(self) -> None:
+        """Ask which bulk action to apply to the marks (or the whole filter), then apply it."""
+        lst = self.pair_list
+        ids = sorted(lst.marked) if lst.marked else list(lst.ids)
+        if not ids:
+            self.notify("No pairs to act on.")
+            return
+        scope = f"{len(ids)} marked pair(s)" if lst.marked else f"all {len(ids)} pair(s) in the filter ({describe_filter(lst.pair_filter)})"
+
+        def apply(choice: str | None) -> None:
+            if choice:
+                lst.marked.clear()
+                self._act(choice, ids, advance=False)
+
+        self.app.push_screen(BulkActionScreen(scope), apply)
+
+    def _jump_warning(self, step: int) -> None:
+        lst = self.pair_list
+        with_warning = self.store.pair_ids(PairFilter(**{**lst.pair_filter.__dict__, "warning": "any"}))
+        if not with_warning:
+            self.notify("No pair in this list has a warning.")
+            return
+        current = lst.current_id or 0
+        candidates = [i for i in with_warning if (i > current if step > 0 else i < current)]
+        if not candidates:
+            self.notify("No more pairs with a warning in that direction.")
+            return
+        lst.move_to_pair(candidates[0] if step > 0 else candidates[-1])
+
+    def action_next_warning(self) -> None:
+        """Go to the next pair with a warning."""
+        self._jump_warning(1)
+
+    def action_previous_warning(self) -> None:
+        """Go to the previous pair with a warning."""
+        self._jump_warning(-1)
+
+    def action_filters(self) -> None:
+        """Show the filter bar and focus it."""
+        bar = self.query_one(FilterBar)
+        bar.refresh_choices()
+        bar.set_filter(self.pair_list.pair_filter)
+        bar.add_class("-visible")
+        bar.query_one("#f-status").focus()
+
+    def action_search(self) -> None:
+        """Focus the search box."""
+        self.action_filters()
+        self.query_one("#f-search").focus()
+
+    def action_clear_filter(self) -> None:
+        """Show every pair."""
+        self.show_filter(PairFilter())
+
+    def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
+        event.stop()
+        self.pair_list.load(event.pair_filter)
+        self._update_title()
+
+    def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
+        event.stop()
+        self.query_one(FilterBar).remove_class("-visible")
+        self.pair_list.focus()
+
+    def action_sample(self) -> None:
+        """Show the 20-pair review sample (the quality engine's, or a seeded random one)."""
+        ids: list[int] = []
+        try:
+            from engine.quality import LiveReport
+
+            report = LiveReport.build(self.store)
+            try:
+                ids = [getattr(p, "id", p) for p in report.review_sample(SAMPLE_SIZE)]
+            finally:
+                report.close()
+        except ImportError:
+            every = self.store.pair_ids()
+            ids = sorted(random.Random(len(every)).sample(every, min(SAMPLE_SIZE, len(every))))
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="review sample"))
+            return
+        self.show_filter(PairFilter(ids=ids), "review sample")
+
+    def action_regenerate(self) -> None:
+        """Queue a generation job for this pair's chunks (run it from the Generate screen)."""
+        pair_id = self.pair_list.current_id
+        if pair_id is None:
+            return
+        try:
+            pair = self.store.get_pair(pair_id)
+            if not pair.sources and pair.kind.value != "refusal":
+                self.notify("This pair has no source chunks to regenerate from.", severity="warning")
+                return
+            run_id, _ = self.store.create_run(
+                "generate", {"regenerate": pair_id},
+                [Job(kind=pair.kind, mode=pair.mode, chunk_ids=pair.sources, params={"replaces": pair_id})],
+            )
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="regenerate"))
+            return
+        self.notify(f"Queued run {run_id} to regenerate pair #{pair_id}; start it on the Generate screen.")
+
+    # ------------------------------------------------------------------ editing
+
+    def action_edit(self) -> None:
+        """Edit the pair in place."""
+        self.detail.start_editing()
+
+    def on_pair_detail_edit_saved(self, event: PairDetail.EditSaved) -> None:
+        event.stop()
+        self._save_text(event.pair_id, event.instruction, event.response)
+        self.pair_list.focus()
+
+    def on_pair_detail_edit_cancelled(self, event: PairDetail.EditCancelled) -> None:
+        event.stop()
+        self.pair_list.focus()
+
+    def _save_text(self, pair_id: int, instruction: str, response: str) -> None:
+        try:
+            pair = self.store.get_pair(pair_id)
+            messages = []
+            for message in pair.messages:
+                if message.role.value == "user" and message.content == pair.instruction:
+                    message = message.model_copy(update={"content": instruction})
+                elif message.role.value == "assistant" and message.content == pair.response:
+                    message = message.model_copy(update={"content": response})
+                messages.append(message)
+            saved = self.store.update_pair(pair.model_copy(update={"messages": messages}))
+            self._recheck([pair_id])
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="edit"))
+            return
+        self.pair_list.refresh_rows([pair_id])
+        self._show_pair(saved.id)
+        self.notify(f"Saved pair #{pair_id}. Press u to undo.")
+
+    def _recheck(self, ids: list[int]) -> None:
+        try:
+            from engine.quality import recheck
+        except ImportError:
+            return
+        recheck(self.store, ids)
+
+    def action_edit_external(self) -> None:
+        """Edit the pair in $EDITOR (the app is suspended meanwhile)."""
+        pair_id = self.pair_list.current_id
+        if pair_id is None:
+            return
+        pair = self.store.get_pair(pair_id)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as handle:
+            handle.write(f"{pair.instruction}\n{EDITOR_MARKER_RESPONSE}\n{pair.response}\n")
+            path = Path(handle.name)
+        try:
+            with self.app.suspend():
+                completed = subprocess.run([*shlex.split(editor), str(path)], check=False)
+            if completed.returncode != 0:
+                self.notify(f"{editor} exited with status {completed.returncode}; the pair was not changed.", severity="warning")
+                return
+            text = path.read_text(encoding="utf-8")
+        except (OSError, FileNotFoundError) as exc:
+            self.post_message(EngineFailed(f"Cannot run the editor {editor!r} ({exc}); set $EDITOR to an installed editor.", where="edit"))
+            return
+        finally:
+            path.unlink(missing_ok=True)
+        if EDITOR_MARKER_RESPONSE not in text:
+            self.notify("The response marker line was removed, so the edit was not saved.", severity="warning")
+            return
+        instruction, response = text.split(EDITOR_MARKER_RESPONSE, 1)
+        self._save_text(pair_id, instruction.strip("\n"), response.strip("\n"))
+
+    def show_message(self, text: str) -> None:
+        """A one-line note under the title (used for empty states)."""
+        self.query_one("#review-title", Label).update(Text(text))
+
+
+__all__ = ["ReviewPane", "describe_filter"]

@@ -1,0 +1,122 @@
+"""Settings: backend, hosts, model, thresholds, tokenizer, theme, keymap; validated, saved to pairforge.toml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from engine.errors import PairForgeError
+from engine.settings import ProjectSettings
+from engine.store import Store
+
+
+def parse_keymap(text: str) -> dict[str, str]:
+    """``id = keys`` lines into a keymap; raises ValueError naming the bad line."""
+    keymap: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ValueError(f"keymap line {number} ({line!r}) needs the form 'binding_id = keys'")
+        key, value = (part.strip().strip('"') for part in line.split("=", 1))
+        keymap[key] = value
+    return keymap
+
+
+class SettingsPane(VerticalScroll):
+    """A form over the project's settings; Save validates with the same model the engine uses."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="save_settings", tooltip="Validate and save to pairforge.toml."),
+    ]
+
+    def __init__(self, store: Store, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        s = self.store.settings
+        yield Label("Generation", classes="detail-heading")
+        with Horizontal(classes="form-row"):
+            yield Select([(b, b) for b in ("ollama", "llamacpp", "openai")], value=s.generation.backend,
+                         allow_blank=False, id="set-backend")
+            yield Input(s.generation.model, placeholder="model", id="set-model")
+        yield Input(",".join(s.generation.hosts), placeholder="hosts, comma separated", id="set-hosts")
+        yield Label("Thresholds: pairs, refusals, multi-hop, max response chars", classes="detail-heading")
+        with Horizontal(classes="form-row"):
+            yield Input(str(s.quality.min_pairs), type="integer", id="set-min-pairs")
+            yield Input(str(s.quality.min_refusals), type="integer", id="set-min-refusals")
+            yield Input(str(s.quality.min_multi_hop), type="integer", id="set-min-multi-hop")
+            yield Input(str(s.quality.max_response_chars), type="integer", id="set-max-response")
+        yield Label("Tokenizer (folder or tokenizer.json; empty: estimated)", classes="detail-heading")
+        yield Input(s.quality.tokenizer or "", id="set-tokenizer")
+        yield Label("Theme", classes="detail-heading")
+        yield Select([(t, t) for t in sorted(self.app.available_themes)], value=self.app.theme,
+                     allow_blank=False, id="set-theme")
+        yield Label("Keymap: one 'binding_id = keys' per line (see Help for ids)", classes="detail-heading")
+        yield TextArea("\n".join(f"{k} = {v}" for k, v in s.tui.keymap.items()), id="set-keymap")
+        with Horizontal(classes="form-row buttons"):
+            yield Button("Save ^s", id="set-save", variant="primary")
+        yield Static(id="set-result")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "set-save":
+            event.stop()
+            self.action_save()
+
+    def _value(self, wid: str) -> str:
+        return self.query_one(wid, Input).value.strip()
+
+    def collect(self) -> dict[str, Any]:
+        """The settings the form describes, as plain data."""
+        data = self.store.settings.model_dump(mode="json")
+        data["generation"].update(
+            backend=self.query_one("#set-backend", Select).value,
+            model=self._value("#set-model"),
+            hosts=[h.strip() for h in self._value("#set-hosts").split(",") if h.strip()],
+        )
+        for key, wid in (("min_pairs", "#set-min-pairs"), ("min_refusals", "#set-min-refusals"),
+                         ("min_multi_hop", "#set-min-multi-hop"), ("max_response_chars", "#set-max-response")):
+            data["quality"][key] = self._value(wid) or None
+        data["quality"]["tokenizer"] = self._value("#set-tokenizer") or None
+        data["tui"]["theme"] = str(self.query_one("#set-theme", Select).value)
+        data["tui"]["keymap"] = parse_keymap(self.query_one("#set-keymap", TextArea).text)
+        return {k: v for k, v in data.items()}
+
+    def action_save(self) -> None:
+        """Validate the form and save it; a bad value is named with its fix."""
+        result = self.query_one("#set-result", Static)
+        try:
+            data = self.collect()
+            data["quality"] = {k: v for k, v in data["quality"].items() if v is not None}
+            settings = ProjectSettings.model_validate(data)
+            self.store.save_settings(settings)
+        except ValueError as exc:
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                message = f"{where}: {first['msg']}; fix the value and save again."
+            else:
+                message = f"{exc}; fix it and save again."
+            result.update(Text(message))
+            self.notify(message, severity="error")
+            return
+        except PairForgeError as exc:
+            result.update(Text(str(exc)))
+            self.notify(str(exc), severity="error")
+            return
+        app: Any = self.app
+        app.theme = settings.tui.theme
+        app.apply_keymap(settings.tui.keymap)
+        result.update(Text(f"Saved to {self.store.root / 'pairforge.toml'}."))
+        self.notify("Settings saved.")
+
+
+__all__ = ["SettingsPane", "parse_keymap"]

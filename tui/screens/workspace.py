@@ -1,0 +1,128 @@
+"""The main screen: the current section beside the always-visible quality panel."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header
+
+from engine.store import PairFilter, Store
+from tui.quality_figures import PanelFigures
+from tui.screens.documents import DocumentsPane
+from tui.screens.export import ExportPane
+from tui.screens.generate import GeneratePane
+from tui.screens.log import LogPane
+from tui.screens.review import ReviewPane
+from tui.screens.settings import SettingsPane
+from tui.widgets.quality_panel import QualityPanel
+
+SECTIONS = ("documents", "generate", "review", "export", "settings", "log")
+# Below this width the quality panel starts collapsed so the section keeps room.
+PANEL_MIN_WIDTH = 100
+
+
+class WorkspaceScreen(Screen[None]):
+    """Sections switch in place; the quality panel stays beside them."""
+
+    BINDINGS = [
+        Binding("1,f2", "section('documents')", "Docs", id="show_documents", tooltip="Import documents and browse chunks."),
+        Binding("2,f3", "section('generate')", "Generate", id="show_generate", tooltip="Plan and run generation."),
+        Binding("3,f4", "section('review')", "Review", id="show_review", tooltip="Review pairs from the keyboard."),
+        Binding("4,f5", "section('export')", "Export", id="show_export", tooltip="Export the dataset and its card."),
+        Binding("5,f6", "section('settings')", "Settings", id="show_settings", tooltip="Edit the project's settings."),
+        Binding("6,f7", "section('log')", "Log", id="show_log", tooltip="The pipeline log and errors."),
+        Binding("ctrl+b", "toggle_quality", "Quality", id="toggle_quality", tooltip="Show or hide the quality panel."),
+        Binding("ctrl+o", "focus_quality", "Quality lines", id="focus_quality", tooltip="Move to the quality panel to jump to the pairs behind a line.", show=False),
+    ]
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self._panel_forced: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="workspace"):
+            with ContentSwitcher(initial="review", id="sections"):
+                yield DocumentsPane(self.store, id="documents")
+                yield GeneratePane(self.store, id="generate")
+                yield ReviewPane(self.store, id="review")
+                yield ExportPane(self.store, id="export")
+                yield SettingsPane(self.store, id="settings")
+                yield LogPane(self.store, id="log")
+            yield QualityPanel(id="quality-panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.store.root)
+        self._apply_panel_width()
+        self.call_after_refresh(self.focus_section)
+
+    def on_resize(self) -> None:
+        self._apply_panel_width()
+
+    def _apply_panel_width(self) -> None:
+        visible = self._panel_forced if self._panel_forced is not None else self.size.width >= PANEL_MIN_WIDTH
+        self.query_one(QualityPanel).display = visible
+
+    @property
+    def current_section(self) -> str:
+        return self.query_one(ContentSwitcher).current or "review"
+
+    def action_section(self, name: str) -> None:
+        """Switch to the section called ``name``."""
+        self.query_one(ContentSwitcher).current = name
+        self.focus_section()
+        if name == "log":
+            self.query_one(LogPane).reload()
+        elif name == "documents":
+            self.query_one(DocumentsPane).reload()
+        elif name == "generate":
+            self.query_one(GeneratePane).reload()
+
+    def focus_section(self) -> None:
+        """Put focus on the first focusable widget of the current section."""
+        name = self.current_section
+        pane = self.query_one(f"#{name}")
+        if name == "review":
+            pane.query_one("#pair-list").focus()
+            return
+        for widget in pane.query("*"):
+            if widget.focusable and widget.display:
+                widget.focus()
+                return
+
+    def action_toggle_quality(self) -> None:
+        """Show or hide the quality panel (remembered until the next toggle)."""
+        panel = self.query_one(QualityPanel)
+        self._panel_forced = not panel.display
+        self._apply_panel_width()
+
+    def action_focus_quality(self) -> None:
+        """Move focus to the quality panel's lines."""
+        panel = self.query_one(QualityPanel)
+        if not panel.display:
+            self._panel_forced = True
+            self._apply_panel_width()
+        panel.query_one("#quality-lines").focus()
+
+    def show_pairs(self, flt: PairFilter, label: str) -> None:
+        """Open Review on the pairs matching ``flt``."""
+        self.query_one(ContentSwitcher).current = "review"
+        self.query_one(ReviewPane).show_filter(flt, label)
+        self.focus_section()
+
+    def show_quality(self, figures: PanelFigures) -> None:
+        """Redraw the quality panel."""
+        self.query_one(QualityPanel).show(figures)
+
+    def pairs_changed(self, pair_ids: list[int]) -> None:
+        """Pairs changed in the store: refresh what shows them."""
+        review = self.query_one(ReviewPane)
+        review.note_pairs_changed(pair_ids)
+        review.refresh_after_change(pair_ids)
+
+
+__all__ = ["SECTIONS", "WorkspaceScreen"]

@@ -1,0 +1,25 @@
+"""The pipeline log and the errors the app met, as plain text."""
+
+from __future__ import annotations
+
+from textual.widgets import Log
+
+from engine.store import Store
+from engine.text import strip_control
+
+
+class LogView(Log):
+    """Plain lines (never markup): the store's pipeline log, then errors as they happen."""
+
+    def load_from(self, store: Store) -> None:
+        """Show the latest pipeline log entries."""
+        self.clear()
+        for entry in store.log_tail(200):
+            self.write_line(strip_control(f"{entry.ts:%H:%M:%S} {entry.step} {entry.action} {entry.count}: {entry.message}"))
+
+    def add_error(self, text: str) -> None:
+        """Append an error line."""
+        self.write_line(strip_control(f"error: {text}"))
+
+
+__all__ = ["LogView"]

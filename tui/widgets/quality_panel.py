@@ -1,0 +1,67 @@
+"""The quality panel: thresholds as gauges, composition warnings and warning counts.
+
+Each line leads to the Review screen filtered to the pairs behind it.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from engine.store import PairFilter
+from tui.messages import ShowPairs
+from tui.quality_figures import PanelFigures
+from tui.widgets.gauge import gauge_content
+
+
+class QualityPanel(Vertical):
+    """Dataset health at a glance, always beside the current screen."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._targets: dict[str, tuple[PairFilter, str]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Label("Quality", id="quality-title")
+        yield OptionList(id="quality-lines")
+
+    def show(self, figures: PanelFigures) -> None:
+        """Redraw from ``figures``, keeping the highlighted line where it was."""
+        options = self.query_one("#quality-lines", OptionList)
+        highlighted = options.highlighted
+        self._targets.clear()
+        lines: list[Option | None] = []
+        for gauge in figures.gauges:
+            key = f"gauge:{gauge.key}"
+            self._targets[key] = (gauge.pair_filter, gauge.label)
+            lines.append(Option(gauge_content(gauge.label, gauge.value, gauge.target, gauge.status), id=key))
+        if figures.corpus_line:
+            self._targets["corpus"] = (PairFilter(), "all pairs")
+            lines.append(Option(Content(figures.corpus_line), id="corpus"))
+        for n, line in enumerate(figures.composition):
+            key = f"composition:{n}"
+            self._targets[key] = (PairFilter(), "all pairs")
+            lines.append(Option(Content.assemble(("! ", "bold $warning"), line), id=key))
+        if figures.warnings:
+            lines.append(None)
+            for check, title, count in figures.warnings:
+                key = f"warning:{check}"
+                self._targets[key] = (PairFilter(warning=check), f"warning {check}")
+                lines.append(Option(Content.assemble((f"{count:>5} ", "bold $warning"), title), id=key))
+        else:
+            lines.append(Option(Content.styled("No pair warnings.", "$success"), id="no-warnings"))
+        options.set_options(lines)
+        if highlighted is not None and highlighted < options.option_count:
+            options.highlighted = highlighted
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        target = self._targets.get(event.option_id or "")
+        if target is not None:
+            event.stop()
+            self.post_message(ShowPairs(target[0], target[1]))
+
+
+__all__ = ["QualityPanel"]
