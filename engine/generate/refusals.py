@@ -8,6 +8,7 @@ small model proposes nothing usable.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -108,9 +109,19 @@ def top_concepts(chunks: Sequence[Chunk], *, limit: int = 12) -> list[str]:
     for chunk in chunks:
         for concept in dict.fromkeys(chunk.concepts):
             key = concept.lower()
+            if not _readable_concept(concept):
+                continue
             spelling.setdefault(key, concept)
             counts[key] += 1
     return [spelling[key] for key, _ in counts.most_common(limit)]
+
+
+_FILE_LIKE = re.compile(r"\.[a-z]{1,5}$|[/:=<>{}()\[\]]|^\d")
+
+
+def _readable_concept(concept: str) -> bool:
+    # File names, paths, addresses and literals read badly in a sentence about coverage.
+    return len(concept) >= 4 and not _FILE_LIKE.search(concept.lower()) and concept.lower() not in {"true", "false", "none", "null"}
 
 
 def coverage_phrase(documents: Sequence[Document], chunks: Sequence[Chunk], *, limit: int = 4) -> str:
