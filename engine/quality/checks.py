@@ -223,6 +223,49 @@ def _batched_ids(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
+# Imported pairs have no sources; they are compared with the whole corpus when it is at most this many 8-grams.
+CORPUS_NGRAM_LIMIT = 3_000_000
+
+
+class CorpusNgrams:
+    """Word 8-grams of every chunk, so a pair without sources can still be caught copying the corpus."""
+
+    def __init__(self, store: Store) -> None:
+        self._owner: dict[int, int] = {}
+        for chunk in store.list_chunks():
+            tokens = words(chunk.text)
+            for i in range(len(tokens) - MIMICRY_NGRAM + 1):
+                self._owner.setdefault(hash(tuple(tokens[i : i + MIMICRY_NGRAM])), chunk.id or 0)
+            if len(self._owner) > CORPUS_NGRAM_LIMIT:
+                self._owner.clear()  # too big to hold; sourceless pairs are then not compared
+                break
+
+    def likely_sources(self, text: str, limit: int = 3) -> list[int]:
+        """Chunk ids sharing the most 8-grams with ``text`` (empty when none share any)."""
+        tokens = words(text)
+        hits: Counter[int] = Counter()
+        for i in range(len(tokens) - MIMICRY_NGRAM + 1):
+            owner = self._owner.get(hash(tuple(tokens[i : i + MIMICRY_NGRAM])))
+            if owner is not None:
+                hits[owner] += 1
+        return [chunk_id for chunk_id, _ in hits.most_common(limit)]
+
+
+def _corpus_mimicry(pair: Pair, corpus: CorpusNgrams, chunks: dict[int, Chunk], store: Store, settings: QualitySettings) -> PairWarning | None:
+    candidates = corpus.likely_sources(pair.response)
+    if not candidates:
+        return None
+    missing = [c for c in candidates if c not in chunks]
+    for chunk in store.get_chunks(missing):
+        if chunk.id is not None:
+            chunks[chunk.id] = chunk
+    source_text = "\n".join(chunks[c].text for c in candidates if c in chunks)
+    overlap, verbatim = verbatim_overlap(pair.response, source_text)
+    if overlap >= settings.mimicry_threshold or verbatim >= MIMICRY_MAX_VERBATIM_CHARS:
+        return _warn("mimicry", f"The answer copies {verbatim} characters verbatim from the imported documents ({overlap:.0%} {MIMICRY_NGRAM}-gram overlap); rephrase it so the model learns the facts, not the wording.")
+    return None
+
+
 def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500) -> int:
     """Re-run every check over stored pairs (all, or ``ids``) and store the warnings; returns how many changed.
 
@@ -235,9 +278,10 @@ def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500)
     counter = TokenCounter.from_settings(settings)
     chunk_cache: dict[int, Chunk] = {}
     changed = 0
+    corpus: CorpusNgrams | None = None
 
     def process(pairs: list[Pair]) -> None:
-        nonlocal changed
+        nonlocal changed, corpus
         wanted = sorted({cid for p in pairs for cid in p.sources if cid not in chunk_cache})
         if len(chunk_cache) > 20_000:
             chunk_cache.clear()  # keeps memory bounded on huge corpora; chunks are re-read when needed
@@ -249,6 +293,11 @@ def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500)
         for pair in pairs:
             sources = [chunk_cache[c] for c in pair.sources if c in chunk_cache]
             warnings = check_pair(pair, sources, settings, token_counter=counter)
+            if not pair.sources and pair.kind in (PairKind.IMPORTED, PairKind.MANUAL):
+                corpus = corpus or CorpusNgrams(store)
+                copied = _corpus_mimicry(pair, corpus, chunk_cache, store, settings)
+                if copied is not None:
+                    warnings.append(copied)
             if warnings != pair.warnings and pair.id is not None:
                 updates[pair.id] = warnings
                 notices.append(PairChange(pair.id, pair, pair.model_copy(update={"warnings": warnings})))

@@ -99,6 +99,7 @@ class DatasetReport(BaseModel):
     languages: dict[str, int]
     consistency_warnings: list[str]
     contradictions: list[Contradiction]
+    duplicate_clusters: list[list[int]] = Field(default_factory=list, description="Near-duplicate groups (first 100).")
     tokens: TokenStats
     warning_counts: dict[str, int]
 
@@ -373,6 +374,7 @@ class LiveReport:
             languages={k: v for k, v in self._languages.most_common() if v},
             consistency_warnings=self._consistency_warnings(total),
             contradictions=self.contradictions() if contradictions else [],
+            duplicate_clusters=self._index.clusters()[:100] if contradictions and self._index is not None else [],
             tokens=self._token_stats(),
             warning_counts={k: v for k, v in self._checks.most_common() if v},
         )
