@@ -357,8 +357,16 @@ class LiveReport:
     def snapshot(self, *, contradictions: bool = True) -> DatasetReport:
         """The report as it stands now."""
         total = sum(self._kinds.values())
+        # Pairs imported from a dataset file belong to that file's document without citing its chunks.
+        imported_from = self.store.document_pair_counts() if any(
+            self._documents.get(d.id or 0, 0) == 0 for d in self.store.list_documents()
+        ) else {}
         documents = [
-            DocumentShare(document_id=d.id or 0, path=Path(d.path).name if d.path else str(d.id), pairs=self._documents.get(d.id or 0, 0))
+            DocumentShare(
+                document_id=d.id or 0,
+                path=Path(d.path).name if d.path else str(d.id),
+                pairs=self._documents.get(d.id or 0, 0) or imported_from.get(d.id or 0, 0),
+            )
             for d in self.store.list_documents()
         ]
         return DatasetReport(
