@@ -1,0 +1,131 @@
+"""Near-duplicate index, dedup, split grouping and the token counter."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from engine.models import Pair, PairStatus
+from engine.quality import NearDuplicateIndex, TokenCounter, dedup, diff_words, make_split
+from engine.settings import QualitySettings
+
+TOKENIZER_DIR = Path(__file__).parent / "data" / "tokenizer"
+
+BASE = [
+    "How do I get a job out of the dead-letter queue?",
+    "What is the default retry policy in Tidewater?",
+    "Which address does tidewaterd listen on by default?",
+    "How can I make a job handler idempotent?",
+    "What happens when a worker lease expires?",
+    "How do I configure per-queue retry limits?",
+]
+VARIANTS = [
+    "How can I get a job back out of the dead-leter queue?",  # paraphrase + typo
+    "Tidewater: what is the default retry policy?",  # reordering
+    "Which adress does tidewaterd listen on by default?",  # typo
+]
+UNRELATED = [
+    "How do I install the Python client?",
+    "Why can a job run twice after succeeding?",
+    "Does a result-cache miss cause a retry?",
+    "Explain the api_token start-up error.",
+]
+
+
+def make_pairs(instructions: list[str], start: int = 1) -> list[Pair]:
+    return [
+        Pair.simple(text, f"Answer number {i} explains {text.lower()} in its own words.", id=start + i)
+        for i, text in enumerate(instructions)
+    ]
+
+
+def test_index_finds_planted_variants_and_not_unrelated() -> None:
+    pairs = make_pairs(BASE + VARIANTS + UNRELATED)
+    index = NearDuplicateIndex.from_pairs(pairs)
+    clusters = index.clusters()
+    assert [1, 7] in clusters and [2, 8] in clusters and [3, 9] in clusters
+    clustered = {i for c in clusters for i in c}
+    assert clustered == {1, 2, 3, 7, 8, 9}
+    similar = index.similar_to(pairs[0])
+    assert [s.pair_id for s in similar] == [7] and similar[0].field == "instruction" and similar[0].score >= 90
+
+
+def test_index_is_incremental() -> None:
+    pairs = make_pairs(BASE + VARIANTS)
+    index = NearDuplicateIndex.from_pairs(pairs)
+    index.remove(7)
+    assert index.similar_to(pairs[0]) == []
+    index.add(pairs[6])
+    assert [s.pair_id for s in index.similar_to(pairs[0])] == [7]
+    index.update(pairs[6].model_copy(update={"messages": make_pairs(["Something else entirely, about caching"])[0].messages}))
+    assert index.similar_to(pairs[0]) == []
+
+
+def test_exact_duplicates_match_regardless_of_case_and_punctuation() -> None:
+    a = Pair.simple("What is the DEFAULT retry policy?", "Five attempts with exponential backoff and jitter.", id=1)
+    b = Pair.simple("what is the default retry policy", "five attempts, with exponential backoff and jitter", id=2)
+    index = NearDuplicateIndex.from_pairs([a, b])
+    assert index.similar_to(a)[0].field == "pair" and index.similar_to(a)[0].score == 100
+
+
+def test_diff_words_marks_changes() -> None:
+    runs = diff_words("get a job out of the dead-letter queue", "get a job back out of the dead-leter queue")
+    assert ("insert", " back") in runs and ("replace", "dead-leter") in runs
+    assert "".join(text for op, text in runs if op != "delete") == "get a job back out of the dead-leter queue"
+
+
+def test_dedup_dry_run_then_apply_keeps_best_and_can_be_undone(project) -> None:
+    saved = project.add_pairs([p.model_copy(update={"id": None}) for p in make_pairs(BASE + VARIANTS)])
+    project.set_status([saved[6].id], PairStatus.ACCEPTED)
+    preview = dedup(project)
+    assert preview.dry_run and len(preview.clusters) == 3 and project.count_pairs() == 9
+    first_cluster = next(c for c in preview.clusters if saved[0].id in c.pair_ids)
+    assert first_cluster.keep == saved[6].id  # accepted beats pending
+    applied = dedup(project, dry_run=False)
+    assert project.count_pairs() == 6 and sorted(applied.removed) == sorted(preview.removed)
+    assert project.log_tail(1, step="dedup")[0].count == 3
+    project.undo()
+    assert project.count_pairs() == 9
+    assert dedup(project, keep="first").clusters[0].keep == saved[0].id
+
+
+def test_split_never_separates_a_cluster_and_is_deterministic(project) -> None:
+    rng = random.Random(3)
+    questions = BASE + UNRELATED + [
+        "What does twctl dead list print?", "Where are worker heartbeats configured?",
+        "How is jitter applied to backoff delays?", "Which Python versions does the client support?",
+        "How do per-queue overrides get reloaded?", "What is stored in the result cache?",
+    ]
+    pairs: list[Pair] = []
+    for n, question in enumerate(questions):
+        typo = question.replace("e", "", 1)  # a near duplicate of the question, with a typo
+        for text in (question, typo):
+            pairs.append(Pair.simple(text, f"Answer {n}-{len(pairs)} about {question.lower()}", mode=rng.choice(["factual", "developer"])))
+    project.add_pairs(pairs)
+    result = make_split(project, validation_fraction=0.2, seed=7)
+    sides = {p.id: p.split for p in project.iter_pairs()}
+    clusters = NearDuplicateIndex.from_store(project).clusters()
+    assert len(clusters) >= len(questions) - 1
+    for cluster in clusters:
+        assert len({sides[i] for i in cluster}) == 1, cluster
+    assert result.validation > 0 and set(sides.values()) == {"train", "validation"}
+    assert set(result.categories) == {f"instruction/{m}" for m in ("factual", "developer")}
+    assert all(c["validation"] > 0 for c in result.categories.values())
+    assert project.get_meta("split")["seed"] == 7
+    again = make_split(project, validation_fraction=0.2, seed=7)
+    assert {p.id: p.split for p in project.iter_pairs()} == sides and again.validation == result.validation
+
+
+def test_token_counter_with_real_tokenizer_and_estimate() -> None:
+    pair = Pair.simple("How do retries work?", "Tidewater retries a job five times with exponential backoff.")
+    real = TokenCounter.from_settings(QualitySettings(tokenizer=str(TOKENIZER_DIR)))
+    assert not real.estimated and real.problem is None
+    assert 20 < real.count_pair(pair) < 80
+    from_file = TokenCounter.from_path(TOKENIZER_DIR / "tokenizer.json")
+    assert not from_file.estimated and from_file.count_pair(pair) == real.count_pair(pair)
+    estimate = TokenCounter.from_settings(QualitySettings())
+    assert estimate.estimated and estimate.count_pair(pair) == 5 + 4 + 15 + 4
+    missing = TokenCounter.from_settings(QualitySettings(tokenizer="/nonexistent/tokenizer"))
+    assert missing.estimated and "could not be loaded" in (missing.problem or "")
+    generated = pair.model_copy(update={"origin": pair.origin.model_copy(update={"backend": "ollama", "completion_tokens": 30})})
+    assert estimate.count_pair(generated) == 30 + 5 + 8
