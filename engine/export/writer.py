@@ -1,0 +1,277 @@
+"""``export_dataset``: stream the chosen pairs once from the store into every format at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from engine.errors import ExportError
+from engine.export.atomic import StagingFolder, describe_os_error, write_text_atomic
+from engine.export.card import render_card
+from engine.export.hf import HfDatasetWriter
+from engine.export.options import (
+    JSONL_FORMATS,
+    SPLITS,
+    ExportedFile,
+    ExportOptions,
+    ExportProgress,
+    ExportResult,
+)
+from engine.export.rows import ROW_BUILDERS, Conversation
+from engine.export.stats import ExportStats
+from engine.export.trainers import (
+    AXOLOTL_FILE,
+    LLAMA_FACTORY_FILE,
+    axolotl_snippet,
+    dataset_slug,
+    llama_factory_info,
+)
+from engine.models import Pair, PairStatus
+from engine.store import PairFilter, Store
+
+ProgressCallback = Callable[[ExportProgress], None]
+CARD_FILE = "README.md"
+_PROGRESS_EVERY = 1000
+_UNANSWERED = "no user turn answered by an assistant turn"
+
+
+def _check_target(store: Store, out_dir: Path, force: bool) -> None:
+    if out_dir == store.root or out_dir in store.root.parents:
+        raise ExportError(
+            f"Cannot export into {out_dir}: it holds the project itself; choose a folder for the export alone."
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} is a file, not a folder: choose a folder path for the export.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise ExportError(
+            f"{out_dir} already exists and is not empty: pass --force to replace it, or choose another folder."
+        )
+
+
+def _ensure_split(store: Store, notes: list[str]) -> None:
+    """Compute a split when none is stored, with the quality package's splitter if it is present."""
+    stored = store.pair_counts("split")
+    if any(name in stored for name in SPLITS):
+        return
+    try:
+        from engine.quality import make_split  # type: ignore[attr-defined]
+    except ImportError:
+        notes.append(
+            "No train/validation split was stored and the split step is not available, so every pair is "
+            "in train; run `pairforge split` and export again for a validation set."
+        )
+        return
+    make_split(store)
+    notes.append("No split was stored, so one was computed for this export with the project's split settings.")
+
+
+def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[Pair], int]:
+    """The pairs of the chosen statuses, kinds and modes, streamed in batches, and how many."""
+    kinds = {k.value for k in options.kinds}
+    modes = set(options.modes)
+    # A single kind or mode filters in SQL; several are filtered as the rows stream by.
+    kind = next(iter(kinds)) if len(kinds) == 1 else None
+    mode = next(iter(modes)) if len(modes) == 1 else None
+    filters = [PairFilter(status=s.value, kind=kind, mode=mode) for s in options.statuses]
+    total = sum(store.count_pairs(f) for f in filters)
+
+    def stream() -> Iterator[Pair]:
+        for flt in filters:
+            for pair in store.iter_pairs(flt):
+                if kinds and pair.kind.value not in kinds:
+                    continue
+                if modes and pair.mode not in modes:
+                    continue
+                yield pair
+
+    return stream(), total
+
+
+def _chunk_documents(store: Store) -> dict[int, str]:
+    names = {d.id: d.path for d in store.list_documents() if d.id is not None}
+    return {
+        c.id: names.get(c.document_id, f"document {c.document_id}")
+        for c in store.list_chunks(include_retired=True)
+        if c.id is not None
+    }
+
+
+def _token_counter(store: Store) -> Any:
+    try:
+        from engine.quality.tokens import TokenCounter
+    except ImportError:
+        return None
+    return TokenCounter.from_settings(store.settings)
+
+
+def _quality_report(store: Store, notes: list[str]) -> Any:
+    try:
+        from engine.quality import LiveReport  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return LiveReport.build(store).snapshot()
+    except Exception as exc:  # the card is still useful without the project-wide report
+        notes.append(f"The project quality report could not be built ({type(exc).__name__}); its table is left out.")
+        return None
+
+
+class _JsonlFiles:
+    """One open JSONL file per (format, split), opened on its first row."""
+
+    def __init__(self, root: Path, formats: list[str]) -> None:
+        self.root = root
+        self.formats = formats
+        self._handles: dict[tuple[str, str], IO[str]] = {}
+        self.rows: Counter[tuple[str, str]] = Counter()
+
+    def write(self, conv: Conversation, split: str) -> None:
+        for fmt in self.formats:
+            handle = self._handles.get((fmt, split))
+            if handle is None:
+                folder = self.root / fmt
+                folder.mkdir(exist_ok=True)
+                handle = self._handles[(fmt, split)] = open(  # noqa: SIM115 - closed in close()
+                    folder / f"{split}.jsonl", "w", encoding="utf-8", buffering=1 << 20
+                )
+            handle.write(json.dumps(ROW_BUILDERS[fmt](conv), ensure_ascii=False))
+            handle.write("\n")
+            self.rows[(fmt, split)] += 1
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+
+def export_dataset(
+    store: Store,
+    out_dir: str | Path,
+    options: ExportOptions | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> ExportResult:
+    """Export the chosen pairs of ``store`` into ``out_dir``: one JSONL file per format and split,
+    the Hugging Face dataset, the dataset card and the trainer configs.
+
+    Everything is written beside ``out_dir`` first and swapped in at the end, so a failure or a
+    kill leaves the previous export whole. Returns what was written and what was left out, and
+    why; raises ExportError (one sentence naming the problem and the fix) on expected failures.
+    """
+    started = time.perf_counter()
+    options = options or ExportOptions()
+    out_dir = Path(out_dir).expanduser().resolve()
+    _check_target(store, out_dir, options.force)
+    result = ExportResult(out_dir=out_dir)
+    _ensure_split(store, result.notes)
+    pairs, total = _selected_pairs(store, options)
+    if on_progress:
+        on_progress(ExportProgress(0, total, "writing"))
+
+    excluded = {s.value for s in options.exclude_severities}
+    stats = ExportStats(chunk_documents=_chunk_documents(store), token_counter=_token_counter(store))
+    jsonl_formats = [f for f in options.formats if f in JSONL_FORMATS]
+    unsplit = 0
+    seen = 0
+    try:
+        with StagingFolder(out_dir) as staging:
+            files = _JsonlFiles(staging.path, jsonl_formats)
+            hf = HfDatasetWriter(staging.path / "hf") if "hf" in options.formats else None
+            try:
+                for pair in pairs:
+                    seen += 1
+                    if on_progress and seen % _PROGRESS_EVERY == 0:
+                        on_progress(ExportProgress(seen, total, "writing"))
+                    severities = sorted({w.severity.value for w in pair.warnings} & excluded)
+                    if severities:
+                        reason = f"has a warning of severity {severities[-1]}"
+                        result.skipped[reason] = result.skipped.get(reason, 0) + 1
+                        continue
+                    conv = Conversation.from_pair(pair, options.system_prompt)
+                    if conv is None:
+                        result.skipped[_UNANSWERED] = result.skipped.get(_UNANSWERED, 0) + 1
+                        continue
+                    split = pair.split if pair.split in SPLITS else "train"
+                    unsplit += pair.split not in SPLITS
+                    files.write(conv, split)
+                    if hf is not None:
+                        hf.add(split, pair, conv)
+                    stats.add(pair, conv, split)
+            except BaseException:
+                if hf is not None:
+                    hf.abort()
+                raise
+            finally:
+                files.close()
+            if stats.total == 0:
+                if hf is not None:
+                    hf.abort()
+                raise ExportError(_nothing_to_export(store, options, result.skipped))
+            if on_progress:
+                on_progress(ExportProgress(seen, total, "saving the Hugging Face dataset" if hf else "finishing"))
+            for fmt in jsonl_formats:
+                for split in SPLITS:
+                    if files.rows[(fmt, split)]:
+                        result.files.append(ExportedFile(fmt, split, Path(fmt) / f"{split}.jsonl",
+                                                         files.rows[(fmt, split)]))
+            if hf is not None:
+                for split, rows in sorted(hf.finish().items(), key=lambda kv: SPLITS.index(kv[0])):
+                    result.files.append(ExportedFile("hf", split, Path("hf/parquet") / f"{split}.parquet", rows))
+                result.hf_dataset_dir = out_dir / "hf" / "dataset"
+            if unsplit:
+                result.notes.append(
+                    f"{unsplit} pair(s) had no stored split (added after the last split) and went to train; "
+                    "run `pairforge split` to place them."
+                )
+            result.exported = stats.total
+            result.split_sizes = dict(sorted(stats.splits.items()))
+            _add_left_out(store, options, result.skipped)
+            slug = dataset_slug(store.settings.name)
+            info = llama_factory_info(result.files, slug, has_system=options.system_prompt is not None)
+            write_text_atomic(staging.path / LLAMA_FACTORY_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+            write_text_atomic(staging.path / AXOLOTL_FILE, axolotl_snippet(result.files, out_dir))
+            card = render_card(store, options, stats, result.files, notes=result.notes, skipped=result.skipped,
+                               quality_report=_quality_report(store, result.notes))
+            write_text_atomic(staging.path / CARD_FILE, card)
+            staging.commit()
+    except OSError as exc:
+        raise ExportError(describe_os_error(exc, out_dir)) from exc
+    result.card_path = out_dir / CARD_FILE
+    result.trainer_configs = [out_dir / LLAMA_FACTORY_FILE, out_dir / AXOLOTL_FILE]
+    result.files = [ExportedFile(f.format, f.split, out_dir / f.path, f.rows) for f in result.files]
+    result.seconds = time.perf_counter() - started
+    store.log(
+        "export",
+        "exported",
+        result.exported,
+        f"exported {result.exported} pair(s) as {', '.join(options.formats)} to {out_dir}",
+        {"out_dir": str(out_dir), "formats": options.formats, "split_sizes": result.split_sizes,
+         "skipped": result.skipped, "system_prompt": options.system_prompt},
+    )
+    if on_progress:
+        on_progress(ExportProgress(total, total, "done"))
+    return result
+
+
+def _add_left_out(store: Store, options: ExportOptions, skipped: dict[str, int]) -> None:
+    """Count the pairs left out by review status, so the summary says why they are missing."""
+    if not options.include_pending:
+        pending = store.count_pairs(PairFilter(status=PairStatus.PENDING.value))
+        if pending:
+            skipped["pending review (include them with --include-pending)"] = pending
+    rejected = store.count_pairs(PairFilter(status=PairStatus.REJECTED.value))
+    if rejected:
+        skipped["rejected in review"] = rejected
+
+
+def _nothing_to_export(store: Store, options: ExportOptions, skipped: dict[str, int]) -> str:
+    if skipped:
+        reasons = "; ".join(f"{n} {why}" for why, n in skipped.items())
+        return f"No pair is left to export ({reasons}): fix those pairs or relax the filters, then export again."
+    what = "accepted or pending" if options.include_pending else "accepted"
+    filters = " of the chosen kinds and modes" if options.kinds or options.modes else ""
+    hint = "" if options.include_pending else ", or pass --include-pending"
+    return f"No {what} pairs{filters} to export: accept pairs in review{hint}, then export again."
