@@ -111,18 +111,23 @@ def dataset_thresholds(store: Store, stats: ExportStats, n_documents: int) -> li
 
 
 def _quality_report_lines(report: Any) -> list[str]:
-    """Lines from the quality package's live report, when it offers one (its own thresholds)."""
+    """The quality package's own targets over the whole project (every status), when it offers them."""
     thresholds = getattr(report, "thresholds", None)
     if not thresholds:
         return []
-    rows = []
-    for item in thresholds:
-        get = item.get if isinstance(item, dict) else lambda k, _i=item: getattr(_i, k, "")
-        met = get("met")
-        rows.append((get("name") or get("label") or get("id"), get("target") or get("expected"),
-                     get("actual") or get("value"), "met" if met else "missed"))
-    return ["### Project quality report (all pairs in the project)", "",
-            *_table(["Check", "Target", "Actual", "Result"], rows)]
+    rows = [
+        (getattr(t, "name", ""), getattr(t, "target", ""), getattr(t, "value", ""), getattr(t, "status", ""),
+         getattr(t, "message", ""))
+        for t in thresholds
+    ]
+    lines = ["### Project quality report (every pair in the project, any status)", "",
+             *_table(["Target", "Wanted", "Actual", "Status", "Detail"], rows)]
+    warnings = list(getattr(report, "composition_warnings", []) or []) + list(
+        getattr(report, "consistency_warnings", []) or []
+    )
+    if warnings:
+        lines += [*[f"- {w}" for w in warnings], ""]
+    return lines
 
 
 def render_card(

@@ -114,7 +114,7 @@ def _quality_report(store: Store, notes: list[str]) -> Any:
     except ImportError:
         return None
     try:
-        return LiveReport.build(store).snapshot()
+        return LiveReport.build(store).snapshot(contradictions=False)
     except Exception as exc:  # the card is still useful without the project-wide report
         notes.append(f"The project quality report could not be built ({type(exc).__name__}); its table is left out.")
         return None
