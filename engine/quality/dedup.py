@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from engine.models import Pair, PairStatus
 from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
@@ -34,6 +34,8 @@ _B = _RNG.integers(0, 2**63 - 1, size=_NUM_PERM, dtype=np.uint64)[:, None]
 _SHIFT = np.uint64(32)
 # Exact response matches only count when the answer says something (not "Yes." twice).
 MIN_RESPONSE_CHARS_FOR_EXACT = 40
+# Buckets bigger than this are scored as a matrix in native code.
+LARGE_BUCKET = 24
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,20 @@ class NearDuplicateIndex:
                         rejected.add((a, b))
         return found
 
+    def _bucket_matches(self, bucket: list[int]) -> list[tuple[int, int]]:
+        """Matching pairs of one large bucket, scored in rapidfuzz's native loops instead of Python's."""
+        ids = sorted(set(bucket))
+        plain = [self._instruction[i] for i in ids]
+        content = [self._content[i] for i in ids]
+        cut = self.threshold
+        scores = np.maximum.reduce([
+            process.cdist(plain, plain, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+            process.cdist(plain, plain, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+            process.cdist(content, content, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+        ])
+        rows, cols = np.nonzero(np.triu(scores >= cut, 1))
+        return [(ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+
     def _score(self, a: int, b: int) -> float:
         return _similarity(self._instruction[a], self._content[a], self._instruction[b], self._content[b], self.threshold)
 
@@ -284,6 +300,10 @@ class NearDuplicateIndex:
         for buckets in self._buckets:
             for bucket in buckets.values():
                 if len(bucket) < 2:
+                    continue
+                if len(bucket) > LARGE_BUCKET:
+                    for a, b in self._bucket_matches(bucket):
+                        union(a, b)
                     continue
                 for a, b in _all_pairs(bucket):
                     # Pairs already joined need no scoring: that is what keeps big clusters cheap.
