@@ -781,8 +781,20 @@ class Store:
 
     # Derived fields (warnings, score, split) are not user edits: no revision, no undo.
 
-    def set_warnings(self, updates: dict[int, list[PairWarning]]) -> None:
-        """Replace the warnings of several pairs (results of quality checks)."""
+    def set_warnings(
+        self, updates: dict[int, list[PairWarning]], *, changes: Sequence[PairChange] | None = None
+    ) -> None:
+        """Replace the warnings of several pairs (results of quality checks) and notify listeners.
+
+        ``changes`` may carry the before/after pairs the caller already has, to save a re-read.
+        """
+        if not updates:
+            return
+        if changes is None:
+            befores = self.get_pairs(list(updates))
+            changes = [
+                PairChange(p.id or 0, p, p.model_copy(update={"warnings": updates[p.id or 0]})) for p in befores
+            ]
         with self.transaction() as conn:
             for pair_id, warnings in updates.items():
                 conn.execute(
@@ -794,6 +806,7 @@ class Store:
                     'INSERT OR REPLACE INTO pair_warnings(pair_id, "check", severity) VALUES (?,?,?)',
                     [(pair_id, w.check, str(w.severity)) for w in warnings],
                 )
+        self._notify(changes)
 
     def set_splits(self, assignments: dict[int, str | None]) -> None:
         """Store each pair's split name (train / validation)."""

@@ -212,6 +212,8 @@ def check_pair(
         found.append(_warn("over_max_seq_length", f"The pair has {tokens} tokens{label}, more than max_seq_length {settings.max_seq_length}; shorten it or raise the limit."))
     if pair.stale:
         found.append(_warn("stale_source", "A source chunk changed after this pair was made; check the pair against the new text or regenerate it."))
+    if pair.score is not None and pair.score < settings.judge_threshold:
+        found.append(_warn("judge_low_score", f"The judge scored this pair {pair.score:.1f}/10, below the threshold of {settings.judge_threshold:g}; edit it, or reject it with `pairforge curate`."))
     return found
 
 
@@ -302,10 +304,8 @@ def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500)
                 updates[pair.id] = warnings
                 notices.append(PairChange(pair.id, pair, pair.model_copy(update={"warnings": warnings})))
         if updates:
-            store.set_warnings(updates)
+            store.set_warnings(updates, changes=notices)
             changed += len(updates)
-            # set_warnings is a derived-data write and does not notify; live views still need the new warnings.
-            store._notify(notices)
 
     if ids is None:
         pending: list[Pair] = []

@@ -49,6 +49,7 @@ CHECKS: dict[str, CheckInfo] = dict(
         _info("pii_api_key", E, "API key or token", "The pair contains what looks like a secret key or access token."),
         _info("pii_national_id", E, "National ID", "The pair contains a national identity number (US SSN pattern)."),
         _info("over_max_seq_length", W, "Longer than the training window", "The pair has more tokens than quality.max_seq_length and would be truncated in training."),
+        _info("judge_low_score", W, "Low judge score", "The local judge model scored the pair below quality.judge_threshold (7/10)."),
         _info("stale_source", INFO, "Source changed", "A source chunk changed after this pair was made; the pair may no longer match its document."),
     ]
 )
