@@ -10,6 +10,11 @@ from typing import Any
 from engine.export.rows import Conversation
 from engine.models import Message, Pair, Role
 
+try:
+    from engine.quality.tokens import TEMPLATE_TOKENS_PER_MESSAGE
+except ImportError:  # the quality package is optional at this layer
+    TEMPLATE_TOKENS_PER_MESSAGE = 4
+
 # Context windows trainers commonly use; the card recommends the smallest that fits.
 SEQ_LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
@@ -78,6 +83,11 @@ class ExportStats:
 
     def _count_tokens(self, pair: Pair, conv: Conversation) -> int:
         # Count the conversation exactly as exported (system rule applied, context folded).
+        if getattr(self.token_counter, "estimated", False):
+            # The estimate needs no Pair copy: the counter's own per-message formula, applied directly.
+            return sum(
+                self.token_counter.estimate_text(content) + TEMPLATE_TOKENS_PER_MESSAGE for _, content in conv.chat()
+            )
         messages = [Message.model_construct(role=Role(role), content=content) for role, content in conv.chat()]
         return int(self.token_counter.count_pair(pair.model_copy(update={"messages": messages, "context": None})))
 

@@ -108,7 +108,17 @@ def _token_counter(store: Store) -> Any:
     return TokenCounter.from_settings(store.settings)
 
 
+# The project-wide report re-reads every pair; past this size the card keeps only the export's own figures.
+_QUALITY_REPORT_MAX_PAIRS = 20_000
+
+
 def _quality_report(store: Store, notes: list[str]) -> Any:
+    if store.count_pairs() > _QUALITY_REPORT_MAX_PAIRS:
+        notes.append(
+            "The project-wide quality report is left out of the card for projects over "
+            f"{_QUALITY_REPORT_MAX_PAIRS} pairs; run `pairforge check` to see it."
+        )
+        return None
     try:
         from engine.quality import LiveReport  # type: ignore[attr-defined]
     except ImportError:
