@@ -133,6 +133,26 @@ def _source(chunk: Chunk) -> str:
     return chunk.text if len(chunk.text) <= MAX_SOURCE_CHARS else chunk.text[:MAX_SOURCE_CHARS] + "\n[...]"
 
 
+_LENGTH_KEYWORDS = ("minLength", "maxLength")
+
+
+def _without_length_bounds(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_length_bounds(v) for k, v in node.items() if k not in _LENGTH_KEYWORDS}
+    if isinstance(node, list):
+        return [_without_length_bounds(v) for v in node]
+    return node
+
+
+def request_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema sent with a request: the output model's, without string length bounds.
+
+    Length bounds are still enforced when the answer is validated; sent to llama.cpp they
+    become grammar repetitions thousands of states long, which crash it.
+    """
+    return _without_length_bounds(schema_for(output_model))  # type: ignore[no-any-return]
+
+
 def _variant(job: Job) -> int:
     return int(job.params.get("variant", job.id or 0))
 
@@ -165,7 +185,7 @@ class PairBuilder:
         return PreparedRequest(
             messages=[{"role": "system", "content": pack.generator}, {"role": "user", "content": prompt}],
             output_model=output_model,
-            schema=schema_for(output_model),
+            schema=request_schema(output_model),
             temperature=self.context.temperature(str(self.kind)),
         )
 

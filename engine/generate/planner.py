@@ -129,7 +129,9 @@ def _proportional(weights: Sequence[float], total: int) -> list[int]:
 def _evenly(items: Sequence[Chunk], n: int) -> list[Chunk]:
     """``n`` items spread evenly over ``items`` (start, middle and end of a document)."""
     if n >= len(items):
-        return list(items)
+        # More slots than chunks: each chunk once, the rest by length.
+        extra = _proportional([len(c.text) for c in items], n - len(items))
+        return [c for c, k in zip(items, extra, strict=True) for _ in range(1 + k)]
     return [items[int((i + 0.5) * len(items) / n)] for i in range(n)]
 
 
