@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from engine.generate.backends import ChatBackend, ChatOptions, parse_structured,
 from engine.judge.prompts import build_judge_messages
 from engine.judge.rubric import RUBRIC, Rubric, compute_total, criteria_for, verdict_model_for
 from engine.judge.scoring import JUDGE_WARNING, judge_warning
-from engine.models import Job, PairKind, Verdict
+from engine.models import Job, Pair, PairKind, Verdict
 from engine.store import Store
 
 __all__ = ["JUDGE_TASK", "JudgeEvent", "JudgeRunner", "JudgeSummary", "plan_judging"]
@@ -118,6 +119,15 @@ class _HostDown(Exception):
         self.error = error
 
 
+@dataclass
+class _Prepared:
+    """A claimed job with its pair loaded and its prompt built (``pair`` None: the pair was deleted)."""
+
+    job: Job
+    pair: Pair | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+
 class JudgeRunner:
     """Works through queued judge jobs with ``concurrency_per_host`` requests in flight per backend.
 
@@ -166,6 +176,15 @@ class JudgeRunner:
 
     def _reset_counters(self) -> None:
         self._done = self._failed = self._total = self._in_flight = 0
+        # Jobs claimed ahead, so a worker that frees up sends its next request at once
+        # instead of waiting on the store; at most one per worker.
+        self._ready: deque[_Prepared] = deque()
+        self._prefetches: set[asyncio.Task[None]] = set()
+        # Verdict writes run beside the next request, so a host never waits on the store.
+        self._writes: set[asyncio.Task[None]] = set()
+        self._write_error: BaseException | None = None
+        self._exhausted = False
+        self._ready_limit = 1
         self._started = time.monotonic()
         self._failures: list[tuple[int, str]] = []
         self._run_ids: set[int] = set()
@@ -181,6 +200,7 @@ class JudgeRunner:
         """Stop taking new jobs; requests in flight finish and are saved."""
         if not self.paused:
             self._resume.clear()
+            self._release_ready()
             self._emit("paused")
 
     def resume(self) -> None:
@@ -193,6 +213,7 @@ class JudgeRunner:
         """Stop now: requests in flight are abandoned and every queued job of the run is cancelled."""
         self._cancelled = True
         self._resume.set()
+        self._release_ready()
         for task in getattr(self, "_tasks", []):
             task.cancel()
 
@@ -223,6 +244,7 @@ class JudgeRunner:
             return summary
         backends = await self._usable_backends()
         self._emit("started", message=f"{self._total} pair(s) to judge")
+        self._ready_limit = len(backends) * self.concurrency_per_host
         self._tasks = [
             asyncio.create_task(self._worker(backend, run_id))
             for backend in backends
@@ -232,6 +254,12 @@ class JudgeRunner:
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             self._tasks = []
+            # Nothing claimed ahead may stay marked running: it goes back to the queue.
+            if self._prefetches:
+                await asyncio.gather(*self._prefetches, return_exceptions=True)
+            if self._writes:
+                await asyncio.gather(*self._writes, return_exceptions=True)
+            self._release_ready()
         down = [r.error for r in results if isinstance(r, _HostDown)]
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, (_HostDown, asyncio.CancelledError)):
@@ -253,6 +281,8 @@ class JudgeRunner:
                 {"run_ids": summary.run_ids, "failed": self._failed, "threshold": self.threshold},
             )
         self._emit("cancelled" if self._cancelled else "finished")
+        if self._write_error is not None:
+            raise self._write_error
         if self._fatal is not None:
             raise self._fatal
         if down and len(down) == len(results):
@@ -286,21 +316,81 @@ class JudgeRunner:
             raise first_error
         return usable
 
+    def _release_ready(self) -> None:
+        while self._ready:
+            job = self._ready.popleft().job
+            assert job.id is not None
+            self.store.release_job(job.id)
+
+    def _claim_and_load(self, host: str, run_id: int | None) -> _Prepared | None:
+        """Claim the next judge job, load its pair and sources and build the prompt (one thread hop)."""
+        job = self.store.claim_job(host, run_id=run_id, task=JUDGE_TASK)
+        if job is None:
+            return None
+        assert job.pair_id is not None
+        try:
+            pair = self.store.get_pair(job.pair_id)
+        except NotFoundError:
+            return _Prepared(job)
+        chunks = self.store.get_chunks(pair.sources) if pair.sources else []
+        if pair.kind is PairKind.REFUSAL and self._titles is None:
+            self._titles = [d.title or d.path for d in self.store.list_documents()]
+        messages = build_judge_messages(pair, chunks, corpus_titles=self._titles or (), rubric=self.rubric)
+        return _Prepared(job, pair, messages)
+
+    async def _prefetch(self, host: str, run_id: int | None) -> None:
+        prepared = await asyncio.to_thread(self._claim_and_load, host, run_id)
+        if prepared is None:
+            self._exhausted = True
+        elif self.paused or self._cancelled or self._stopping:
+            assert prepared.job.id is not None
+            self.store.release_job(prepared.job.id)
+        else:
+            self._ready.append(prepared)
+
+    def _top_up(self, host: str, run_id: int | None) -> None:
+        while not (self._exhausted or self.paused or self._cancelled or self._stopping) and (
+            len(self._ready) + len(self._prefetches) < self._ready_limit
+        ):
+            task = asyncio.create_task(self._prefetch(host, run_id))
+            self._prefetches.add(task)
+            task.add_done_callback(self._prefetches.discard)
+
+    async def _next_job(self, host: str, run_id: int | None) -> _Prepared | None:
+        """A job claimed ahead if one is ready, else one claimed now; None when the queue is empty."""
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            prepared = await asyncio.to_thread(self._claim_and_load, host, run_id)
+            if prepared is not None:
+                return prepared
+            if self._ready:
+                continue  # a claim made ahead landed while this one looked
+            if not self._prefetches:
+                return None
+            # Another worker's claim may be about to deliver the last jobs: wait for it.
+            await asyncio.wait(set(self._prefetches))
+
     async def _worker(self, backend: ChatBackend, run_id: int | None) -> None:
         host = backend.host or backend.name
         while not (self._cancelled or self._stopping):
             await self._resume.wait()
             if self._cancelled or self._stopping:
                 return
-            job = await asyncio.to_thread(self.store.claim_job, host, run_id=run_id, task=JUDGE_TASK)
-            if job is None:
+            prepared = await self._next_job(host, run_id)
+            if prepared is None:
                 return
+            job = prepared.job
             assert job.id is not None
+            if self.paused or self._cancelled or self._stopping:
+                self.store.release_job(job.id)
+                continue
             if job.run_id is not None:
                 self._run_ids.add(job.run_id)
+            self._top_up(host, run_id)
             self._in_flight += 1
             try:
-                await self._judge(backend, job)
+                await self._judge(backend, prepared)
             except _HostDown:
                 self.store.release_job(job.id)
                 raise
@@ -309,6 +399,7 @@ class JudgeRunner:
                 self.store.release_job(job.id)
                 self._fatal = self._fatal or exc
                 self._stopping = True
+                self._release_ready()
                 return
             except asyncio.CancelledError:
                 # Put the job back untouched; an explicit cancel then cancels it with the rest.
@@ -317,25 +408,19 @@ class JudgeRunner:
             finally:
                 self._in_flight -= 1
 
-    async def _judge(self, backend: ChatBackend, job: Job) -> None:
+    async def _judge(self, backend: ChatBackend, prepared: _Prepared) -> None:
+        job, pair = prepared.job, prepared.pair
         assert job.id is not None and job.pair_id is not None
-        try:
-            pair = await asyncio.to_thread(self.store.get_pair, job.pair_id)
-        except NotFoundError:
+        if pair is None:
             await asyncio.to_thread(self.store.fail_job, job.id, "The pair was deleted before it was judged.", retry=False)
             return
-        chunks = await asyncio.to_thread(self.store.get_chunks, pair.sources) if pair.sources else []
-        if pair.kind is PairKind.REFUSAL and self._titles is None:
-            documents = await asyncio.to_thread(self.store.list_documents)
-            self._titles = [d.title or d.path for d in documents]
-        messages = build_judge_messages(pair, chunks, corpus_titles=self._titles or (), rubric=self.rubric)
         model_cls = verdict_model_for(pair.kind, self.rubric)
         criteria = criteria_for(pair.kind, self.rubric)
         schema = schema_for(model_cls)
         last_error: BackendError | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                result = await backend.chat(messages, schema, self._options_for(attempt))
+                result = await backend.chat(prepared.messages, schema, self._options_for(attempt))
                 output: Any = parse_structured(result.content, model_cls, done_reason=result.done_reason)
             except BackendError as exc:
                 if not exc.retryable:
@@ -352,18 +437,28 @@ class JudgeRunner:
                 pair_id=job.pair_id, pair_revision=pair.revision, model=backend.model,
                 rubric_version=self.rubric.version, scores=scores, total=total, reason=reason,
             )
-            stored = await asyncio.to_thread(
-                self.store.complete_judge_job, job.id, verdict, content_hash=pair.content_hash(),
-                warning_check=JUDGE_WARNING, warning=judge_warning(total, self.threshold, reason),
-            )
-            if stored:
-                self._done += 1
-                self._emit("verdict", pair_id=pair.id, score=total, host=backend.host)
+            write = asyncio.create_task(self._store_verdict(job.id, verdict, pair, backend.host))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
             return
         assert last_error is not None
         if isinstance(last_error, BackendUnreachableError):
             raise _HostDown(last_error)
         await self._record_failure(job, last_error)
+
+    async def _store_verdict(self, job_id: int, verdict: Verdict, pair: Pair, host: str | None) -> None:
+        try:
+            stored = await asyncio.to_thread(
+                self.store.complete_judge_job, job_id, verdict, content_hash=pair.content_hash(),
+                warning_check=JUDGE_WARNING, warning=judge_warning(verdict.total, self.threshold, verdict.reason),
+            )
+        except Exception as exc:  # a store failure (disk full, busy) ends the run with its own sentence
+            self._write_error = self._write_error or exc
+            self._stopping = True
+            return
+        if stored:
+            self._done += 1
+            self._emit("verdict", pair_id=pair.id, score=verdict.total, host=host)
 
     async def _record_failure(self, job: Job, error: BackendError) -> None:
         assert job.id is not None and job.pair_id is not None

@@ -1,0 +1,116 @@
+"""Judge throughput: how close a judge run gets to what the server allows.
+
+Prints, against the stand-in Ollama server (``tests/fake_ollama.py``, standing in for
+Ollama because none can run here):
+
+* verdicts/s of a full judge run (plan, claim, prompt, chat, validate, store the verdict
+  and mark the job done) with per-request latency L and server parallelism P at
+  concurrency P, against the ideal P/L (target: at least 95%);
+* with L=0, the wall time per verdict of the same run next to the time per bare chat
+  request through the same backend, and their difference: the judge engine's own
+  overhead per verdict (store transactions, prompt building, validation).
+
+Run: ``python bench/judge_bench.py [--pairs 200] [--latency 0.2] [--parallel 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.generate.backends import ChatOptions, make_backend, schema_for
+from engine.judge import JudgeRunner, JudgeVerdictOutput, build_judge_messages, plan_judging
+from engine.models import Pair
+from engine.store import Store
+from tests.fake_ollama import fake_ollama
+
+MODEL = "qwen2.5:7b"
+
+
+def _project(root: Path, pairs: int) -> Store:
+    store = Store.init(root)
+    store.add_pairs(
+        Pair.simple(
+            f"How does the cache in service {i} decide when an entry is stale?",
+            f"Service {i} marks an entry stale once its time-to-live passes; the next read refreshes it "
+            "from the origin while the old value is still served, so readers never wait.",
+        )
+        for i in range(pairs)
+    )
+    return store
+
+
+async def _judge_run(store: Store, url: str, concurrency: int) -> tuple[float, int]:
+    """Plan and run judging of every pair; returns (wall seconds, verdicts stored)."""
+    backend = make_backend("ollama", MODEL, url)
+    started = time.perf_counter()
+    run_id = plan_judging(store)
+    runner = JudgeRunner(store, [backend], options=ChatOptions(temperature=0.1), concurrency_per_host=concurrency)
+    summary = await runner.run(run_id)
+    elapsed = time.perf_counter() - started
+    await backend.aclose()
+    return elapsed, summary.judged
+
+
+async def _bare_chats(url: str, count: int, concurrency: int) -> float:
+    """Send ``count`` verdict-sized chat requests, nothing else; returns wall seconds."""
+    backend = make_backend("ollama", MODEL, url)
+    pair = Pair.simple("How does the cache decide when an entry is stale?", "Once its time-to-live passes.")
+    messages = build_judge_messages(pair, [])
+    schema = schema_for(JudgeVerdictOutput)
+    options = ChatOptions(temperature=0.1)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await backend.chat(messages, schema, options)
+
+    await backend.chat(messages, schema, options)  # warm the connection pool
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    elapsed = time.perf_counter() - started
+    await backend.aclose()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both measurements and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--parallel", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = _project(Path(tmp) / "capacity", args.pairs)
+        with fake_ollama(latency=args.latency, parallel=args.parallel) as server:
+            wall, judged = asyncio.run(_judge_run(store, server.url, args.parallel))
+            peak = server.peak_concurrency
+        store.close()
+        ideal = args.parallel / args.latency
+        achieved = judged / wall
+        print(f"Judge throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {args.parallel}:")
+        print(f"  {judged} verdicts in {wall:.2f} s = {achieved:.2f} verdicts/s; ideal P/L = {ideal:.2f}/s")
+        print(f"  {achieved / ideal:.1%} of capacity (target >= 95%); server peak concurrency {peak}")
+
+        store = _project(Path(tmp) / "overhead", args.pairs)
+        with fake_ollama(latency=0.0, parallel=args.parallel) as server:
+            bare = asyncio.run(_bare_chats(server.url, args.pairs, args.parallel))
+            wall, judged = asyncio.run(_judge_run(store, server.url, args.parallel))
+        store.close()
+        per_verdict = wall / judged * 1000
+        per_chat = bare / args.pairs * 1000
+        print(f"Engine overhead, L=0, concurrency {args.parallel}:")
+        print(f"  judge run: {per_verdict:.2f} ms per verdict ({judged / wall:.0f} verdicts/s)")
+        print(f"  bare chat requests: {per_chat:.2f} ms per request ({args.pairs / bare:.0f} requests/s)")
+        print(f"  judge engine overhead: {per_verdict - per_chat:.2f} ms per verdict")
+
+
+if __name__ == "__main__":
+    main()
