@@ -16,6 +16,7 @@ Conventions every format shares, so a dataset reads the same whichever file a tr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engine.models import Pair, Role
@@ -65,13 +66,18 @@ class Conversation:
 
     def chat(self) -> list[tuple[str, str]]:
         """Every turn as (role, content), context folded into the first user turn."""
+        return list(self._chat)
+
+    @cached_property
+    def _chat(self) -> tuple[tuple[str, str], ...]:
+        # Every format reads the same turns; build them once per pair.
         out: list[tuple[str, str]] = []
         if self.system is not None:
             out.append(("system", self.system))
         for index, (user, assistant) in enumerate(self.turns):
             out.append(("user", fold_context(user, self.context) if index == 0 else user))
             out.append(("assistant", assistant))
-        return out
+        return tuple(out)
 
 
 def messages_row(conv: Conversation) -> dict[str, Any]:
