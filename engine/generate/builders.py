@@ -6,6 +6,7 @@ chunks, the corpus overview); builders are cheap and stateless apart from it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,11 +145,13 @@ def _without_length_bounds(node: Any) -> Any:
     return node
 
 
+@functools.cache
 def request_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema sent with a request: the output model's, without string length bounds.
 
     Length bounds are still enforced when the answer is validated; sent to llama.cpp they
-    become grammar repetitions thousands of states long, which crash it.
+    become grammar repetitions thousands of states long, which crash it. Cached per
+    model (building it costs about a millisecond); callers must not modify it.
     """
     return _without_length_bounds(schema_for(output_model))  # type: ignore[no-any-return]
 
