@@ -44,9 +44,10 @@ _DECLINATION = re.compile(
     r"(?i)\b(?:not (?:covered|documented|mentioned|described|specified|stated|included|available|part of)"
     r"|(?:doesn't|does not|don't|do not|didn't|did not) (?:cover|mention|say|specify|document|describe|include|contain|provide|state)"
     r"|no (?:information|mention|documentation|details?|data)\b|nothing (?:about|on|in)"
-    r"|(?:can't|cannot|can not|unable to|not able to) (?:answer|tell|say|confirm|find|help|provide)"
-    r"|(?:isn't|is not|aren't|are not) (?:covered|documented|mentioned|described|in the)"
-    r"|outside (?:the|of the|what)|beyond the scope|I don't know|I do not know|there is no)"
+    r"|(?:can't|cannot|can not|unable to|not able to|won't be able to) (?:answer|tell|say|confirm|find|help|provide|give|offer|advise|speak)"
+    r"|(?:isn't|is not|aren't|are not) (?:covered|documented|mentioned|described|in the|something|anything|part of)"
+    r"|(?:don't|do not) have (?:any )?(?:information|details|documentation|data)|going beyond|goes beyond"
+    r"|outside (?:the|of the|what)|beyond (?:the scope|what)|I don't know|I do not know|there is no)"
 )
 
 MIMICRY_NGRAM = 8
