@@ -30,7 +30,7 @@ def backends_from_settings(
         path = model if model is not None else generation.model_path
         return [make_backend("llamacpp", path or "", None)]
     name = model or generation.model
-    chosen = list(hosts or generation.hosts) or [None]
+    chosen: list[str | None] = [*(hosts or generation.hosts)] or [None]
     # The same host twice would only double its concurrency; keep each once.
     unique = list(dict.fromkeys(chosen))
     return [make_backend(kind, name, host) for host in unique]
