@@ -120,6 +120,12 @@ async def test_parse_structured_strips_fences_and_chatter() -> None:
     assert parse_structured(content, Citation) == Citation(chunk_id="c1", quote="a log")
 
 
+async def test_parse_structured_accepts_raw_newlines_inside_strings() -> None:
+    """Small models write literal newlines inside JSON strings; the answer is still usable."""
+    parsed = parse_structured('{"chunk_id": "c1", "quote": "line one\nline two"}', Citation)
+    assert parsed.quote == "line one\nline two"
+
+
 async def test_parse_structured_names_bad_json_and_keeps_raw() -> None:
     with pytest.raises(StructuredAnswerError, match="not valid JSON") as info:
         parse_structured("question - what is it? " * 20, Citation)

@@ -187,7 +187,7 @@ def parse_structured(
     raw = content[:200]
     text = _extract_json_text(content)
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # small models put raw newlines inside strings
     except json.JSONDecodeError as exc:
         if done_reason == "length":
             message = (
