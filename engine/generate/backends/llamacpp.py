@@ -119,7 +119,11 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> _LoadedModel:
         except ImportError:
             raise BackendError(MISSING_EXTRA) from None
         try:
-            llama = llama_cpp.Llama(model_path=key, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            from llama_cpp._utils import suppress_stdout_stderr
+
+            # llama.cpp logs context set-up notes at its 'none' level, which verbose=False lets through.
+            with suppress_stdout_stderr(disable=False):
+                llama = llama_cpp.Llama(model_path=key, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelNotFoundError(
                 f"The GGUF file {path} could not be loaded ({exc}): check that it is a complete "
