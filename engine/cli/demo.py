@@ -118,7 +118,7 @@ def run_demo(project_dir: Path, *, pairs: int, backend: str, as_json: bool) -> d
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=DEFAULT_DEMO_DIR, show_default=True,
               help="Where to create the demo project.")
-@click.option("--pairs", type=click.IntRange(5, 2000), default=30, show_default=True, help="Pairs to generate.")
+@click.option("--pairs", type=click.IntRange(5, 2000), default=20, show_default=True, help="Pairs to generate.")
 @click.option("--backend", type=click.Choice(["llamacpp", "ollama", "openai"]), default="llamacpp", show_default=True,
               help="The embedded model needs no server.")
 @json_option
