@@ -1,19 +1,20 @@
-"""Near-duplicate index: exact normalized hashes plus fuzzy instruction matching with MinHash LSH blocking.
+"""Near-duplicate index: exact normalized hashes plus fuzzy instruction matching with rarest-word blocking.
 
-Blocking: each instruction's sorted-word normalized form is cut into character 4-grams, summarised by a
-MinHash signature (numpy, multiply-shift hashing, so it is deterministic across runs) and split into bands;
-pairs sharing a band bucket are candidates, and only candidates are scored with rapidfuzz. The score is
-the best of ratio and token_sort_ratio of the normalized instructions and ratio of their content words
-(stopwords dropped), so typos, reorderings and "How do I" / "How can I" paraphrases all count.
+Blocking: each instruction's content words (stopwords dropped) are ranked by how few indexed instructions use
+them; every 2-combination of its RAREST_WORDS rarest words is a block key, and only pairs sharing a block are
+length-filtered and scored, element-wise in rapidfuzz's native loops. The score is the best of ratio and
+token_sort_ratio of the normalized instructions and ratio of their content words, so typos, reorderings and
+"How do I" / "How can I" paraphrases all count. Small indexes are compared all against all.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -25,18 +26,14 @@ from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
 if TYPE_CHECKING:
     from engine.store import Store
 
-BANDS = 16
-ROWS = 4
-_NUM_PERM = BANDS * ROWS
-_RNG = np.random.default_rng(20240611)
-_A = (_RNG.integers(1, 2**63 - 1, size=_NUM_PERM, dtype=np.uint64) | np.uint64(1))[:, None]
-_B = _RNG.integers(0, 2**63 - 1, size=_NUM_PERM, dtype=np.uint64)[:, None]
-_SHIFT = np.uint64(32)
 # Exact response matches only count when the answer says something (not "Yes." twice).
 MIN_RESPONSE_CHARS_FOR_EXACT = 40
-# Buckets bigger than this are scored as a matrix in native code.
-LARGE_BUCKET = 24
-
+# Blocking keys are the 2-combinations of an instruction's RAREST_WORDS rarest content words.
+RAREST_WORDS = 4
+# Blocks with more members than this say only "these share two common words" and are not scored.
+MAX_BLOCK = 64
+# Indexes this small are compared all against all (exact, and cheaper than blocking).
+SMALL_INDEX = 600
 
 @dataclass(frozen=True)
 class SimilarPair:
@@ -91,34 +88,20 @@ def _similarity(a: str, a_content: str, b: str, b_content: str, cutoff: float) -
     return max(score, fuzz.ratio(a_content, b_content, score_cutoff=cutoff))
 
 
-def _signature_keys(content: str) -> np.ndarray:
-    """One int64 bucket key per band, from the sorted content words of a normalized instruction."""
-    shingle_source = " ".join(sorted(content.split()))
-    data = np.frombuffer(shingle_source.encode("utf-8") or b"\0", dtype=np.uint8).astype(np.uint64)
-    if data.size < 4:
-        data = np.concatenate([data, np.zeros(4 - data.size, dtype=np.uint64)])
-    shingles = np.unique((data[:-3] << np.uint64(24)) | (data[1:-2] << np.uint64(16)) | (data[2:-1] << np.uint64(8)) | data[3:])
-    signature = ((_A * shingles[None, :] + _B) >> _SHIFT).min(axis=1).reshape(BANDS, ROWS)
-    # Fold each band's rows into one 64-bit key (collisions only add candidates, which are then verified).
-    keys = signature[:, 0]
-    for row in range(1, ROWS):
-        keys = keys * np.uint64(0x9E3779B97F4A7C15) + signature[:, row]
-    return keys.astype(np.int64)
-
-
 def _pair_key(pair: Pair) -> int:
     return hash("\x1f".join(normalize(m.content) for m in pair.messages) + "\x1e" + normalize(pair.context or ""))
 
 
 class NearDuplicateIndex:
-    """Incremental near-duplicate index over pairs; never compares all pairs with all pairs."""
+    """Incremental near-duplicate index over pairs; never compares all pairs with all pairs (beyond a small size)."""
 
     def __init__(self, threshold: float = 90.0) -> None:
         self.threshold = float(threshold)
         self._instruction: dict[int, str] = {}
         self._content: dict[int, str] = {}
-        self._keys: dict[int, np.ndarray] = {}
-        self._buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(BANDS)]
+        self._words: dict[int, tuple[str, ...]] = {}
+        self._frequency: Counter[str] = Counter()
+        self._postings: dict[str, set[int]] = defaultdict(set)
         self._exact_pair: dict[int, list[int]] = defaultdict(list)
         self._exact_instruction: dict[int, list[int]] = defaultdict(list)
         self._exact_response: dict[int, list[int]] = defaultdict(list)
@@ -153,19 +136,20 @@ class NearDuplicateIndex:
         """Index a saved pair (one with an id); re-adding an id replaces it."""
         if pair.id is None:
             raise ValueError("only saved pairs (with an id) can be indexed")
-        pair_id = pair.id
+        self._add(pair.id, normalize(pair.instruction), normalize(pair.response), _pair_key(pair))
+
+    def _add(self, pair_id: int, instruction: str, response: str, whole: int) -> None:
         if pair_id in self._instruction:
             self.remove(pair_id)
-        instruction = normalize(pair.instruction)
-        response = normalize(pair.response)
         content = content_form(instruction)
         self._instruction[pair_id] = instruction
         self._content[pair_id] = content
-        keys = _signature_keys(content)
-        self._keys[pair_id] = keys
-        for band, key in enumerate(keys.tolist()):
-            self._buckets[band][key].append(pair_id)
-        whole, instr = _pair_key(pair), hash(instruction)
+        unique_words = tuple(dict.fromkeys(content.split()))
+        self._words[pair_id] = unique_words
+        self._frequency.update(unique_words)
+        for word in unique_words:
+            self._postings[word].add(pair_id)
+        instr = hash(instruction)
         resp = hash(response) if len(response) >= MIN_RESPONSE_CHARS_FOR_EXACT else None
         self._hashes[pair_id] = (whole, instr, resp)
         self._exact_pair[whole].append(pair_id)
@@ -179,8 +163,13 @@ class NearDuplicateIndex:
             return
         del self._instruction[pair_id]
         del self._content[pair_id]
-        for band, key in enumerate(self._keys.pop(pair_id).tolist()):
-            _discard(self._buckets[band], key, pair_id)
+        for word in self._words.pop(pair_id):
+            self._frequency[word] -= 1
+            postings = self._postings[word]
+            postings.discard(pair_id)
+            if not postings:
+                del self._postings[word]
+                del self._frequency[word]
         whole, instr, resp = self._hashes.pop(pair_id)
         _discard(self._exact_pair, whole, pair_id)
         _discard(self._exact_instruction, instr, pair_id)
@@ -193,12 +182,25 @@ class NearDuplicateIndex:
 
     # ------------------------------------------------------------------ queries
 
-    def _candidates(self, keys: np.ndarray) -> set[int]:
+    def _rarest(self, words: Iterable[str], minimum: int) -> list[str]:
+        """The RAREST_WORDS rarest of ``words`` seen at least ``minimum`` times (rarity ties broken by the word)."""
+        frequency = self._frequency
+        usable = [w for w in words if frequency[w] >= minimum]
+        usable.sort(key=lambda w: (frequency[w], w))
+        return usable[:RAREST_WORDS]
+
+    def _query_candidates(self, words: Sequence[str], own: int | None) -> set[int]:
+        if len(self._instruction) <= SMALL_INDEX:
+            return set(self._instruction)
+        # A word seen only in the query pair itself cannot be shared with anything else.
+        minimum = 2 if own in self._instruction else 1
+        rarest = self._rarest(words, minimum)
+        if len(rarest) == 1:
+            return set(self._postings[rarest[0]])
         found: set[int] = set()
-        for band, key in enumerate(keys.tolist()):
-            bucket = self._buckets[band].get(key)
-            if bucket:
-                found.update(bucket)
+        for a, b in combinations(rarest, 2):
+            small, large = sorted((self._postings[a], self._postings[b]), key=len)
+            found.update(small & large)
         return found
 
     def similar_to(self, pair: Pair, limit: int = 10) -> list[SimilarPair]:
@@ -223,50 +225,82 @@ class NearDuplicateIndex:
             for other in self._exact_response.get(hash(response), ()):
                 offer(other, 100.0, "response")
         content = content_form(instruction)
-        for other in self._candidates(_signature_keys(content)):
-            if other == own or other in best:
-                continue
-            score = _similarity(instruction, content, self._instruction[other], self._content[other], self.threshold)
-            if score >= self.threshold:
-                offer(other, score, "instruction")
+        candidates = [c for c in self._query_candidates(tuple(dict.fromkeys(content.split())), own) if c != own and c not in best]
+        if candidates:
+            scores = self._scores([instruction], [content], [self._instruction[c] for c in candidates], [self._content[c] for c in candidates], cross=True)
+            for other, score in zip(candidates, scores[0].tolist(), strict=True):
+                if score >= self.threshold:
+                    offer(other, score, "instruction")
         ranked = sorted(best.values(), key=lambda s: (-s.score, s.field != "pair", s.pair_id))
         return ranked[:limit]
+
+    def _scores(self, plain_a: Sequence[str], content_a: Sequence[str], plain_b: Sequence[str], content_b: Sequence[str], *, cross: bool) -> np.ndarray:
+        """Best-of-three similarity, 0 below the threshold: a matrix (``cross``) or element-wise, in native loops."""
+        run = process.cdist if cross else process.cpdist
+        cut = self.threshold
+        return np.maximum.reduce([
+            run(plain_a, plain_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+            run(plain_a, plain_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+            run(content_a, content_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+        ])
+
+    def _fuzzy_edges(self) -> list[tuple[int, int]]:
+        """Verified fuzzy matches (a < b): all against all when small, else within rarest-word blocks."""
+        ids = sorted(self._instruction)
+        plain = [self._instruction[i] for i in ids]
+        content = [self._content[i] for i in ids]
+        if len(ids) < 2:
+            return []
+        if len(ids) <= SMALL_INDEX:
+            rows, cols = np.nonzero(np.triu(self._scores(plain, content, plain, content, cross=True) >= self.threshold, 1))
+            return [(ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+        blocks: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for position, pair_id in enumerate(ids):
+            rarest = self._rarest(self._words[pair_id], 2)
+            if len(rarest) == 1:
+                blocks[(rarest[0],)].append(position)
+            for key in combinations(rarest, 2):
+                blocks[key].append(position)
+        by_size: dict[int, list[list[int]]] = defaultdict(list)
+        for members in blocks.values():
+            if 2 <= len(members) <= MAX_BLOCK:
+                by_size[len(members)].append(members)
+        left_parts, right_parts = [], []
+        for size, groups in by_size.items():
+            matrix = np.asarray(groups, dtype=np.int64)
+            upper, lower = np.triu_indices(size, 1)
+            left_parts.append(matrix[:, upper].ravel())
+            right_parts.append(matrix[:, lower].ravel())
+        if not left_parts:
+            return []
+        n = len(ids)
+        codes = np.unique(np.concatenate(left_parts) * n + np.concatenate(right_parts))
+        left, right = codes // n, codes % n
+        # A ratio of T% bounds the length gap: |len(a) - len(b)| <= (1 - T/100) * (len(a) + len(b)).
+        slack = 1 - self.threshold / 100
+        plain_len = np.fromiter(map(len, plain), dtype=np.int64, count=n)
+        content_len = np.fromiter(map(len, content), dtype=np.int64, count=n)
+        fits = (np.abs(plain_len[left] - plain_len[right]) <= slack * (plain_len[left] + plain_len[right])) | (
+            np.abs(content_len[left] - content_len[right]) <= slack * (content_len[left] + content_len[right])
+        )
+        left, right = left[fits], right[fits]
+        plain_arr, content_arr = np.asarray(plain, dtype=object), np.asarray(content, dtype=object)
+        found: list[tuple[int, int]] = []
+        step = 1_000_000
+        for start in range(0, len(left), step):
+            a, b = left[start : start + step], right[start : start + step]
+            scores = self._scores(plain_arr[a].tolist(), content_arr[a].tolist(), plain_arr[b].tolist(), content_arr[b].tolist(), cross=False)
+            hit = scores >= self.threshold
+            found.extend(zip((ids[i] for i in a[hit].tolist()), (ids[i] for i in b[hit].tolist()), strict=True))
+        return found
 
     def edges(self) -> set[tuple[int, int]]:
         """Every near-duplicate pair of ids (a < b) the index can see: exact matches and verified fuzzy ones."""
         found: set[tuple[int, int]] = set()
-        rejected: set[tuple[int, int]] = set()
         for group in self._exact_groups():
             found.update(_all_pairs(group))
-        for buckets in self._buckets:
-            for bucket in buckets.values():
-                if len(bucket) < 2:
-                    continue
-                for a, b in _all_pairs(bucket):
-                    if (a, b) in found or (a, b) in rejected:
-                        continue
-                    if self._score(a, b) >= self.threshold:
-                        found.add((a, b))
-                    else:
-                        rejected.add((a, b))
+        found.update(self._fuzzy_edges())
         return found
-
-    def _bucket_matches(self, bucket: list[int]) -> list[tuple[int, int]]:
-        """Matching pairs of one large bucket, scored in rapidfuzz's native loops instead of Python's."""
-        ids = sorted(set(bucket))
-        plain = [self._instruction[i] for i in ids]
-        content = [self._content[i] for i in ids]
-        cut = self.threshold
-        scores = np.maximum.reduce([
-            process.cdist(plain, plain, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
-            process.cdist(plain, plain, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
-            process.cdist(content, content, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
-        ])
-        rows, cols = np.nonzero(np.triu(scores >= cut, 1))
-        return [(ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
-
-    def _score(self, a: int, b: int) -> float:
-        return _similarity(self._instruction[a], self._content[a], self._instruction[b], self._content[b], self.threshold)
 
     def _exact_groups(self) -> Iterable[list[int]]:
         for table in (self._exact_pair, self._exact_instruction, self._exact_response):
@@ -296,22 +330,8 @@ class NearDuplicateIndex:
         for group in self._exact_groups():
             for other in group[1:]:
                 union(group[0], other)
-        checked: set[tuple[int, int]] = set()
-        for buckets in self._buckets:
-            for bucket in buckets.values():
-                if len(bucket) < 2:
-                    continue
-                if len(bucket) > LARGE_BUCKET:
-                    for a, b in self._bucket_matches(bucket):
-                        union(a, b)
-                    continue
-                for a, b in _all_pairs(bucket):
-                    # Pairs already joined need no scoring: that is what keeps big clusters cheap.
-                    if find(a) == find(b) or (a, b) in checked:
-                        continue
-                    checked.add((a, b))
-                    if self._score(a, b) >= self.threshold:
-                        union(a, b)
+        for a, b in self._fuzzy_edges():
+            union(a, b)
         groups: dict[int, list[int]] = defaultdict(list)
         for member in parent:
             groups[find(member)].append(member)
