@@ -31,7 +31,7 @@ MIN_RESPONSE_CHARS_FOR_EXACT = 40
 # Blocking keys are the 2-combinations of an instruction's RAREST_WORDS rarest content words.
 RAREST_WORDS = 4
 # Blocks with more members than this say only "these share two common words" and are not scored.
-MAX_BLOCK = 64
+MAX_BLOCK = 160
 # Indexes this small are compared all against all (exact, and cheaper than blocking).
 SMALL_INDEX = 600
 
