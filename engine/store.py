@@ -754,6 +754,27 @@ class Store:
                 yield self._pair_from_row(r)
             last = rows[-1]["id"]
 
+    def iter_pair_rows(self, flt: PairFilter | None = None, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Every matching pair as a plain dict of its stored columns, in id order, fetched in batches.
+
+        The bulk read for exports: no model validation, and the JSON columns (messages, sources,
+        origin, warnings) stay as their stored text for the caller to decode as it needs.
+        """
+        where, params = self._filter_sql(flt)
+        last = 0
+        joiner = "AND" if where else "WHERE"
+        while True:
+            rows = self._read(
+                "SELECT id, messages, context, mode, kind, sources, status, origin, warnings, score, split "
+                f"FROM pairs {where} {joiner} id > ? ORDER BY id LIMIT ?",
+                [*params, last, batch],
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield dict(r)
+            last = rows[-1]["id"]
+
     def pair_rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Light rows (id, status, kind, mode, instruction, warning count, stale, score) for list views."""
         if not ids:

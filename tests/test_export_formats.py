@@ -285,3 +285,28 @@ def test_cli_export_all_writes_every_format_card_and_configs(project, tmp_path):
     assert forced.exit_code == 0, forced.output
     assert "Dataset card" in forced.output
     assert not (out / "alpaca").exists()  # the old export was replaced, not merged
+
+
+def test_fast_lines_equal_json_dumps_of_each_row():
+    """Every format's line is built from once-encoded turns; it must equal json.dumps of the row,
+    escapes included (quotes, backslashes, control characters, non-ASCII, line separators)."""
+    import random
+
+    from engine.export.rows import LINE_BUILDERS, Conversation, row_line
+
+    rnd = random.Random(5)
+    alphabet = ["a", "Z", " ", '"', "\\", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "é", "«", "\u2028", "😀", "/"]
+
+    def text() -> str:
+        return "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 10)))
+
+    checked = 0
+    for _ in range(3000):
+        turns = [(rnd.choice(["system", "user", "assistant"]), text()) for _ in range(rnd.randint(1, 7))]
+        conv = Conversation.from_turns(turns, rnd.choice([None, "", "  ", text()]), rnd.choice([None, text()]))
+        if conv is None:
+            continue
+        for fmt, build in LINE_BUILDERS.items():
+            assert build(conv) == row_line(fmt, conv)
+        checked += 1
+    assert checked > 500

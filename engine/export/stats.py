@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.export.rows import Conversation
-from engine.models import Message, Pair, Role
+from engine.export.rows import Conversation, PairRecord
+from engine.models import Message, Role
 
 try:
     from engine.quality.tokens import TEMPLATE_TOKENS_PER_MESSAGE
@@ -46,24 +46,25 @@ class ExportStats:
     with_context: int = 0
     language_sample: list[str] = field(default_factory=list)
 
-    def add(self, pair: Pair, conv: Conversation, split: str) -> None:
+    def add(self, pair: PairRecord, conv: Conversation, split: str) -> None:
         """Count one exported pair."""
         self.total += 1
-        self.kinds[pair.kind.value] += 1
+        self.kinds[pair.kind] += 1
         self.modes[pair.mode] += 1
-        self.statuses[pair.status.value] += 1
+        self.statuses[pair.status] += 1
         self.splits[split] += 1
         for document in self._documents_of(pair):
             self.documents[document] += 1
         origin = pair.origin
-        if origin.model or origin.backend:
-            self.models[(origin.backend or "?", origin.model or "?", origin.prompt_version or "-")] += 1
-        elif origin.source_file:
-            self.models[("imported", origin.source_format or "?", "-")] += 1
+        backend, model = origin.get("backend"), origin.get("model")
+        if model or backend:
+            self.models[(backend or "?", model or "?", origin.get("prompt_version") or "-")] += 1
+        elif origin.get("source_file"):
+            self.models[("imported", origin.get("source_format") or "?", "-")] += 1
         else:
             self.models[("written by hand", "-", "-")] += 1
         for warning in pair.warnings:
-            self.warnings[warning.check] += 1
+            self.warnings[warning["check"]] += 1
         if pair.score is not None:
             self.scores.append(pair.score)
         if len(self.language_sample) < 50:
@@ -75,21 +76,21 @@ class ExportStats:
         if self.token_counter is not None:
             self.tokens.append(self._count_tokens(pair, conv))
 
-    def _documents_of(self, pair: Pair) -> set[str]:
+    def _documents_of(self, pair: PairRecord) -> set[str] | tuple[str, ...]:
         found = {self.chunk_documents[c] for c in pair.sources if c in self.chunk_documents}
-        if not found and pair.origin.source_file:
-            found.add(pair.origin.source_file)
-        return found or {"(none)"}
+        if not found and pair.origin.get("source_file"):
+            found.add(pair.origin["source_file"])
+        return found or ("(none)",)
 
-    def _count_tokens(self, pair: Pair, conv: Conversation) -> int:
+    def _count_tokens(self, pair: PairRecord, conv: Conversation) -> int:
         # Count the conversation exactly as exported (system rule applied, context folded).
         if getattr(self.token_counter, "estimated", False):
-            # The estimate needs no Pair copy: the counter's own per-message formula, applied directly.
-            return sum(
-                self.token_counter.estimate_text(content) + TEMPLATE_TOKENS_PER_MESSAGE for _, content in conv.chat()
-            )
+            # The estimate needs no Pair: the counter's own per-message formula, applied directly.
+            estimate = self.token_counter.estimate_text
+            return sum(estimate(content) + TEMPLATE_TOKENS_PER_MESSAGE for _, content in conv._chat)
         messages = [Message.model_construct(role=Role(role), content=content) for role, content in conv.chat()]
-        return int(self.token_counter.count_pair(pair.model_copy(update={"messages": messages, "context": None})))
+        full = pair.to_pair()
+        return int(self.token_counter.count_pair(full.model_copy(update={"messages": messages, "context": None})))
 
     def token_summary(self) -> dict[str, int]:
         """Min, mean, median, p95, p99 and max token counts of the exported conversations."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +21,7 @@ from engine.export.options import (
     ExportProgress,
     ExportResult,
 )
-from engine.export.rows import ROW_BUILDERS, Conversation
+from engine.export.rows import LINE_BUILDERS, Conversation, PairRecord
 from engine.export.stats import ExportStats
 from engine.export.trainers import (
     AXOLOTL_FILE,
@@ -30,7 +30,7 @@ from engine.export.trainers import (
     dataset_slug,
     llama_factory_info,
 )
-from engine.models import Pair, PairStatus
+from engine.models import PairStatus
 from engine.store import PairFilter, Store
 
 ProgressCallback = Callable[[ExportProgress], None]
@@ -69,7 +69,24 @@ def _ensure_split(store: Store, notes: list[str]) -> None:
     notes.append("No split was stored, so one was computed for this export with the project's split settings.")
 
 
-def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[Pair], int]:
+def _decoder() -> Callable[[str], Any]:
+    """``json.loads`` that decodes each distinct text once: a project's origins repeat, and most
+    pairs share the same empty ``[]`` for sources and warnings."""
+    cache: dict[str, Any] = {}
+    loads = json.loads
+
+    def decode(text: str) -> Any:
+        value = cache.get(text)
+        if value is None:
+            value = loads(text)
+            if len(cache) < 10_000:
+                cache[text] = value
+        return value
+
+    return decode
+
+
+def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[PairRecord], int]:
     """The pairs of the chosen statuses, kinds and modes, streamed in batches, and how many."""
     kinds = {k.value for k in options.kinds}
     modes = set(options.modes)
@@ -78,15 +95,23 @@ def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[Pair
     mode = next(iter(modes)) if len(modes) == 1 else None
     filters = [PairFilter(status=s.value, kind=kind, mode=mode) for s in options.statuses]
     total = sum(store.count_pairs(f) for f in filters)
+    # Decoded values shared between rows are only ever read, never changed.
+    shared = _decoder()
+    loads = json.loads
 
-    def stream() -> Iterator[Pair]:
+    def stream() -> Iterator[PairRecord]:
         for flt in filters:
-            for pair in store.iter_pairs(flt):
-                if kinds and pair.kind.value not in kinds:
+            for row in store.iter_pair_rows(flt):
+                if kinds and row["kind"] not in kinds:
                     continue
-                if modes and pair.mode not in modes:
+                if modes and row["mode"] not in modes:
                     continue
-                yield pair
+                yield PairRecord(
+                    id=row["id"], kind=row["kind"], mode=row["mode"], status=row["status"],
+                    sources=shared(row["sources"]), origin=shared(row["origin"]),
+                    warnings=shared(row["warnings"]), score=row["score"], split=row["split"],
+                    messages=loads(row["messages"]), context=row["context"],
+                )
 
     return stream(), total
 
@@ -94,7 +119,7 @@ def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[Pair
 def _chunk_documents(store: Store) -> dict[int, str]:
     names = {d.id: d.path for d in store.list_documents() if d.id is not None}
     return {
-        c.id: names.get(c.document_id, f"document {c.document_id}")
+        c.id: names.get(c.document_id or 0, f"document {c.document_id}")
         for c in store.list_chunks(include_retired=True)
         if c.id is not None
     }
@@ -131,26 +156,53 @@ def _quality_report(store: Store, notes: list[str]) -> Any:
 
 
 class _JsonlFiles:
-    """One open JSONL file per (format, split), opened on its first row."""
+    """One JSONL file per (format, split), opened on its first row; lines are gathered and written
+    in large blocks."""
 
-    def __init__(self, root: Path, formats: list[str]) -> None:
+    _BLOCK_LINES = 2000
+
+    def __init__(self, root: Path, formats: Sequence[str]) -> None:
         self.root = root
-        self.formats = formats
+        self.formats = list(formats)
+        self._builders = [(fmt, LINE_BUILDERS[fmt]) for fmt in formats]
         self._handles: dict[tuple[str, str], IO[str]] = {}
+        self._lines: dict[tuple[str, str], list[str]] = {}
         self.rows: Counter[tuple[str, str]] = Counter()
 
     def write(self, conv: Conversation, split: str) -> None:
-        for fmt in self.formats:
-            handle = self._handles.get((fmt, split))
-            if handle is None:
-                folder = self.root / fmt
-                folder.mkdir(exist_ok=True)
-                handle = self._handles[(fmt, split)] = open(  # noqa: SIM115 - closed in close()
-                    folder / f"{split}.jsonl", "w", encoding="utf-8", buffering=1 << 20
-                )
-            handle.write(json.dumps(ROW_BUILDERS[fmt](conv), ensure_ascii=False))
-            handle.write("\n")
-            self.rows[(fmt, split)] += 1
+        for fmt, build in self._builders:
+            key = (fmt, split)
+            lines = self._lines.get(key)
+            if lines is None:
+                lines = self._lines[key] = []
+            lines.append(build(conv))
+            if len(lines) >= self._BLOCK_LINES:
+                self._flush(key)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        lines = self._lines.get(key)
+        if not lines:
+            return
+        handle = self._handles.get(key)
+        if handle is None:
+            fmt, split = key
+            folder = self.root / fmt
+            folder.mkdir(exist_ok=True)
+            handle = self._handles[key] = open(  # noqa: SIM115 - closed in close()
+                folder / f"{split}.jsonl", "w", encoding="utf-8", buffering=1 << 20
+            )
+        lines.append("")
+        handle.write("\n".join(lines))
+        self.rows[key] += len(lines) - 1
+        self._lines[key] = []
+
+    def finish(self) -> None:
+        """Write the lines still gathered and close every file."""
+        try:
+            for key in list(self._lines):
+                self._flush(key)
+        finally:
+            self.close()
 
     def close(self) -> None:
         for handle in self._handles.values():
@@ -195,12 +247,15 @@ def export_dataset(
                     seen += 1
                     if on_progress and seen % _PROGRESS_EVERY == 0:
                         on_progress(ExportProgress(seen, total, "writing"))
-                    severities = sorted({w.severity.value for w in pair.warnings} & excluded)
-                    if severities:
-                        reason = f"has a warning of severity {severities[-1]}"
-                        result.skipped[reason] = result.skipped.get(reason, 0) + 1
-                        continue
-                    conv = Conversation.from_pair(pair, options.system_prompt)
+                    if excluded and pair.warnings:
+                        severities = sorted({w.get("severity", "warning") for w in pair.warnings} & excluded)
+                        if severities:
+                            reason = f"has a warning of severity {severities[-1]}"
+                            result.skipped[reason] = result.skipped.get(reason, 0) + 1
+                            continue
+                    conv = Conversation.from_turns(
+                        ((m["role"], m["content"]) for m in pair.messages), pair.context, options.system_prompt
+                    )
                     if conv is None:
                         result.skipped[_UNANSWERED] = result.skipped.get(_UNANSWERED, 0) + 1
                         continue
@@ -210,12 +265,12 @@ def export_dataset(
                     if hf is not None:
                         hf.add(split, pair, conv)
                     stats.add(pair, conv, split)
+                files.finish()
             except BaseException:
+                files.close()
                 if hf is not None:
                     hf.abort()
                 raise
-            finally:
-                files.close()
             if stats.total == 0:
                 if hf is not None:
                     hf.abort()
