@@ -69,6 +69,26 @@ def test_disk_full_keeps_previous_export(project, tmp_path, monkeypatch):
     assert _leftovers(tmp_path, "out") == []
 
 
+def test_disk_full_while_writing_parquet_keeps_previous_export(project, tmp_path, monkeypatch):
+    """The Parquet batches are written on a worker thread; its failure still reaches the caller as
+    one sentence and leaves the previous export whole."""
+    build_project(project)
+    out = tmp_path / "out"
+    export_dataset(project, out, ExportOptions(formats=["messages"]))
+    before = _snapshot(out)
+
+    import engine.export.hf as hf
+
+    def failing_batch(self, split, columns):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(hf.HfDatasetWriter, "_write_batch", failing_batch)
+    with pytest.raises(ExportError, match=r"full.*untouched"):
+        export_dataset(project, out, ExportOptions(formats=["all"], force=True))
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path, "out") == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
 def test_read_only_folder_is_one_sentence(project, tmp_path):
     build_project(project)

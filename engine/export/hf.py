@@ -13,6 +13,7 @@ from engine.export.rows import Conversation, PairRecord
 
 HF_COLUMNS = ("id", "messages", "kind", "mode", "sources", "status", "warnings", "score")
 _BATCH_ROWS = 20_000
+_QUEUED_BATCHES = 2
 
 
 def _schema() -> Any:
@@ -127,9 +128,13 @@ class HfDatasetWriter:
         columns = self._columns.pop(split, None)
         if columns is None or not columns.ids:
             return
-        # Surface a failed earlier batch (a full disk) now rather than at the end.
+        # Surface a failed earlier batch (a full disk) now rather than at the end, and keep at most
+        # one batch queued behind the one being written, so memory stays bounded.
         for done in [f for f in self._pending if f.done()]:
             done.result()
+            self._pending.remove(done)
+        while len(self._pending) >= _QUEUED_BATCHES:
+            self._pending.pop(0).result()
         self._pending.append(self._worker.submit(self._write_batch, split, columns))
 
     def _write_batch(self, split: str, columns: _SplitColumns) -> None:
