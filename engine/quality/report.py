@@ -8,6 +8,7 @@ so an update costs microseconds, not a recount.
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import random
 from collections import Counter, defaultdict
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -169,9 +170,9 @@ class LiveReport:
             if chunk.id is not None and chunk.document_id is not None:
                 report._chunk_documents[chunk.id] = chunk.document_id
         tokens: list[int] = []
-        for pair in store.iter_pairs():
-            facts = report._facts_of(pair)
-            report._count(pair.id or 0, facts, sign=1, insert_tokens=False)
+        for row in store.iter_pair_rows():
+            facts = report._facts_of_row(row)
+            report._count(row["id"], facts, sign=1, insert_tokens=False)
             if facts.status != PairStatus.REJECTED:
                 tokens.append(facts.tokens)
         tokens.sort()
@@ -208,6 +209,29 @@ class LiveReport:
             has_system=pair.system is not None,
             language=guess_language(response),
             score=pair.score,
+        )
+
+    def _facts_of_row(self, row: dict[str, Any]) -> _Facts:
+        """``_facts_of`` straight from a stored row: the full build reads every pair, so no model objects."""
+        messages = json.loads(row["messages"])
+        response = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
+        origin = json.loads(row["origin"]) if row["origin"] != "{}" else {}
+        warnings = json.loads(row["warnings"]) if row["warnings"] != "[]" else []
+        sources = json.loads(row["sources"]) if row["sources"] != "[]" else []
+        return _Facts(
+            kind=row["kind"],
+            mode=row["mode"],
+            status=row["status"],
+            documents=self._documents_of(sources),
+            checks=tuple(sorted({w["check"] for w in warnings})),
+            tokens=self.counter.count_messages(
+                messages, context=row["context"], completion_tokens=origin.get("completion_tokens"),
+                backend=origin.get("backend"),
+            ),
+            style=answer_style(response),
+            has_system=any(m["role"] == "system" for m in messages),
+            language=guess_language(response),
+            score=row["score"],
         )
 
     def _count(self, pair_id: int, facts: _Facts, sign: int, *, insert_tokens: bool = True) -> None:

@@ -21,11 +21,15 @@ TEMPLATE_TOKENS_PER_MESSAGE = 4
 
 def _chat_messages(pair: Pair) -> list[dict[str, str]]:
     """The pair as role/content dicts; an Alpaca-style context is appended to the first user turn."""
-    messages = [{"role": str(m.role), "content": m.content} for m in pair.messages]
-    if pair.context:
+    return _with_context([{"role": str(m.role), "content": m.content} for m in pair.messages], pair.context)
+
+
+def _with_context(messages: list[dict[str, str]], context: str | None) -> list[dict[str, str]]:
+    if context:
+        messages = [dict(m) for m in messages]
         for message in messages:
             if message["role"] == "user":
-                message["content"] = f"{message['content']}\n\n{pair.context}"
+                message["content"] = f"{message['content']}\n\n{context}"
                 break
     return messages
 
@@ -103,10 +107,26 @@ class TokenCounter:
 
     def count_pair(self, pair: Pair) -> int:
         """Tokens of the whole conversation as a training example."""
-        messages = _chat_messages(pair)
+        return self.count_messages(
+            [{"role": str(m.role), "content": m.content} for m in pair.messages],
+            context=pair.context,
+            completion_tokens=pair.origin.completion_tokens,
+            backend=pair.origin.backend,
+        )
+
+    def count_messages(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        context: str | None = None,
+        completion_tokens: int | None = None,
+        backend: str | None = None,
+    ) -> int:
+        """Tokens of a conversation given as role/content dicts (what ``count_pair`` counts)."""
+        messages = _with_context(messages, context)
         if self._tokenizer is None:
-            completion = pair.origin.completion_tokens
-            if completion and not pair.context and pair.origin.backend:
+            completion = completion_tokens
+            if completion and not context and backend:
                 # The backend counted what it wrote (the answer turns); add the user and system turns.
                 user_side = sum(self.estimate_text(m["content"]) for m in messages if m["role"] != "assistant")
                 return completion + user_side + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
