@@ -32,8 +32,9 @@ Use the source text as the only ground truth; do not reward fluent text that the
 Criteria:
 {criteria}
 
-Reply with JSON only: {{"scores": {{{keys}}}, "total": <weighted mean of the scores, weights shown \
-above>, "reason": "<one sentence naming the main strength or flaw>"}}."""
+Reply with JSON only, with these keys: "scores" (an object with one whole number from 1 to 10 for each \
+of {keys}), "total" (the weighted mean of the scores, using the weights above) and "reason" (one sentence \
+of your own naming the pair's main strength or flaw)."""
 
 
 def _criteria_lines(criteria: Sequence[Criterion]) -> str:
@@ -57,7 +58,7 @@ def build_judge_messages(
     can tell whether the topic really is outside it) instead of source text.
     """
     criteria = criteria_for(pair.kind, rubric)
-    keys = ", ".join(f'"{c.id}": <1-10>' for c in criteria)
+    keys = ", ".join(c.id for c in criteria)
     system = _SYSTEM.format(criteria=_criteria_lines(criteria), keys=keys)
     style = MODE_STYLES.get(pair.mode, f"the style of the '{pair.mode}' mode, consistently")
     parts = [f"Pair kind: {pair.kind}", f"Mode: {pair.mode} (expected style: {style})"]

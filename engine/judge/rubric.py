@@ -114,15 +114,20 @@ def criteria_for(kind: PairKind | str, rubric: Rubric = RUBRIC) -> tuple[Criteri
 
 @cache
 def _verdict_model(name: str, criteria: tuple[Criterion, ...]) -> type[BaseModel]:
+    # The enum lets grammar-constrained decoding (llama.cpp, Ollama) emit only whole scores
+    # 1-10; validation still accepts a half point from a server that ignores the enum.
+    whole = list(range(int(SCORE_MIN), int(SCORE_MAX) + 1))
     score_fields: dict[str, Any] = {
-        c.id: (float, Field(ge=SCORE_MIN, le=SCORE_MAX, description=c.description)) for c in criteria
+        c.id: (float, Field(ge=SCORE_MIN, le=SCORE_MAX, description=c.description, json_schema_extra={"enum": whole}))
+        for c in criteria
     }
     scores_model = create_model(f"{name}Scores", __config__=ConfigDict(extra="ignore"), **score_fields)
     return create_model(
         name,
         __config__=ConfigDict(extra="ignore"),
         scores=(scores_model, Field(description="One score from 1 to 10 per criterion.")),
-        total=(float, Field(ge=0.0, le=SCORE_MAX, description="The weighted mean of the scores.")),
+        # Unbounded on purpose: the stored total is recomputed, so a model's bad sum costs nothing.
+        total=(float, Field(description="The weighted mean of the scores, 1-10.")),
         reason=(
             str,
             Field(min_length=1, max_length=400, description="One sentence: the main strength or flaw."),

