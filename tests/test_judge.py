@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,7 +332,7 @@ def test_pause_resume_and_cancel(project: Store) -> None:
             runner.resume()
             while project.job_counts(run_id)["done"] < 4:
                 await asyncio.sleep(0.01)
-            runner.cancel()
+            runner.cancel(drop_queued=True)
             return paused_at, await task
 
         paused_at, summary = asyncio.run(go())
@@ -452,3 +453,21 @@ def test_engine_judge_does_not_import_textual() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_cancel_from_another_thread_keeps_the_rest_queued(project: Store) -> None:
+    make_pairs(project, 10)
+    run_id = plan_judging(project)
+    with fake_ollama(latency=0.1) as srv:
+        backend = make_backend("ollama", MODEL, srv.url)
+        runner = JudgeRunner(project, [backend], concurrency_per_host=2)
+
+        def on_event(event: JudgeEvent) -> None:
+            if event.kind == "verdict" and event.done == 2:
+                # A UI thread asks for the stop, as the app's worker threads do.
+                threading.Thread(target=runner.cancel).start()
+
+        summary = asyncio.run(runner.run(run_id, on_event))
+        counts = project.job_counts(run_id)
+        assert summary.cancelled and counts["running"] == 0 and counts["cancelled"] == 0
+        assert counts["queued"] == summary.remaining == 10 - summary.judged
+        rest = run_judge(project, srv, run_id=run_id)  # a later run finishes them
+    assert rest.judged == 10 - summary.judged and project.job_counts(run_id)["done"] == 10

@@ -68,7 +68,8 @@ def resolve_judge_config(
         per_host = 1
     else:
         chosen = model or judge.model or gen.model
-        host_list = tuple(hosts or judge.hosts or gen.hosts) or (None,)
+        # The same host twice would only double its concurrency: keep each once.
+        host_list = tuple(dict.fromkeys(hosts or judge.hosts or gen.hosts)) or (None,)
         per_host = concurrency or judge.concurrency or gen.concurrency
     return JudgeConfig(
         backend=kind,

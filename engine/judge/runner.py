@@ -168,6 +168,8 @@ class JudgeRunner:
         self._resume = asyncio.Event()
         self._resume.set()
         self._cancelled = False
+        self._drop_queued = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._fatal: BackendError | None = None
         self._on_event: EventCallback | None = None
@@ -189,28 +191,57 @@ class JudgeRunner:
         self._failures: list[tuple[int, str]] = []
         self._run_ids: set[int] = set()
 
-    # ------------------------------------------------------------------ control
+    # ------------------------------------------------------------------ control (any thread)
 
     @property
     def paused(self) -> bool:
         """True while the run is paused."""
         return not self._resume.is_set()
 
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the run's event loop: control calls may come from a UI thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            action()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
+
     def pause(self) -> None:
-        """Stop taking new jobs; requests in flight finish and are saved."""
+        """Stop taking new jobs; requests in flight finish and are saved, nothing else stays claimed."""
+        self._on_loop(self._pause_now)
+
+    def resume(self) -> None:
+        """Take jobs again after :meth:`pause`."""
+        self._on_loop(self._resume_now)
+
+    def cancel(self, *, drop_queued: bool = False) -> None:
+        """Stop now: requests in flight are abandoned and their jobs queued again.
+
+        With ``drop_queued`` every remaining job of the run is cancelled too; otherwise they
+        stay queued for a later run (the same contract as GenerationQueue.cancel).
+        """
+        self._drop_queued = self._drop_queued or drop_queued
+        self._on_loop(self._cancel_now)
+
+    def _pause_now(self) -> None:
         if not self.paused:
             self._resume.clear()
             self._release_ready()
             self._emit("paused")
 
-    def resume(self) -> None:
-        """Take jobs again after :meth:`pause`."""
+    def _resume_now(self) -> None:
         if self.paused:
             self._resume.set()
             self._emit("resumed")
 
-    def cancel(self) -> None:
-        """Stop now: requests in flight are abandoned and every queued job of the run is cancelled."""
+    def _cancel_now(self) -> None:
         self._cancelled = True
         self._resume.set()
         self._release_ready()
@@ -227,6 +258,10 @@ class JudgeRunner:
         """
         self._on_event = on_event
         self._reset_counters()
+        self._loop = asyncio.get_running_loop()
+        # Bound to this run's loop: a runner may be run again under another loop.
+        self._resume = asyncio.Event()
+        self._resume.set()
         self._cancelled = self._stopping = False
         self._fatal = None
         await asyncio.to_thread(self.store.requeue_interrupted)
@@ -264,7 +299,7 @@ class JudgeRunner:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, (_HostDown, asyncio.CancelledError)):
                 raise result
-        if self._cancelled:
+        if self._cancelled and self._drop_queued:
             for rid in self._run_ids:
                 await asyncio.to_thread(self.store.cancel_jobs, rid)
         summary.judged, summary.failed, summary.failures = self._done, self._failed, list(self._failures)
