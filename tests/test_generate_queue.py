@@ -142,6 +142,37 @@ async def test_job_fails_after_max_attempts_keeping_the_reason(corpus: Store, se
     assert summary.message.startswith("0 pairs: all 1 job(s) failed; the last error was: The model's answer is not valid JSON")
 
 
+async def test_bad_answers_are_asked_again_without_waiting(corpus: Store, server: FakeOllama) -> None:
+    # The server is healthy, only the answer was bad: a backoff would just leave the slot idle.
+    server.set_fault("invalid_json")
+    started = time.perf_counter()
+    summary = await _queue(corpus, [server.url], max_attempts=3, retry_base_s=5.0).run(_one_job_run(corpus))
+    assert summary.jobs_failed == 1 and len(server.requests_to("/api/chat")) == 3
+    assert time.perf_counter() - started < 4.0
+
+
+async def test_jobs_are_claimed_and_stored_in_batches_and_none_is_left_running(corpus: Store, server: FakeOllama) -> None:
+    run_id = save_plan(corpus, make_plan(corpus, target=30))
+    transactions = {"n": 0}
+    begin = corpus.transaction
+
+    def counting_transaction() -> Any:
+        if not corpus._in_tx:
+            transactions["n"] += 1
+        return begin()
+
+    corpus.transaction = counting_transaction  # type: ignore[method-assign]
+    try:
+        summary = await _queue(corpus, [server.url], concurrency_per_host=6).run(run_id)
+    finally:
+        del corpus.transaction
+    counts = corpus.job_counts(run_id)
+    assert summary.pairs_created == 30 and counts["done"] == 30 and counts["running"] == 0
+    # One claim and one completion per job would take at least 60.
+    assert transactions["n"] < 50
+    assert sorted(p.origin.job_id for p in _generated(corpus)) == sorted(j.id for j in corpus.list_jobs(run_id=run_id))
+
+
 async def test_transient_server_errors_are_retried(corpus: Store, server: FakeOllama) -> None:
     server.fail_next(2, status=503)
     summary = await _queue(corpus, [server.url]).run(_one_job_run(corpus))

@@ -1,13 +1,17 @@
 """The persistent generation queue: async workers over the store's jobs table.
 
-Each backend (one per host) gets ``concurrency_per_host`` workers. A worker claims a
-queued job, asks the model, validates the answer, builds the pair and stores it with
-``store.complete_job`` (pair and job state in one transaction, so a crash loses or
-doubles nothing). Jobs left running by a dead process are queued again on start.
+Each backend (one per host) gets ``concurrency_per_host`` workers. A worker takes a
+job, asks the model, validates the answer and builds the pair, then goes straight on
+to its next request while the pair is checked and stored. Jobs are claimed for a host
+several at a time (one transaction hands every idle worker its next job), and pairs
+that finish close together are stored in one transaction; each pair still commits
+together with its job's done state, so a crash loses or doubles nothing. Jobs left
+running by a dead process are queued again on start.
 
-Malformed or truncated answers and transient server errors are retried with
-exponential backoff up to ``generation.max_attempts``; a job that still fails keeps
-its reason. An error no retry can fix (the model is not pulled) stops the run with
+Malformed or truncated answers are asked for again at once (the server is healthy,
+only that answer was bad, so waiting would just leave a slot idle); transient server
+errors are retried with exponential backoff. Both stop at ``generation.max_attempts``;
+a job that still fails keeps its reason. An error no retry can fix (the model is not pulled) stops the run with
 that one sentence, leaving the remaining jobs queued.
 """
 
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +39,9 @@ from engine.store import Store
 
 # Streamed text is handed on at most this often per job, so a UI is never flooded.
 TOKEN_EVENT_INTERVAL_S = 0.05
+
+# At most this many finished jobs share one store transaction.
+COMMIT_BATCH_MAX = 64
 
 
 @dataclass
@@ -122,6 +130,17 @@ def _quality_checker() -> QualityChecker | None:
 
 class _Fatal(Exception):
     """Stops the whole run: no retry or other job can succeed."""
+
+
+@dataclass
+class _Finished:
+    """A job whose pair is built and waits to be checked and stored."""
+
+    job: Job
+    host: str
+    pair: Pair
+    sources: list[Chunk]
+    completion_tokens: int
 
 
 class GenerationQueue:
@@ -226,6 +245,11 @@ class GenerationQueue:
         self._checker = _quality_checker()
         self._counts = self.store.job_counts(run_id)
         self._to_do = self._counts.get("queued", 0)
+        self._claimed: dict[str, deque[Job]] = {(b.host or b.name): deque() for b in self.backends}
+        self._claiming: dict[str, asyncio.Lock] = {host: asyncio.Lock() for host in self._claimed}
+        self._finished: list[_Finished] = []
+        self._commit_handle: asyncio.Handle | None = None
+        self._commits: set[asyncio.Task[None]] = set()
         self._emit(QueueEvent("run_started", progress=self._progress()))
         self._tasks = [
             asyncio.create_task(self._worker(backend), name=f"generate-{backend.host or backend.name}-{i}")
@@ -240,8 +264,18 @@ class GenerationQueue:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             raise
         finally:
+            await self._drain()
             self._finish()
         return self._summary
+
+    async def _drain(self) -> None:
+        """Store every pair still waiting and give claimed, unstarted jobs back to the queue."""
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+        self._commit_finished(in_thread=False)
+        while self._commits:
+            await asyncio.gather(*list(self._commits), return_exceptions=True)
+        self._release_claimed()
 
     def _finish(self) -> None:
         summary = self._summary
@@ -294,14 +328,15 @@ class GenerationQueue:
         host = backend.host or backend.name
         while not self._stopping.is_set():
             if self._paused.is_set():
+                # Jobs claimed ahead go back to the queue while nothing is being asked.
+                self._release_claimed(host)
                 await asyncio.sleep(0.05)
                 continue
             if host in self._down_hosts:
                 return
-            job = await self._store_call(self._claim, host)
+            job = await self._next_job(host)
             if job is None:
                 return
-            self._move("queued", "running")
             task = asyncio.current_task()
             assert task is not None
             self._busy.add(task)
@@ -317,8 +352,47 @@ class GenerationQueue:
             finally:
                 self._busy.discard(task)
 
-    def _claim(self, host: str) -> Job | None:
-        return self.store.claim_job(host, run_id=self._run_id, task="generate")
+    async def _next_job(self, host: str) -> Job | None:
+        """The host's next claimed job; claims a batch (one per worker) when none is left."""
+        claimed = self._claimed[host]
+        if not claimed:
+            async with self._claiming[host]:
+                if not claimed and not self._stopping.is_set():
+                    jobs = await self._store_call(self._claim, host, self.concurrency)
+                    claimed.extend(jobs)
+                    self._counts["queued"] = max(self._counts.get("queued", 0) - len(jobs), 0)
+                    self._counts["running"] = self._counts.get("running", 0) + len(jobs)
+        if claimed:
+            return claimed.popleft()
+        # The queue is empty: help a slower host with the jobs it claimed ahead.
+        for other in self._claimed.values():
+            if other:
+                return other.pop()
+        return None
+
+    def _claim(self, host: str, limit: int) -> list[Job]:
+        jobs: list[Job] = []
+        with self.store.transaction():  # every claim below joins this one transaction
+            while len(jobs) < limit:
+                job = self.store.claim_job(host, run_id=self._run_id, task="generate")
+                if job is None:
+                    break
+                jobs.append(job)
+        return jobs
+
+    def _release_claimed(self, host: str | None = None) -> None:
+        """Put jobs claimed ahead but not started (of ``host``, or all) back in the queue."""
+        jobs = [job for h, claimed in self._claimed.items() if host is None or h == host for job in claimed]
+        if not jobs:
+            return
+        for h, claimed in self._claimed.items():
+            if host is None or h == host:
+                claimed.clear()
+        with self.store.transaction():
+            for job in jobs:
+                self.store.release_job(job.id or 0)
+        for _ in jobs:
+            self._move("running", "queued")
 
     def _builder(self, kind: str) -> PairBuilder:
         builder = self._builders.get(kind)
@@ -376,7 +450,8 @@ class GenerationQueue:
                 self._summary.errors[type(exc).__name__] = self._summary.errors.get(type(exc).__name__, 0) + 1
                 if attempt < self.max_attempts:
                     self._emit(QueueEvent("job_retry", job_id=job_id, host=host, error=last_error))
-                    await asyncio.sleep(min(self.retry_max_s, self.retry_base_s * 2 ** (attempt - 1)))
+                    if not isinstance(exc, InvalidModelOutputError):
+                        await asyncio.sleep(min(self.retry_max_s, self.retry_base_s * 2 ** (attempt - 1)))
                     continue
                 if isinstance(exc, BackendUnreachableError):
                     # The host is down, not the job: give the job back and stop using this host.
@@ -390,19 +465,72 @@ class GenerationQueue:
                 await self._fail(job_id, host, str(exc))
                 return
             break
-        if self._checker is not None:
-            pair.warnings = list(self._checker(pair, sources, self.store.settings.quality))
-        added = await self._store_call(self.store.complete_job, job_id, [pair])
-        if not added:
-            return  # cancelled meanwhile: nothing stored, nothing counted
-        self._move("running", "done")
+        # Checked and stored on the next turn of the loop, with any other job finishing
+        # meanwhile, while this worker already sends its next request.
+        self._finished.append(_Finished(job, host, pair, sources, result.completion_tokens or 0))
+        if self._commit_handle is None:
+            self._commit_handle = asyncio.get_running_loop().call_soon(self._commit_finished)
+
+    def _commit_finished(self, *, in_thread: bool | None = None) -> None:
+        """Check and store the waiting pairs, in batches of at most COMMIT_BATCH_MAX."""
+        self._commit_handle = None
+        in_thread = self.store_in_thread if in_thread is None else in_thread
+        while self._finished:
+            batch, self._finished = self._finished[:COMMIT_BATCH_MAX], self._finished[COMMIT_BATCH_MAX:]
+            if self._checker is not None:
+                quality = self.store.settings.quality
+                for item in batch:
+                    item.pair.warnings = list(self._checker(item.pair, item.sources, quality))
+            if in_thread:
+                task = asyncio.get_running_loop().create_task(self._store_batch_in_thread(batch))
+                self._commits.add(task)
+                task.add_done_callback(self._commits.discard)
+                continue
+            try:
+                stored = self._store_batch(batch)
+            except PairForgeError as exc:
+                self._batch_not_stored(batch, exc)
+                continue
+            self._record(batch, stored)
+
+    async def _store_batch_in_thread(self, batch: list[_Finished]) -> None:
+        try:
+            stored = await asyncio.to_thread(self._store_batch, batch)
+        except PairForgeError as exc:
+            self._batch_not_stored(batch, exc)
+            return
+        self._record(batch, stored)
+
+    def _store_batch(self, batch: list[_Finished]) -> list[list[Pair]]:
+        # One transaction: each pair commits with its job's done state, and all of them at once.
+        with self.store.transaction():
+            return [self.store.complete_job(item.job.id or 0, [item.pair]) for item in batch]
+
+    def _batch_not_stored(self, batch: list[_Finished], exc: PairForgeError) -> None:
+        # The store refused the write (disk full, locked file): nothing can be saved, so stop.
+        with contextlib.suppress(PairForgeError), self.store.transaction():
+            for item in batch:
+                self.store.release_job(item.job.id or 0)
+        for _ in batch:
+            self._move("running", "queued")
+        if self._summary.stopped_reason is None:
+            self._summary.stopped_reason = self._summary.last_error = str(exc)
+        self._stopping.set()
+        self._cancel_busy()
+
+    def _record(self, batch: list[_Finished], stored: list[list[Pair]]) -> None:
         summary = self._summary
-        summary.jobs_done += 1
-        summary.pairs_created += len(added)
-        summary.completion_tokens += result.completion_tokens or 0
-        for stored in added:
-            self._emit(QueueEvent("pair_created", job_id=job_id, host=host, pair=stored))
-        self._emit(QueueEvent("job_done", job_id=job_id, host=host, progress=self._progress()))
+        for item, added in zip(batch, stored, strict=True):
+            if not added:
+                continue  # cancelled meanwhile: nothing stored, nothing counted
+            job_id = item.job.id
+            self._move("running", "done")
+            summary.jobs_done += 1
+            summary.pairs_created += len(added)
+            summary.completion_tokens += item.completion_tokens
+            for pair in added:
+                self._emit(QueueEvent("pair_created", job_id=job_id, host=item.host, pair=pair))
+            self._emit(QueueEvent("job_done", job_id=job_id, host=item.host, progress=self._progress()))
 
     @staticmethod
     def _build(builder: PairBuilder, job: Job, output_model: Any, result: ChatResult) -> Pair:
@@ -436,6 +564,7 @@ class GenerationQueue:
 
     def _host_down(self, host: str, error: str) -> None:
         self._down_hosts.add(host)
+        self._release_claimed(host)
         self._unreachable = error
         self._summary.last_error = error
         if all((b.host or b.name) in self._down_hosts for b in self.backends):
