@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.errors import ModelNotFoundError
+from engine.errors import InvalidModelOutputError, ModelNotFoundError
 from engine.generate.backends import ChatBackend, ChatOptions, make_backend
 from engine.judge import (
     JUDGE_WARNING,
@@ -187,6 +187,18 @@ def test_malformed_verdicts_are_retried_then_recorded_as_failed(project: Store, 
     # Retries warm the temperature up so one bad sample is not simply repeated.
     temps = [r.body["options"]["temperature"] for r in server.requests_to("/api/chat")]
     assert temps[0] < temps[1] < temps[2]
+
+
+def test_a_model_that_never_gives_a_valid_verdict_stops_the_run(project: Store, server: FakeOllama) -> None:
+    make_pairs(project, 12)
+    server.set_fault("invalid_json")
+    run_id = plan_judging(project)
+    with pytest.raises(InvalidModelOutputError, match="no valid verdict for the first"):
+        run_judge(project, server, run_id=run_id, max_attempts=2, concurrency_per_host=2)
+    counts = project.job_counts(run_id)
+    assert counts["running"] == 0 and counts["done"] == 0
+    assert 5 <= counts["failed"] <= 6 and counts["queued"] == 12 - counts["failed"]
+    assert all(p.score is None for p in project.iter_pairs())
 
 
 def test_a_schema_violation_is_retried_until_a_valid_verdict_comes(project: Store, server: FakeOllama) -> None:

@@ -90,8 +90,12 @@ def judge_cmd(
             f"Judged {summary['judged']} pair(s) with [bold]{escape(config.model or config.backend)}[/] "
             f"in {summary['elapsed_s']:.1f} s" + (f", {summary['failed']} failed" if summary["failed"] else "") + "."
         )
-    for failure in summary["failures"][:10]:
-        console.print(f"  [red]pair {failure['pair_id']}[/]: {escape(failure['error'])}")
+    by_reason: dict[str, list[int]] = {}
+    for failure in summary["failures"]:
+        by_reason.setdefault(failure["error"], []).append(failure["pair_id"])
+    for reason, ids in list(by_reason.items())[:5]:
+        shown = ", ".join(str(i) for i in ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        console.print(f"  [red]{len(ids)} pair(s)[/] ({shown}): {escape(reason)}")
     if summary["failed"]:
         console.print("Failed pairs keep no score; run `pairforge judge` again to retry them.")
     if summary["remaining"]:
@@ -136,6 +140,11 @@ def _run(store: Any, config: Any, run_id: int | None, *, quiet: bool) -> dict[st
     result = summary.as_dict()
     result["run_id"] = run_id
     return result
+
+
+def _clip_line(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_distribution(dist: dict[str, Any]) -> None:
@@ -213,11 +222,15 @@ def curate_cmd(ctx: click.Context, min_score: float, apply_changes: bool, as_jso
         ids = [pair_id for pair_id, _ in plan.reject]
         rows = {r["id"]: r for r in store.pair_rows(ids[:20])}
         table = Table(title=f"Scored below {min_score:g}", show_edge=False)
-        for column in ("id", "score", "kind", "instruction"):
-            table.add_column(column, overflow="ellipsis", no_wrap=column == "instruction")
+        table.add_column("id", justify="right", min_width=4)
+        table.add_column("score", justify="right", min_width=5)
+        table.add_column("kind", min_width=13)
+        table.add_column("instruction")
+        # Clipped here, not by Rich: a no-wrap column squeezes the narrow ones to nothing.
+        room = max(console.width - 32, 12)
         for pair_id, score in plan.reject[:20]:
             row = rows.get(pair_id, {})
-            table.add_row(str(pair_id), f"{score:.1f}", str(row.get("kind", "")), escape(str(row.get("instruction", ""))[:80]))
+            table.add_row(str(pair_id), f"{score:.1f}", str(row.get("kind", "")), escape(_clip_line(str(row.get("instruction", "")), room)))
         console.print(table)
         if len(plan.reject) > 20:
             console.print(f"... and {len(plan.reject) - 20} more.")

@@ -17,6 +17,7 @@ from typing import Any
 from engine.errors import (
     BackendError,
     BackendUnreachableError,
+    InvalidModelOutputError,
     NotFoundError,
 )
 from engine.generate.backends import ChatBackend, ChatOptions, parse_structured, schema_for
@@ -29,6 +30,8 @@ from engine.store import Store
 __all__ = ["JUDGE_TASK", "JudgeEvent", "JudgeRunner", "JudgeSummary", "plan_judging"]
 
 JUDGE_TASK = "judge"
+# A run stops when this many pairs in a row fail before any verdict succeeds.
+GIVE_UP_AFTER = 5
 
 
 def plan_judging(
@@ -463,7 +466,9 @@ class JudgeRunner:
                 last_error = exc
                 if attempt < self.max_attempts:
                     self._emit("retry", pair_id=pair.id, host=backend.host, message=str(exc))
-                    await asyncio.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s))
+                    if not isinstance(exc, InvalidModelOutputError):
+                        # A busy or failing server gets time to recover; a bad answer is simply asked again.
+                        await asyncio.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s))
                 continue
             scores = {c.id: float(getattr(output.scores, c.id)) for c in criteria}
             total = compute_total(scores, criteria)
@@ -504,6 +509,15 @@ class JudgeRunner:
         self._failed += 1
         self._failures.append((job.pair_id, str(error)))
         self._emit("failed", pair_id=job.pair_id, message=str(error))
+        if self._done == 0 and self._failed >= GIVE_UP_AFTER and self._fatal is None:
+            # A model that cannot give one valid verdict would only burn through the queue.
+            self._fatal = InvalidModelOutputError(
+                f"The judge model gave no valid verdict for the first {self._failed} pairs ({error}); "
+                "choose a larger model or one that supports structured output with --model, then run "
+                "`pairforge judge` again."
+            )
+            self._stopping = True
+            self._release_ready()
 
     def _drop_stale_score(self, pair_id: int) -> None:
         stale = self.store.judge_candidates(rubric_version=self.rubric.version)
