@@ -71,6 +71,7 @@ class GenerationContext:
     coverage: str
     fallback_topics: list[str]
     used_topics: set[str] = field(default_factory=set)
+    absent: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store) -> GenerationContext:
@@ -113,6 +114,14 @@ class GenerationContext:
                     )
                 self.chunks[cid] = found[cid]
         return [self.chunks[cid] for cid in job.chunk_ids]
+
+    def is_absent(self, text: str) -> bool:
+        """True when the corpus does not cover ``text``; remembered, as the corpus is fixed during a run."""
+        found = self.absent.get(text)
+        if found is None:
+            # Refusal proposals and the built-in questions repeat across jobs; each search costs milliseconds.
+            found = self.absent[text] = self.index.is_absent(text)
+        return found
 
     def temperature(self, kind: str) -> float:
         return self.store.settings.generation.temperature.get(kind, 0.7)
@@ -285,12 +294,12 @@ class RefusalPairBuilder(PairBuilder):
 
     def choose(self, job: Job, candidates: RefusalCandidates) -> tuple[str, str]:
         """The (topic, question) to decline: the first verified-absent new proposal, else a built-in one."""
-        index = self.context.index
+        is_absent = self.context.is_absent
         for candidate in candidates.candidates:
             topic = " ".join(candidate.topic.split())
             if topic.lower() in self.context.used_topics:
                 continue
-            if index.is_absent(topic) and index.is_absent(candidate.question):
+            if is_absent(topic) and is_absent(candidate.question):
                 return topic, " ".join(candidate.question.split())
         fallback = self.context.fallback_topics
         if not fallback:
@@ -305,7 +314,7 @@ class RefusalPairBuilder(PairBuilder):
             # Try the phrasings in turn: some may name a word the corpus does use.
             for shift in range(8):
                 question = question_for(topic, variant + shift)
-                if index.is_absent(question):
+                if is_absent(question):
                     return topic, question
         raise PairForgeError("Every built-in refusal question matched the corpus: lower the refusal share.")
 
