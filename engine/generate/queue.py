@@ -45,6 +45,10 @@ TOKEN_EVENT_INTERVAL_S = 0.05
 # At most this many finished jobs share one store transaction.
 COMMIT_BATCH_MAX = 64
 
+# A finished job is checked and stored this long after its answer arrived: by then its
+# worker's next request is on the wire, and jobs finishing meanwhile share the transaction.
+COMMIT_DELAY_S = 0.005
+
 
 @dataclass
 class QueueProgress:
@@ -488,11 +492,11 @@ class GenerationQueue:
                 await self._fail(job_id, host, str(exc))
                 return
             break
-        # Checked and stored on the next turn of the loop, with any other job finishing
-        # meanwhile, while this worker already sends its next request.
+        # Checked and stored a moment later, with any other job finishing meanwhile, while
+        # this worker already sends its next request.
         self._finished.append(_Finished(job, host, pair, sources, result.completion_tokens or 0))
         if self._commit_handle is None:
-            self._commit_handle = asyncio.get_running_loop().call_soon(self._commit_finished)
+            self._commit_handle = asyncio.get_running_loop().call_later(COMMIT_DELAY_S, self._commit_finished)
 
     def _commit_finished(self, *, in_thread: bool | None = None) -> None:
         """Check and store the waiting pairs, in batches of at most COMMIT_BATCH_MAX."""
