@@ -14,6 +14,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar,
 
 from engine.errors import PairForgeError
 from engine.store import Store
+from engine.text import strip_control
 from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress
 from tui.path_suggester import PathSuggester
 from tui.safe_text import plain
@@ -80,7 +81,7 @@ class DocumentsPane(Vertical):
             return
         chunk = chunks[0]
         text = Text()
-        text.append(plain(" › ".join(chunk.heading_path) or "(top)"), style="bold")
+        text.append(strip_control(" › ".join(chunk.heading_path) or "(top)"), style="bold")
         text.append("\n")
         text.append(plain(chunk.text))
         self.query_one("#chunk-preview", Static).update(text)

@@ -102,7 +102,7 @@ class GeneratePane(Vertical):
         }
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "gen-models" and event.value is not Select.BLANK:
+        if event.select.id == "gen-models" and event.value is not Select.NULL:
             self.query_one("#gen-model", Input).value = str(event.value)
 
     # ------------------------------------------------------------------ models

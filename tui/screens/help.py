@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -30,9 +31,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("does")
         for entry in all_keys(keymap):
             table.add_row(entry.where, entry.keys, entry.tooltip or entry.description)
+        self.key_table = table
         with VerticalScroll(id="help-body"):
-            yield Label("Keys (remap any of them in pairforge.toml [tui] keymap by id) · ctrl+p finds any action by name")
-            yield Static(table)
+            yield Label(Text("Keys (remap any of them in pairforge.toml [tui] keymap by id) · ctrl+p finds any action by name"))
+            yield Static(table, id="help-table")
 
     async def action_dismiss(self, result: None = None) -> None:
         """Close the help."""

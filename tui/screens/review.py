@@ -7,12 +7,13 @@ import random
 import shlex
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -23,7 +24,7 @@ from engine.models import Job, Pair, PairStatus
 from engine.store import PairFilter, Store
 from tui.messages import EngineFailed
 from tui.screens.confirm import BulkActionScreen
-from tui.widgets.filter_bar import FilterBar
+from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
 from tui.widgets.near_duplicates import NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
 from tui.widgets.pair_list import PairList
@@ -75,6 +76,21 @@ class ReviewPane(Vertical):
             self.items = items
             self.reason = reason
 
+    class FilterReady(Message):
+        """A filter whose ids were computed in a worker."""
+
+        def __init__(self, pair_filter: PairFilter, label: str) -> None:
+            super().__init__()
+            self.pair_filter = pair_filter
+            self.label = label
+
+    class DuplicateIdsReady(Message):
+        """Ids of every pair that has a near duplicate."""
+
+        def __init__(self, ids: set[int]) -> None:
+            super().__init__()
+            self.ids = ids
+
     def __init__(self, store: Store, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
@@ -115,6 +131,9 @@ class ReviewPane(Vertical):
 
     def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
         """List the pairs matching ``flt``."""
+        if flt.warning == NEAR_DUPLICATE_CHECK:
+            self._apply_duplicate_filter(flt)
+            return
         self.pair_list.load(flt)
         self.query_one(FilterBar).set_filter(flt)
         self._update_title()
@@ -122,8 +141,11 @@ class ReviewPane(Vertical):
     def refresh_after_change(self, pair_ids: list[int]) -> None:
         """Pairs changed elsewhere (generation, undo): re-query the list and the detail."""
         lst = self.pair_list
-        current = lst.current_id
-        lst.load(keep_pair=current)
+        if pair_ids and lst.pair_filter == PairFilter() and lst.lists_all(pair_ids):
+            # Edits of listed pairs under no filter: redraw their rows, no re-query.
+            lst.refresh_rows(pair_ids)
+            return
+        lst.load(keep_pair=lst.current_id)
         self._update_title()
 
     # ------------------------------------------------------------------ selection
@@ -152,28 +174,33 @@ class ReviewPane(Vertical):
         self.query_one(SourceView).show_chunks(chunks, titles)
         self._find_duplicates(pair)
 
+    def _index(self) -> Any:
+        """The near-duplicate index, built on first use (call from a worker thread)."""
+        from engine.quality import NearDuplicateIndex
+
+        if self._duplicate_index is None:
+            index = NearDuplicateIndex.from_store(self.store)
+            self._duplicate_index = index
+            self.post_message(self.DuplicateIdsReady({i for group in index.clusters() for i in group}))
+        return self._duplicate_index
+
     @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
     def _find_duplicates(self, pair: Pair) -> None:
         """Look up near duplicates off the UI thread (the index is built once, on first use)."""
         try:
-            from engine.quality import NearDuplicateIndex, diff_words
+            from engine.quality import diff_words
         except ImportError:
             self.post_message(self.DuplicatesFound(
                 pair.id or 0, [], "Near-duplicate search is not available in this installation."
             ))
             return
         try:
-            if self._duplicate_index is None:
-                index = NearDuplicateIndex()
-                for other in self.store.iter_pairs():
-                    index.add(other)
-                self._duplicate_index = index
-            found = self._duplicate_index.similar_to(pair, 5)
+            found = self._index().similar_to(pair, 5)
+            others = {p.id: p for p in self.store.get_pairs([s.pair_id for s in found])}
             items = []
             for similar in found:
-                try:
-                    other = self.store.get_pair(similar.pair_id)
-                except PairForgeError:
+                other = others.get(similar.pair_id)
+                if other is None:
                     continue
                 mine = pair.response if similar.field == "response" else pair.instruction
                 theirs = other.response if similar.field == "response" else other.instruction
@@ -182,6 +209,30 @@ class ReviewPane(Vertical):
             self.post_message(EngineFailed(str(exc), where="near duplicates"))
             return
         self.post_message(self.DuplicatesFound(pair.id or 0, items))
+
+    @work(thread=True, exclusive=True, group="duplicate-filter", exit_on_error=False)
+    def _apply_duplicate_filter(self, flt: PairFilter) -> None:
+        """Turn "has near duplicates" into the ids of pairs in a duplicate cluster."""
+        try:
+            index = self._index()
+            ids = sorted({i for group in index.clusters() for i in group})
+        except ImportError:
+            self.post_message(EngineFailed("Near-duplicate search is not available in this installation.", where="filter"))
+            return
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="filter"))
+            return
+        self.post_message(self.FilterReady(replace(flt, warning=None, ids=ids), describe_filter(flt)))
+
+    def on_review_pane_filter_ready(self, event: FilterReady) -> None:
+        event.stop()
+        self.pair_list.load(event.pair_filter)
+        self._update_title()
+
+    def on_review_pane_duplicate_ids_ready(self, event: DuplicateIdsReady) -> None:
+        event.stop()
+        self.pair_list.duplicate_ids = event.ids
+        self.pair_list.refresh()
 
     def on_review_pane_duplicates_found(self, event: DuplicatesFound) -> None:
         event.stop()
@@ -337,6 +388,9 @@ class ReviewPane(Vertical):
 
     def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
         event.stop()
+        if event.pair_filter.warning == NEAR_DUPLICATE_CHECK:
+            self._apply_duplicate_filter(event.pair_filter)
+            return
         self.pair_list.load(event.pair_filter)
         self._update_title()
 
@@ -346,22 +400,13 @@ class ReviewPane(Vertical):
         self.pair_list.focus()
 
     def action_sample(self) -> None:
-        """Show the 20-pair review sample (the quality engine's, or a seeded random one)."""
-        ids: list[int] = []
-        try:
-            from engine.quality import LiveReport
-
-            report = LiveReport.build(self.store)
-            try:
-                ids = [getattr(p, "id", p) for p in report.review_sample(SAMPLE_SIZE)]
-            finally:
-                report.close()
-        except ImportError:
-            every = self.store.pair_ids()
+        """Show the 20-pair review sample (stratified by the quality engine, else seeded random)."""
+        live_report: Any = getattr(self.app, "_live_report", None)
+        if live_report is not None:
+            ids = sorted(live_report.review_sample(SAMPLE_SIZE))
+        else:
+            every = self.store.pair_ids(PairFilter(status="pending")) or self.store.pair_ids()
             ids = sorted(random.Random(len(every)).sample(every, min(SAMPLE_SIZE, len(every))))
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="review sample"))
-            return
         self.show_filter(PairFilter(ids=ids), "review sample")
 
     def action_regenerate(self) -> None:
@@ -434,9 +479,19 @@ class ReviewPane(Vertical):
         with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as handle:
             handle.write(f"{pair.instruction}\n{EDITOR_MARKER_RESPONSE}\n{pair.response}\n")
             path = Path(handle.name)
+        command = [*shlex.split(editor), str(path)]
         try:
-            with self.app.suspend():
-                completed = subprocess.run([*shlex.split(editor), str(path)], check=False)
+            if self.app.is_headless:
+                # No terminal to hand over (tests, automation): run the editor as is.
+                completed = subprocess.run(command, check=False)
+            else:
+                try:
+                    with self.app.suspend():
+                        completed = subprocess.run(command, check=False)
+                except SuspendNotSupported:
+                    self.notify("This terminal cannot hand over to $EDITOR; editing in place instead.", severity="warning")
+                    self.action_edit()
+                    return
             if completed.returncode != 0:
                 self.notify(f"{editor} exited with status {completed.returncode}; the pair was not changed.", severity="warning")
                 return

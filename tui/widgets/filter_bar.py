@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Select
+from textual.widgets.select import InvalidSelectValueError
 
 from engine.models import BUILTIN_MODES, PairKind, PairStatus
 from engine.store import PairFilter, Store
@@ -63,9 +64,9 @@ class FilterBar(Horizontal):
                                ("#f-warning", flt.warning), ("#f-document", flt.document_id)):
                 select = self.query_one(wid, Select)
                 try:
-                    select.value = value if value is not None else Select.BLANK
-                except Exception:  # a value not offered (e.g. a new warning): leave it blank
-                    select.value = Select.BLANK
+                    select.value = value if value is not None else Select.NULL
+                except InvalidSelectValueError:  # a value not offered (e.g. a new warning): leave it blank
+                    select.value = Select.NULL
             self.query_one("#f-search", Input).value = flt.search or ""
 
     def current(self) -> PairFilter:
@@ -73,7 +74,7 @@ class FilterBar(Horizontal):
 
         def value(wid: str) -> object:
             v = self.query_one(wid, Select).value
-            return None if v is Select.BLANK else v
+            return None if v is Select.NULL else v
 
         document = value("#f-document")
         return PairFilter(

@@ -62,6 +62,8 @@ class PairList(ScrollView, can_focus=True):
         self.pair_filter = PairFilter()
         self.ids: list[int] = []
         self.marked: set[int] = set()
+        # Ids with a near duplicate, filled in once the duplicate index is built.
+        self.duplicate_ids: set[int] = set()
         self._rows: dict[int, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ data
@@ -91,6 +93,16 @@ class PairList(ScrollView, can_focus=True):
         for pair_id in pair_ids:
             self._rows.pop(pair_id, None)
         self.refresh()
+
+    def lists_all(self, pair_ids: Sequence[int]) -> bool:
+        """Whether every one of ``pair_ids`` is already in the list."""
+        from bisect import bisect_left
+
+        for pair_id in pair_ids:
+            at = bisect_left(self.ids, pair_id)
+            if at >= len(self.ids) or self.ids[at] != pair_id:
+                return False
+        return True
 
     @property
     def current_id(self) -> int | None:
@@ -130,7 +142,7 @@ class PairList(ScrollView, can_focus=True):
         pair_id = row["id"]
         mark = "●" if pair_id in self.marked else " "
         warn = f"!{row['n_warnings']}" if row["n_warnings"] else "  "
-        dup = "≈" if row.get("has_duplicate") else " "
+        dup = "≈" if pair_id in self.duplicate_ids else " "
         head = f"{mark}{STATUS_MARK.get(row['status'], '?')} {pair_id:>6} {KIND_SHORT.get(row['kind'], row['kind'][:5]):<5} {row['mode'][:4]:<4} {warn:<3}{dup} "
         text = head + one_line(row["instruction"], max(width - len(head), 0))
         style = base

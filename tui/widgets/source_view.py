@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from engine.models import Chunk
+from engine.text import strip_control
 from tui.safe_text import plain
 
 
@@ -21,7 +22,7 @@ class SourceView(Static):
         for chunk in chunks:
             heading = " › ".join(chunk.heading_path) or "(no heading)"
             title = titles.get(chunk.document_id or 0, "?")
-            text.append(plain(f"{title} › {heading}"), style="bold")
+            text.append(strip_control(f"{title} › {heading}"), style="bold")
             text.append("\n")
             text.append(plain(chunk.text.strip()))
             text.append("\n\n")

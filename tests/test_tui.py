@@ -1,0 +1,412 @@
+"""End-to-end tests of the app with Pilot, against the real engine and store."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+from textual.worker import WorkerState
+
+from engine.models import Pair, PairKind, PairStatus
+from engine.settings import load_settings
+from engine.store import PairFilter, Store
+from tests.test_tui_projects import HOSTILE_INSTRUCTION, build_review_project
+from tui.app import PairForgeApp
+from tui.keys import all_keys
+from tui.screens.confirm import BulkActionScreen, ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.review import ReviewPane
+from tui.widgets.pair_list import PairList
+from tui.widgets.quality_panel import QualityPanel
+
+SIZE = (120, 40)
+APP_WORKER_GROUPS = {"live-report", "quality", "near-duplicates", "duplicate-filter", "import", "export", "generation", "models"}
+
+
+async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+    """Let workers finish and messages be handled."""
+    await pilot.pause(delay)
+    # Only the app's own workers: the directory tree keeps a loader worker alive for good,
+    # and a cancelled worker that never started is never "complete".
+    for _ in range(400):
+        busy = [w for w in app.workers if w.group in APP_WORKER_GROUPS and not w.is_cancelled
+                and w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+        if not busy:
+            break
+        await pilot.pause(0.025)
+    await pilot.pause()
+
+
+def review(app: PairForgeApp) -> ReviewPane:
+    return app.screen.query_one(ReviewPane)
+
+
+def statuses(root: Path) -> dict[int, str]:
+    with Store.open(root) as store:
+        return {p.id or 0: str(p.status) for p in store.iter_pairs()}
+
+
+@pytest.fixture
+def review_project(tmp_path: Path) -> Path:
+    return build_review_project(tmp_path / "proj")
+
+
+async def test_text_from_pairs_is_never_markup_or_control_codes(review_project: Path) -> None:
+    """A pair holding Rich markup and an ANSI escape shows both literally, minus the escape."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        shown = app.screen.query_one("#instruction", Static).render()
+        assert "[bold red]x[/]" in shown.plain  # type: ignore[attr-defined]
+        assert not shown.spans  # type: ignore[attr-defined]  # no style came from the text
+        assert "\x1b" not in shown.plain  # type: ignore[attr-defined]
+        line = app.screen.query_one(PairList).render_line(0)
+        assert "[bold red]x[/]" in line.text and "\x1b" not in line.text
+        assert HOSTILE_INSTRUCTION.startswith(shown.plain[:10])  # type: ignore[attr-defined]
+
+
+async def test_review_keys_save_at_once_and_undo_redo(review_project: Path) -> None:
+    """a, r, d, u, U, j/k change the store immediately; undo and redo walk the history."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        first, second, third = lst.ids[:3]
+        await pilot.press("a")  # accept #1, cursor moves to #2
+        await pilot.press("r")  # reject #2
+        assert statuses(review_project)[first] == "accepted"
+        assert statuses(review_project)[second] == "rejected"
+        assert lst.current_id == third
+        await pilot.press("k", "j", "d")
+        assert third not in statuses(review_project)
+        await pilot.press("u")
+        assert third in statuses(review_project)
+        await pilot.press("u")
+        assert statuses(review_project)[second] == "pending"
+        await pilot.press("U")
+        assert statuses(review_project)[second] == "rejected"
+        await pilot.press("down", "up")
+        assert lst.cursor >= 0
+
+
+async def test_undo_works_across_a_restart(review_project: Path) -> None:
+    """Accept in one session, quit, reopen, press u: the pair is pending again."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pair_id = app.screen.query_one(PairList).current_id
+        await pilot.press("a")
+    assert statuses(review_project)[pair_id] == "accepted"
+    reopened = PairForgeApp(review_project)
+    async with reopened.run_test(size=SIZE) as pilot:
+        await settle(reopened, pilot)
+        await pilot.press("u")
+        await pilot.pause()
+    assert statuses(review_project)[pair_id] == "pending"
+
+
+async def test_edit_in_place_saves_an_undoable_revision(review_project: Path) -> None:
+    """e opens editors; ctrl+s saves through the store; u restores the old text."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pair_id = app.screen.query_one(PairList).current_id
+        await pilot.press("e")
+        editor = app.screen.query_one("#response-editor")
+        assert app.focused is editor
+        editor.load_text("A rewritten answer about Tidewater retries that is long enough.")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        with Store.open(review_project) as store:
+            assert store.get_pair(pair_id).response.startswith("A rewritten answer")
+        assert isinstance(app.focused, PairList)
+        await pilot.press("u")
+        with Store.open(review_project) as store:
+            assert store.get_pair(pair_id).response.startswith("Tidewater retries")
+
+
+async def test_edit_in_external_editor(review_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """E suspends the app and runs $EDITOR on the pair; the edited file is saved back.
+
+    The editor is a small shell script (no interactive editor can run in a test).
+    """
+    script = tmp_path / "fake-editor.sh"
+    script.write_text("#!/bin/sh\nsed -i 's/three times/five times/' \"$1\"\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(script))
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pair_id = app.screen.query_one(PairList).current_id
+        await pilot.press("E")
+        await settle(app, pilot)
+    with Store.open(review_project) as store:
+        assert "five times" in store.get_pair(pair_id).response
+
+
+async def test_marks_and_bulk_actions_with_confirmation(review_project: Path) -> None:
+    """space marks; b asks; a applies to the marks only. Without marks, b acts on the whole filter."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        ids = lst.ids[:3]
+        await pilot.press("space", "space", "space", "b")
+        assert isinstance(app.screen, BulkActionScreen)
+        await pilot.press("a")
+        await settle(app, pilot)
+        now = statuses(review_project)
+        assert [now[i] for i in ids] == ["accepted"] * 3
+        assert list(now.values()).count("accepted") == 3
+        # Whole filter: the refusals, rejected in one step, undone in one step.
+        review(app).show_filter(PairFilter(kind="refusal"))
+        await pilot.pause()
+        await pilot.press("b")
+        await pilot.press("r")
+        await settle(app, pilot)
+        with Store.open(review_project) as store:
+            assert store.count_pairs(PairFilter(kind="refusal", status="rejected")) == 4
+        await pilot.press("u")
+        with Store.open(review_project) as store:
+            assert store.count_pairs(PairFilter(kind="refusal", status="rejected")) == 0
+        await pilot.press("b", "escape")
+        assert not isinstance(app.screen, BulkActionScreen)
+
+
+async def test_warning_navigation_search_filters_and_sample(review_project: Path) -> None:
+    """n/N jump between warned pairs; / searches; f filters by kind; s shows 20 pairs; c clears."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        with Store.open(review_project) as store:
+            warned = store.pair_ids(PairFilter(warning="any"))
+        await pilot.press("n")
+        assert lst.current_id == warned[0]
+        await pilot.press("n")
+        assert lst.current_id == warned[1]
+        await pilot.press("N")
+        assert lst.current_id == warned[0]
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"case 1", "enter")
+        await settle(app, pilot)
+        assert lst.pair_filter.search == "case 1"
+        assert len(lst.ids) == 11  # case 1 and case 10-19
+        assert isinstance(app.focused, PairList)
+        await pilot.press("c")
+        review(app).show_filter(PairFilter(kind="multi_hop"))
+        await pilot.pause()
+        assert len(lst.ids) == 6
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert lst.pair_filter.ids is not None and len(lst.ids) == 20
+        await pilot.press("c")
+        assert len(lst.ids) == 30
+
+
+async def test_regenerate_queues_a_job_for_the_pairs_chunks(review_project: Path) -> None:
+    """R writes a queued generation job grounded on the same chunks."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        await pilot.press("j")
+        pair_id = lst.current_id
+        await pilot.press("R")
+    with Store.open(review_project) as store:
+        jobs = store.list_jobs(status="queued")
+        assert len(jobs) == 1
+        assert jobs[0].chunk_ids == store.get_pair(pair_id).sources
+        assert jobs[0].params["replaces"] == pair_id
+
+
+async def test_quality_panel_updates_live_and_jumps_to_pairs(review_project: Path) -> None:
+    """Pairs written from another thread change the panel; a line opens Review on its pairs."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot, 0.6)
+        panel = app.screen.query_one(QualityPanel)
+        lines = panel.query_one("#quality-lines")
+        before = str(lines.get_option("gauge:refusals").prompt)  # type: ignore[attr-defined]
+        assert "4/60" in before
+        store = app.store
+        assert store is not None
+        writer = threading.Thread(target=store.add_pairs, args=([
+            Pair.simple(f"What is the weather on Mars, day {i}?", "I can only answer about Tidewater; the weather is not in its docs.",
+                        kind=PairKind.REFUSAL) for i in range(3)
+        ],))
+        writer.start()
+        writer.join()
+        await settle(app, pilot, 0.7)
+        after = str(lines.get_option("gauge:refusals").prompt)  # type: ignore[attr-defined]
+        assert "7/60" in after
+        await pilot.press("ctrl+o")
+        lines.highlighted = lines.get_option_index("warning:mimicry")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        lst = app.screen.query_one(PairList)
+        assert lst.pair_filter.warning == "mimicry"
+        assert len(lst.ids) == 8
+        assert isinstance(app.focused, PairList)
+
+
+async def test_quality_panel_collapses_at_80_columns(review_project: Path) -> None:
+    """At 80x24 the panel starts hidden; ctrl+b shows it."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        panel = app.screen.query_one(QualityPanel)
+        assert not panel.display
+        await pilot.press("ctrl+b")
+        assert panel.display
+
+
+async def test_import_sample_docs_from_the_documents_screen(tmp_path: Path, sample_docs: Path) -> None:
+    """Type a path, Enter imports in a worker; documents appear with counts; failures are listed."""
+    root = tmp_path / "proj"
+    Store.init(root).close()
+    app = PairForgeApp(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        path_box = app.screen.query_one("#import-path", Input)
+        assert app.focused is path_box
+        path_box.value = str(sample_docs)
+        await pilot.press("enter")
+        await settle(app, pilot, 0.2)
+        table = app.screen.query_one("#documents-table", DataTable)
+        assert table.row_count >= 8
+        result = app.screen.query_one("#import-result", Static).render()
+        assert "Imported" in str(result)
+        await settle(app, pilot, 0.6)
+        corpus = str(app.screen.query_one("#quality-lines").get_option("corpus").prompt)  # type: ignore[attr-defined]
+        assert "pairs" in corpus
+        # Preview a chunk with its heading path.
+        table.focus()
+        await pilot.press("down")
+        chunks = app.screen.query_one("#chunks-table", DataTable)
+        assert chunks.row_count > 0
+    with Store.open(root) as store:
+        assert len(store.list_documents()) == table.row_count
+        assert store.count_pairs() > 0  # the sample's legacy dataset file brings pairs
+
+
+async def test_opening_a_folder_without_a_project_offers_to_create_one(tmp_path: Path) -> None:
+    """The modal asks; y creates the project and opens it."""
+    folder = tmp_path / "fresh"
+    app = PairForgeApp(folder)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert (folder / "pairforge.toml").exists()
+        assert app.screen.query_one(PairList).ids == []
+
+
+async def test_declining_to_create_a_project_exits(tmp_path: Path) -> None:
+    app = PairForgeApp(tmp_path / "none")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+    assert not (tmp_path / "none" / "pairforge.toml").exists()
+
+
+async def test_settings_are_validated_and_saved(review_project: Path) -> None:
+    """A bad threshold is named with its fix; a good one lands in pairforge.toml and the panel."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        app.screen.query_one("#set-min-pairs", Input).value = "0"
+        await pilot.press("ctrl+s")
+        result = str(app.screen.query_one("#set-result", Static).render())
+        assert "min_pairs" in result and "fix" in result
+        assert load_settings(review_project).quality.min_pairs == 1000
+        app.screen.query_one("#set-min-pairs", Input).value = "40"
+        app.screen.query_one("#set-keymap").load_text("accept = y")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        saved = load_settings(review_project)
+        assert saved.quality.min_pairs == 40
+        assert saved.tui.keymap == {"accept": "y"}
+        # The new key works at once.
+        await pilot.press("3")
+        pair_id = app.screen.query_one(PairList).current_id
+        await pilot.press("y")
+        assert statuses(review_project)[pair_id] == "accepted"
+
+
+async def test_keymap_from_pairforge_toml_remaps_bindings(review_project: Path) -> None:
+    with Store.open(review_project) as store:
+        store.settings.tui.keymap = {"reject": "x"}
+        store.save_settings()
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pair_id = app.screen.query_one(PairList).current_id
+        await pilot.press("x")
+    assert statuses(review_project)[pair_id] == "rejected"
+
+
+async def test_theme_switch_is_remembered(review_project: Path) -> None:
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == "pairforge-dark"
+        app.theme = "high-contrast"
+        await pilot.pause()
+    assert load_settings(review_project).tui.theme == "high-contrast"
+    again = PairForgeApp(review_project)
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert again.theme == "high-contrast"
+
+
+async def test_help_lists_every_binding(review_project: Path) -> None:
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        table_text = app.screen.key_table  # type: ignore[attr-defined]
+        from rich.console import Console
+
+        console = Console(width=200, record=True)
+        console.print(table_text)
+        rendered = console.export_text()
+        for entry in all_keys():
+            assert entry.tooltip in rendered
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+def test_every_binding_has_an_id_description_and_tooltip() -> None:
+    ids = [entry.binding_id for entry in all_keys()]
+    assert len(ids) == len(set(ids)), "binding ids must be unique so the keymap can address each"
+    for entry in all_keys():
+        assert entry.description and entry.tooltip, entry.binding_id
+    assert {"accept", "reject", "edit", "edit_external", "delete", "undo", "redo", "mark", "bulk",
+            "next_warning", "previous_warning", "search", "regenerate", "sample", "filters"} <= set(ids)
+
+
+async def test_command_palette_offers_actions_by_name(review_project: Path) -> None:
+    """The palette finds 'Review: Accept' and running it accepts the current pair."""
+    from tui.commands import PairForgeCommands
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        provider = PairForgeCommands(app.screen)
+        names = [name for name, _, _ in provider._commands()]
+        assert "Review: Accept" in names and "Theme: tidewater" in names
+        assert "Export: Export" in names and "Generate: Start" in names
+        pair_id = app.screen.query_one(PairList).current_id
+        callback = dict((n, c) for n, _, c in provider._commands())["Review: Accept"]
+        await callback()
+        await pilot.pause()
+    assert statuses(review_project)[pair_id] == str(PairStatus.ACCEPTED)
