@@ -19,7 +19,8 @@ from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
 
 FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
-SYSTEM_PROMPT_RULES = (("keep as generated", "keep"), ("add to every pair", "add"), ("remove from every pair", "remove"))
+# A dataset is never exported with system prompts on some pairs only: strip them all or set one.
+SYSTEM_PROMPT_RULES = (("strip system prompts", "strip"), ("one system prompt on every pair", "set"))
 PREVIEW_LINES = 3
 
 
@@ -59,8 +60,11 @@ class ExportPane(Vertical):
         with Horizontal(classes="form-row"):
             yield Checkbox("include pending", e.include_pending, id="exp-pending")
             yield Checkbox("exclude pairs with warnings", False, id="exp-no-warnings")
-            yield Select(list(SYSTEM_PROMPT_RULES), value="keep", allow_blank=False, id="exp-system-rule")
-        yield Input(e.system_prompt or "", placeholder="system prompt (for 'add')", id="exp-system")
+            yield Select(list(SYSTEM_PROMPT_RULES), value="set" if e.system_prompt else "strip",
+                         allow_blank=False, id="exp-system-rule")
+        with Horizontal(classes="form-row"):
+            yield Input(e.system_prompt or "", placeholder="system prompt (for 'one system prompt')", id="exp-system")
+            yield Input("", placeholder="only kinds, e.g. instruction,refusal (empty: all)", id="exp-kinds")
         with Horizontal(classes="form-row buttons"):
             yield Button("Export ^e", id="exp-run", variant="primary")
         yield ProgressBar(id="exp-progress", show_eta=False)
@@ -87,12 +91,13 @@ class ExportPane(Vertical):
 
     def _options(self) -> dict[str, Any]:
         rule = str(self.query_one("#exp-system-rule", Select).value)
+        kinds = [k.strip() for k in self.query_one("#exp-kinds", Input).value.split(",") if k.strip()]
         return {
-            "format": str(self.query_one("#exp-format", Select).value),
+            "formats": [str(self.query_one("#exp-format", Select).value)],
             "include_pending": self.query_one("#exp-pending", Checkbox).value,
-            "exclude_warnings": self.query_one("#exp-no-warnings", Checkbox).value,
-            "system_prompt_rule": rule,
-            "system_prompt": self.query_one("#exp-system", Input).value.strip() or None,
+            "exclude_severities": ["error", "warning"] if self.query_one("#exp-no-warnings", Checkbox).value else [],
+            "kinds": kinds,
+            "system_prompt": (self.query_one("#exp-system", Input).value.strip() or None) if rule == "set" else None,
         }
 
     def action_run_export(self) -> None:
@@ -121,28 +126,24 @@ class ExportPane(Vertical):
         except ImportError:
             self.post_message(EngineFailed("Export is not available in this installation.", where="export"))
             return
-        fields = set(getattr(ExportOptions, "model_fields", {}) or getattr(ExportOptions, "__dataclass_fields__", {}))
-        values = {**form, "overwrite": overwrite}
-        if "formats" in fields and "format" not in fields:
-            values["formats"] = list(FORMATS[:-1]) if form["format"] == "all" else [form["format"]]
         try:
-            options = ExportOptions(**{k: v for k, v in values.items() if k in fields})
+            options = ExportOptions(**form, force=overwrite)
 
-            def progress(*args: Any) -> None:
-                done, total = (*args, 0, 0)[:2] if args and isinstance(args[0], int) else (
-                    getattr(args[0], "done", 0), getattr(args[0], "total", 0))
-                self.post_message(ExportProgress(int(done), int(total)))
+            def progress(update: Any) -> None:
+                self.post_message(ExportProgress(update.done, update.total))
 
             result = export_dataset(self.store, out_dir, options, on_progress=progress)
-        except PairForgeError as exc:
+        except (PairForgeError, ValueError) as exc:
             self.post_message(EngineFailed(str(exc), where="export"))
             return
-        files = [str(p) for p in getattr(result, "files", []) or []]
-        card_path = getattr(result, "card_path", None) or getattr(result, "card", None)
+        files = [str(f.path if Path(f.path).is_absolute() else result.out_dir / f.path) for f in result.files]
         card = ""
-        if card_path and Path(card_path).is_file():
-            card = Path(card_path).read_text(encoding="utf-8", errors="replace")
-        self.post_message(ExportFinished(str(out_dir), files, card))
+        if result.card_path is not None:
+            card_path = Path(result.card_path)
+            card_path = card_path if card_path.is_absolute() else result.out_dir / card_path
+            if card_path.is_file():
+                card = card_path.read_text(encoding="utf-8", errors="replace")
+        self.post_message(ExportFinished(str(result.out_dir), files, card))
 
     def on_export_progress(self, message: ExportProgress) -> None:
         message.stop()

@@ -47,6 +47,7 @@ class GeneratePane(Vertical):
         self._queue: Any = None
         self._paused = False
         self._stream = ""
+        self._last_pace = ""
 
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
@@ -79,9 +80,12 @@ class GeneratePane(Vertical):
         self.query_one(JobList).refresh_from(self.store)
         counts = self.store.job_counts()
         if not self._queue:
-            self.query_one("#gen-stats", Static).update(
-                Text("Jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v) if any(counts.values()) else "No jobs yet: plan a run (ctrl+n), then start it (ctrl+r).")
-            )
+            if any(counts.values()):
+                line = "Jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                line += f" · last run: {self._last_pace}" if self._last_pace else ""
+            else:
+                line = "No jobs yet: plan a run (ctrl+n), then start it (ctrl+r)."
+            self.query_one("#gen-stats", Static).update(Text(line))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {"gen-plan": self.action_make_plan, "gen-start": self.action_start,
@@ -164,8 +168,9 @@ class GeneratePane(Vertical):
             return
         form = self._form()
         try:
-            from engine.generate import queue as queue_module
+            from engine.generate.hosts import backends_from_settings
             from engine.generate.planner import save_plan
+            from engine.generate.queue import GenerationQueue
         except ImportError:
             self.post_message(EngineFailed("The generation queue is not available in this installation.", where="generate"))
             return
@@ -177,11 +182,13 @@ class GeneratePane(Vertical):
             else:
                 # No new plan: run whatever is queued (for example regenerate requests).
                 run_id = None
-            backends = queue_module.backends_from_settings(
-                self.store.settings, backend=form["backend"], model=form["model"], hosts=form["hosts"] or None
+            backends = backends_from_settings(
+                self.store.settings, backend=form["backend"], model=form["model"] or None, hosts=form["hosts"] or None
             )
-            self._queue = queue_module.GenerationQueue(self.store, backends, concurrency_per_host=form["concurrency"])
-        except PairForgeError as exc:
+            self._queue = GenerationQueue(
+                self.store, backends, concurrency_per_host=form["concurrency"], stream_tokens=True
+            )
+        except (PairForgeError, ValueError) as exc:
             self.post_message(EngineFailed(str(exc), where="generate"))
             return
         self._paused = False
@@ -193,20 +200,24 @@ class GeneratePane(Vertical):
         queue = self._queue
 
         def on_event(event: Any) -> None:
-            text = getattr(event, "text", None) or getattr(event, "delta", None)
-            if text:
-                self.post_message(GenerationText(getattr(event, "job_id", None), str(text)))
-            stats = {
-                name: getattr(event, name, None)
-                for name in ("pairs_per_min", "tokens_per_s", "eta_s", "done", "failed", "queued", "running", "total")
-            }
-            self.post_message(GenerationUpdate(stats))
+            # Called in this event loop; only messages leave it.
+            if event.type == "token" and event.text:
+                self.post_message(GenerationText(event.job_id, event.text))
+            elif event.type == "job_started":
+                self.post_message(GenerationText(event.job_id, ""))
+            elif event.type == "job_failed" and event.error:
+                self.post_message(EngineFailed(f"Job {event.job_id} failed: {event.error}", where="generate"))
+            progress = event.progress
+            if progress is not None:
+                self.post_message(GenerationUpdate({
+                    **progress.counts, "pairs_per_min": progress.pairs_per_min,
+                    "tokens_per_s": progress.tokens_per_s, "eta_s": progress.eta_s, "pairs": progress.pairs_created,
+                }))
 
         summary = "Generation finished."
         try:
             result = await queue.run(run_id, on_event)
-            if result is not None:
-                summary = f"Generation stopped: {result}"
+            summary = result.message
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="generate"))
             summary = "Generation stopped with an error."
@@ -238,17 +249,20 @@ class GeneratePane(Vertical):
     def on_generation_update(self, message: GenerationUpdate) -> None:
         message.stop()
         s = message.stats
-        parts = [f"{k} {s[k]}" for k in ("done", "running", "queued", "failed") if s.get(k) is not None]
+        parts = [f"{k} {s[k]}" for k in ("pairs", "done", "running", "queued", "failed") if s.get(k) is not None]
         pace = s.get("pairs_per_min")
         tps = s.get("tokens_per_s")
         parts.append(f"{pace:.1f} pairs/min" if isinstance(pace, int | float) else "– pairs/min")
         parts.append(f"{tps:.0f} tokens/s" if isinstance(tps, int | float) else "– tokens/s")
         parts.append(f"ETA {_seconds(s.get('eta_s'))}")
+        self._last_pace = " · ".join(parts[-3:])
         self.query_one("#gen-stats", Static).update(Text(" · ".join(parts) + (" · paused" if self._paused else "")))
         self.query_one(JobList).refresh_from(self.store)
 
     def on_generation_text(self, message: GenerationText) -> None:
         message.stop()
+        if not message.text:
+            self._stream = ""  # a new job starts: show its answer only
         self._stream = (self._stream + message.text)[-STREAM_TAIL_CHARS:]
         self.query_one("#gen-stream", Static).update(plain(self._stream))
 

@@ -1,0 +1,41 @@
+"""The engine is a plain library: importing it never pulls in Textual or the app."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "module", ["engine", "engine.cli", "engine.store", "engine.models", "engine.ingest", "engine.quality",
+               "engine.generate.queue", "engine.export"],
+)
+def test_engine_import_does_not_load_textual(module: str) -> None:
+    code = (
+        f"import sys, {module}; "
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'tui')));"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{module} imported {result.stdout.strip()}"
+
+
+def test_the_app_does_load_textual() -> None:
+    """The check above can fail: the app module itself does bring Textual in."""
+    code = "import sys, tui.app; print('textual' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
+
+
+def test_import_linter_contracts_pass() -> None:
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint_imports, "import-linter is not installed in this environment"
+    result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
