@@ -204,6 +204,17 @@ async def test_warning_navigation_search_filters_and_sample(review_project: Path
         await pilot.press("s")
         await settle(app, pilot)
         assert lst.pair_filter.ids is not None and len(lst.ids) == 20
+        # Reviewing the sample walks through it: each key acts on the next pair.
+        sample = list(lst.ids)
+        await pilot.press("a", "r", "a")
+        now = statuses(review_project)
+        assert [now[i] for i in sample[:3]] == ["accepted", "rejected", "accepted"]
+        assert lst.current_id == sample[3]
+        review(app).show_filter(PairFilter(status="pending"))
+        await pilot.pause()
+        first_pending = lst.current_id
+        await pilot.press("a")
+        assert lst.current_id != first_pending and first_pending not in lst.ids
         await pilot.press("c")
         assert len(lst.ids) == 30
 

@@ -75,13 +75,13 @@ async def test_import_generate_review_export(tmp_path: Path, sample_docs: Path) 
             await pilot.press("f5")
             out = tmp_path / "out"
             app.screen.query_one("#exp-out", Input).value = str(out)
-            await pilot.press("ctrl+e")
+            await pilot.press("ctrl+r")
             await settle(app, pilot, 0.2)
             await wait_until(pilot, lambda: "Wrote" in str(app.screen.query_one("#exp-summary").render()), 10)
             rows = [json.loads(line) for line in next(out.rglob("*.jsonl")).read_text().splitlines()]
             assert rows and "messages" in rows[0]
             assert "README" in str(app.screen.query_one("#exp-card", Static).render()) or (out / "README.md").exists()
-            await pilot.press("ctrl+e")
+            await pilot.press("ctrl+r")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
             await pilot.press("y")

@@ -93,7 +93,7 @@ class PairForgeApp(App[None]):
         self.apply_keymap(store.settings.tui.keymap)
         self._unsubscribe = store.subscribe(self._on_store_change)
         self.push_screen(WorkspaceScreen(store))
-        self._quality_dirty.set()
+        self._compute_quality()
         self.set_interval(QUALITY_REFRESH_S, self._refresh_quality_if_dirty)
         self._start_live_report()
 

@@ -24,7 +24,7 @@ class DocumentsPane(Vertical):
     """Import with a progress bar and per-file errors; documents with chunk and pair counts."""
 
     BINDINGS = [
-        Binding("ctrl+i,ctrl+enter", "import_path", "Import", id="import_path", tooltip="Import the typed or selected path.", show=False),
+        Binding("ctrl+r", "import_path", "Import", id="import_path", tooltip="Import the typed or selected path.", show=False),
         Binding("ctrl+t", "toggle_tree", "Tree", id="toggle_tree", tooltip="Show or hide the directory tree."),
     ]
 
@@ -33,9 +33,8 @@ class DocumentsPane(Vertical):
         self.store = store
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="import-row"):
-            yield Input(placeholder="path to a file or folder, Enter imports (tab completes)",
-                        suggester=PathSuggester(), id="import-path")
+        yield Input(placeholder="path to a file or folder, Enter imports (tab completes)",
+                    suggester=PathSuggester(), id="import-path")
         yield ProgressBar(id="import-progress", show_eta=False)
         yield Static(id="import-result")
         with Horizontal(id="documents-body"):

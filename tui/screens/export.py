@@ -45,7 +45,7 @@ class ExportPane(Vertical):
     """Choose what to export and where; the card shows when it is done."""
 
     BINDINGS = [
-        Binding("ctrl+e", "run_export", "Export", id="run_export", tooltip="Write the dataset files and the card."),
+        Binding("ctrl+r", "run_export", "Export", id="run_export", tooltip="Write the dataset files and the card."),
     ]
 
     def __init__(self, store: Store, *, id: str | None = None) -> None:
@@ -56,7 +56,7 @@ class ExportPane(Vertical):
         e = self.store.settings.export
         with Horizontal(classes="form-row"):
             yield Select([(f, f) for f in FORMATS], value=e.format, allow_blank=False, id="exp-format")
-            yield Input(str(self.store.root / "export"), placeholder="output folder", id="exp-out")
+            yield Input("", placeholder="output folder (empty: export/ in the project)", id="exp-out")
         with Horizontal(classes="form-row"):
             yield Checkbox("include pending", e.include_pending, id="exp-pending")
             yield Checkbox("exclude pairs with warnings", False, id="exp-no-warnings")
@@ -66,7 +66,7 @@ class ExportPane(Vertical):
             yield Input(e.system_prompt or "", placeholder="system prompt (for 'one system prompt')", id="exp-system")
             yield Input("", placeholder="only kinds, e.g. instruction,refusal (empty: all)", id="exp-kinds")
         with Horizontal(classes="form-row buttons"):
-            yield Button("Export ^e", id="exp-run", variant="primary")
+            yield Button("Export ^r", id="exp-run", variant="primary")
         yield ProgressBar(id="exp-progress", show_eta=False)
         with VerticalScroll(id="exp-result"):
             yield Label("", id="exp-summary")

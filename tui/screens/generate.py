@@ -37,7 +37,7 @@ class GeneratePane(Vertical):
         Binding("ctrl+n", "make_plan", "Plan", id="make_plan", tooltip="Plan a run from the target and mix."),
         Binding("ctrl+r", "start", "Start", id="start_generation", tooltip="Save the plan and run the queue."),
         Binding("ctrl+z", "pause_resume", "Pause/resume", id="pause_generation", tooltip="Pause or resume the running queue."),
-        Binding("ctrl+x", "cancel", "Cancel", id="cancel_generation", tooltip="Cancel the queued jobs of this run."),
+        Binding("ctrl+g", "cancel", "Cancel", id="cancel_generation", tooltip="Cancel the queued jobs of this run."),
     ]
 
     def __init__(self, store: Store, *, id: str | None = None) -> None:
@@ -65,7 +65,7 @@ class GeneratePane(Vertical):
             yield Button("Plan ^n", id="gen-plan")
             yield Button("Start ^r", id="gen-start", variant="primary")
             yield Button("Pause ^z", id="gen-pause")
-            yield Button("Cancel ^x", id="gen-cancel", variant="error")
+            yield Button("Cancel ^g", id="gen-cancel", variant="error")
         yield Static(id="gen-plan-view")
         yield Static(id="gen-stats")
         yield JobList(id="job-list")

@@ -272,8 +272,8 @@ class ReviewPane(Vertical):
             self.post_message(EngineFailed(str(exc), where="review"))
             return
         lst = self.pair_list
-        if change == "delete" or lst.pair_filter.status is not None or lst.pair_filter.ids is not None:
-            # The pair may have left the filter: re-query and keep the position.
+        if change == "delete" or lst.pair_filter.status is not None:
+            # The pair left the filter: re-query; the cursor lands on the next pair.
             lst.load(keep_pair=lst.current_id)
         else:
             lst.refresh_rows(ids)

@@ -56,7 +56,7 @@ class WorkspaceScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.store.root)
+        self.sub_title = self.store.settings.name
         self._apply_panel_width()
         self.call_after_refresh(self.focus_section)
 

@@ -1,0 +1,46 @@
+"""SVG snapshots of every screen at 80x24 and 120x40 in two themes, on a fixed project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.store import Store
+from tests.test_tui import settle
+from tests.test_tui_projects import build_review_project
+from tui.app import PairForgeApp
+
+os.environ["TEXTUAL_ANIMATIONS"] = "none"
+
+# Screen name -> keys that open it from the start (Review).
+SCREENS = {
+    "review": [],
+    "documents": ["f2"],
+    "generate": ["f3"],
+    "export": ["f5"],
+    "settings": ["f6"],
+    "help": ["f1"],
+}
+SIZES = [(80, 24), (120, 40)]
+THEMES = ["pairforge-dark", "pairforge-light"]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen_snapshot(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int], theme: str) -> None:  # type: ignore[no-untyped-def]
+    root = build_review_project(tmp_path / "proj")
+    with Store.open(root) as store:
+        store.settings.tui.theme = theme
+        store.save_settings()
+    app = PairForgeApp(root)
+
+    async def open_screen(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        for key in SCREENS[screen]:
+            await pilot.press(key)
+        await settle(app, pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=open_screen)
