@@ -254,6 +254,9 @@ class Store:
         self._lock = threading.RLock()
         self._listeners: list[PairListener] = []
         self._in_tx = False
+        # Changes made inside a transaction are announced only once it commits.
+        self._pending_changes: list[PairChange] = []
+        self._tx_thread: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -363,6 +366,7 @@ class Store:
             except sqlite3.Error as exc:
                 raise _translate_sqlite_error(exc, self.db_path) from exc
             self._in_tx = True
+            self._tx_thread = threading.get_ident()
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
@@ -374,8 +378,12 @@ class Store:
                 raise
             finally:
                 self._in_tx = False
+            committed, self._pending_changes = self._pending_changes, []
+            self._notify(committed)
 
     def _rollback(self) -> None:
+        # Nothing of a rolled-back transaction is announced.
+        self._pending_changes = []
         with suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
 
@@ -395,6 +403,9 @@ class Store:
 
     def _notify(self, changes: Sequence[PairChange]) -> None:
         if not changes:
+            return
+        if self._in_tx and self._tx_thread == threading.get_ident():
+            self._pending_changes.extend(changes)
             return
         for listener in list(self._listeners):
             listener(changes)

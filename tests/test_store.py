@@ -146,3 +146,19 @@ def test_wal_files_live_next_to_the_database(project: Store) -> None:
     project.add_pairs([_pair(1)])
     assert (project.root / DB_FILE).exists()
     assert (project.root / (DB_FILE + "-wal")).exists()
+
+
+def test_listeners_hear_of_changes_only_after_commit(project: Store) -> None:
+    heard: list[int] = []
+    project.subscribe(lambda changes: heard.extend(c.pair_id for c in changes))
+    with project.transaction():
+        added = project.add_pairs([Pair.simple("What is a lease in Tidewater?", "A lease is a claim on a job.")])
+        assert heard == []  # still inside the outer transaction
+    assert heard == [added[0].id]
+
+    heard.clear()
+    with pytest.raises(RuntimeError), project.transaction():
+        project.add_pairs([Pair.simple("What is a heartbeat here?", "A heartbeat renews the lease.")])
+        raise RuntimeError("roll back")
+    assert heard == []
+    assert project.count_pairs() == 1
