@@ -9,6 +9,8 @@ revisions grouped in batches, which gives undo and redo across restarts.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -179,6 +181,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE verdicts ADD COLUMN content_hash TEXT;
     CREATE INDEX jobs_task_pair ON jobs(task, status, pair_id)
+    """,
+    # 3: which process runs a job, so a second process never re-queues a live one
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
     """,
 ]
 
@@ -1035,9 +1041,18 @@ class Store:
         return [{**dict(r), "params": json.loads(r["params"])} for r in rows]
 
     def requeue_interrupted(self) -> int:
-        """Put jobs left 'running' by a process that died back in the queue; returns how many."""
+        """Put jobs left 'running' by a process that died back in the queue; returns how many.
+
+        Jobs held by a process that is still alive (another run on the same project) are left alone.
+        """
         with self.transaction() as conn:
-            n = conn.execute("UPDATE jobs SET status = 'queued', host = NULL WHERE status = 'running'").rowcount
+            rows = conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'").fetchall()
+            dead = [r["id"] for r in rows if not _owner_alive(r["owner"])]
+            conn.executemany(
+                "UPDATE jobs SET status = 'queued', host = NULL, owner = NULL WHERE id = ? AND status = 'running'",
+                [(i,) for i in dead],
+            )
+            n = len(dead)
         if n:
             self.log("queue", "requeued", n, f"{n} job(s) interrupted by a stopped process were queued again")
         return n
@@ -1054,10 +1069,10 @@ class Store:
             params.append(task)
         with self.transaction() as conn:
             row = conn.execute(
-                "UPDATE jobs SET status = 'running', host = ?, attempts = attempts + 1, started_at = ? "
+                "UPDATE jobs SET status = 'running', host = ?, owner = ?, attempts = attempts + 1, started_at = ? "
                 f"WHERE id = (SELECT id FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT 1) "
                 "RETURNING *",
-                [host, _now(), *params],
+                [host, _owner(), _now(), *params],
             ).fetchone()
         return self._job_from_row(row) if row else None
 
@@ -1262,6 +1277,31 @@ class Store:
             "warnings": self.warning_counts(),
             "jobs": self.job_counts(),
         }
+
+
+def _owner() -> str:
+    """This process, as recorded on the jobs it runs: host name and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process that claimed a job is still running (on this machine)."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        # Another queue in this process (the app generating while it judges) still owns it.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _split_sql(script: str) -> list[str]:

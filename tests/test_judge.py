@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -298,7 +299,10 @@ def test_a_failed_rejudge_of_an_edited_pair_drops_its_old_score(project: Store, 
 def test_runs_resume_after_a_crash_and_respect_concurrency(project: Store) -> None:
     make_pairs(project, 8)
     run_id = plan_judging(project)
-    assert project.claim_job("dead-process", run_id=run_id, task="judge") is not None  # left running by a crash
+    crashed = project.claim_job("dead-process", run_id=run_id, task="judge")
+    assert crashed is not None
+    with project.transaction() as conn:  # left running by a process that has since died
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{_dead_pid()}", crashed.id))
     with fake_ollama(latency=0.1) as srv:
         events: list[JudgeEvent] = []
         backend = make_backend("ollama", MODEL, srv.url)
@@ -483,3 +487,10 @@ def test_cancel_from_another_thread_keeps_the_rest_queued(project: Store) -> Non
         assert counts["queued"] == summary.remaining == 10 - summary.judged
         rest = run_judge(project, srv, run_id=run_id)  # a later run finishes them
     assert rest.judged == 10 - summary.judged and project.job_counts(run_id)["done"] == 10
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

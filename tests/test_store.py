@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,7 +125,10 @@ def test_jobs_claim_complete_fail_requeue_cancel(project: Store) -> None:
 
     running = project.claim_job("host-a")
     assert running is not None
-    assert project.requeue_interrupted() == 1  # as after a crash
+    assert project.requeue_interrupted() == 0  # this process is alive: its job is not taken from it
+    with project.transaction() as conn:  # as after a crash: the owning process is gone
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{_dead_pid()}", running.id))
+    assert project.requeue_interrupted() == 1
     assert project.cancel_jobs(run_id) == 2
     counts = project.job_counts(run_id)
     assert counts == {"queued": 0, "running": 0, "done": 1, "failed": 1, "cancelled": 2}
@@ -162,3 +169,20 @@ def test_listeners_hear_of_changes_only_after_commit(project: Store) -> None:
         raise RuntimeError("roll back")
     assert heard == []
     assert project.count_pairs() == 1
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_requeue_leaves_jobs_of_a_live_process_alone(project: Store) -> None:
+    run_id, _ = project.create_run("generate", {}, [Job(kind="instruction", mode="factual")])
+    job = project.claim_job("host-a", run_id=run_id)
+    assert job is not None
+    with project.transaction() as conn:  # claimed by another process that is still running
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{os.getppid()}", job.id))
+    assert project.requeue_interrupted() == 0
+    assert project.job_counts(run_id)["running"] == 1
