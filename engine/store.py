@@ -40,6 +40,7 @@ from engine.models import (
     Verdict,
     utcnow,
 )
+from engine.processes import pid_alive
 from engine.settings import SETTINGS_FILE, ProjectSettings, load_settings, save_settings
 
 DB_FILE = "pairforge.db"
@@ -1292,16 +1293,8 @@ def _owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        # Another queue in this process (the app generating while it judges) still owns it.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Our own pid: another queue in this process (the app generating while it judges) still owns it.
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def _split_sql(script: str) -> list[str]:

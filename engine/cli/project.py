@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from engine.cli.common import console, emit_json, escape, handle_errors, json_option, open_store, project_path
+from engine.cli.common import (
+    console,
+    emit_json,
+    escape,
+    handle_errors,
+    json_option,
+    open_store,
+    project_path,
+)
 
 
 @click.command("init")

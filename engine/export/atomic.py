@@ -11,19 +11,10 @@ import uuid
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.processes import pid_alive
 
 _STAGING_TAG = ".export-"
 _PREVIOUS_TAG = ".previous-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_pid(name: str, tag: str) -> int | None:
@@ -104,7 +95,7 @@ def recover_interrupted(target: Path) -> None:
             if not name.startswith(prefix + tag):
                 continue
             pid = _owner_pid(name, tag)
-            if pid is None or (_pid_alive(pid) and pid != os.getpid()):
+            if pid is None or (pid_alive(pid) and pid != os.getpid()):
                 continue
             if tag == _PREVIOUS_TAG and not target.exists():
                 os.rename(entry, target)
