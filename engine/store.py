@@ -1129,7 +1129,8 @@ class Store:
 
     def list_jobs(self, *, status: str | None = None, run_id: int | None = None, limit: int | None = None) -> list[Job]:
         """Jobs, oldest first, optionally by status and run."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         if status:
             clauses.append("status = ?")
             params.append(status)

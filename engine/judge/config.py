@@ -95,7 +95,7 @@ def make_judge_backends(config: JudgeConfig) -> list[ChatBackend]:
         if config.backend == "openai":
             backends.append(make_backend("openai", config.model, host, api_key=os.environ.get(config.api_key_env)))
         elif config.backend == "llamacpp":
-            backends.append(make_backend("llamacpp", config.model or None, None, n_ctx=config.num_ctx))
+            backends.append(make_backend("llamacpp", config.model, None, n_ctx=config.num_ctx))
         else:
             backends.append(make_backend(config.backend, config.model, host))
     return backends

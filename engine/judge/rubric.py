@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.config import JsonValue
 
 from engine.models import PairKind
 
@@ -116,7 +117,7 @@ def criteria_for(kind: PairKind | str, rubric: Rubric = RUBRIC) -> tuple[Criteri
 def _verdict_model(name: str, criteria: tuple[Criterion, ...]) -> type[BaseModel]:
     # The enum lets grammar-constrained decoding (llama.cpp, Ollama) emit only whole scores
     # 1-10; validation still accepts a half point from a server that ignores the enum.
-    whole = list(range(int(SCORE_MIN), int(SCORE_MAX) + 1))
+    whole: list[JsonValue] = list(range(int(SCORE_MIN), int(SCORE_MAX) + 1))
     score_fields: dict[str, Any] = {
         c.id: (float, Field(ge=SCORE_MIN, le=SCORE_MAX, description=c.description, json_schema_extra={"enum": whole}))
         for c in criteria

@@ -12,7 +12,7 @@ import json
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -160,7 +160,7 @@ class LiveReport:
         self._tokens: list[int] = []
         self._token_sum = 0
         self._index: NearDuplicateIndex | None = None
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     @classmethod
     def build(cls, store: Store, *, counter: TokenCounter | None = None) -> LiveReport:

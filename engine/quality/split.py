@@ -123,12 +123,12 @@ def make_split(
                 assignment[pair_id] = side
         if len(roots) < 2:
             result.uncovered.append(name)
-    for pair_id, side in assignment.items():
-        if side is None:
+    for pair_id, assigned in assignment.items():
+        if assigned is None:
             continue
         name = category[pair_id]
-        result.categories.setdefault(name, {TRAIN: 0, VALIDATION: 0})[side] += 1
-        if side == TRAIN:
+        result.categories.setdefault(name, {TRAIN: 0, VALIDATION: 0})[assigned] += 1
+        if assigned == TRAIN:
             result.train += 1
         else:
             result.validation += 1
