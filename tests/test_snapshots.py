@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from engine.store import Store
 from tests.test_tui import settle
@@ -41,6 +42,9 @@ def test_screen_snapshot(snap_compare, tmp_path: Path, screen: str, size: tuple[
         await settle(app, pilot)
         for key in SCREENS[screen]:
             await pilot.press(key)
+        # A blinking cursor would make the picture depend on timing.
+        for box in app.screen.query(Input):
+            box.cursor_blink = False
         await settle(app, pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=open_screen)

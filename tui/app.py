@@ -25,6 +25,7 @@ from tui.themes import DEFAULT_THEME, load_themes
 STYLES = Path(__file__).parent / "styles"
 # The quality panel is recomputed at most this often while pairs stream in.
 QUALITY_REFRESH_S = 0.5
+LIVE_REPORT_DELAY_S = 0.3
 
 
 class PairForgeApp(App[None]):
@@ -95,7 +96,8 @@ class PairForgeApp(App[None]):
         self.push_screen(WorkspaceScreen(store))
         self._compute_quality()
         self.set_interval(QUALITY_REFRESH_S, self._refresh_quality_if_dirty)
-        self._start_live_report()
+        # The full report reads every pair: start it once the first screen is painted.
+        self.set_timer(LIVE_REPORT_DELAY_S, self._start_live_report)
 
     def apply_keymap(self, keymap: dict[str, str]) -> None:
         """Remap bindings by id from ``[tui] keymap`` (e.g. ``accept = "a,y"``)."""
@@ -150,7 +152,8 @@ class PairForgeApp(App[None]):
             return
         try:
             if self._live_report is not None:
-                figures = figures_from_report(self._live_report.snapshot(), store)
+                # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
+                figures = figures_from_report(self._live_report.snapshot(contradictions=False), store)
             else:
                 figures = figures_from_store(store)
         except PairForgeError as exc:

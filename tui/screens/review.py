@@ -31,6 +31,11 @@ from tui.widgets.pair_list import PairList
 from tui.widgets.source_view import SourceView
 
 SAMPLE_SIZE = 20
+# Above this many pairs the near-duplicate index is built only when asked for (key D):
+# indexing 100k pairs takes seconds and hundreds of MB.
+AUTO_INDEX_MAX_PAIRS = 20_000
+# Detail, sources and duplicates load this long after the cursor stops, so held keys stay fast.
+DETAIL_DELAY_S = 0.04
 EDITOR_MARKER_RESPONSE = "### response (everything below this line)"
 
 
@@ -65,6 +70,7 @@ class ReviewPane(Vertical):
         Binding("c", "clear_filter", "All", id="clear_filter", tooltip="Clear the filter and show every pair."),
         Binding("R", "regenerate", "Regenerate", id="regenerate", tooltip="Queue a job to regenerate this pair from its sources."),
         Binding("s", "sample", "Sample", id="sample", tooltip="Show the 20-pair review sample."),
+        Binding("D", "index_duplicates", "Index dups", id="index_duplicates", tooltip="Build the near-duplicate index now (automatic on smaller projects).", show=False),
     ]
 
     class DuplicatesFound(Message):
@@ -95,7 +101,8 @@ class ReviewPane(Vertical):
         super().__init__(id=id)
         self.store = store
         self._duplicate_index: Any = None
-        self._duplicate_index_failed = False
+        self._index_wanted = False
+        self._detail_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="review-title")
@@ -125,8 +132,9 @@ class ReviewPane(Vertical):
         lst = self.pair_list
         marks = f" · {len(lst.marked)} marked" if lst.marked else ""
         where = f"{lst.cursor + 1}/{len(lst.ids)}" if lst.ids else "0/0"
+        # The title's size is fixed in CSS, so no relayout of the screen on every key.
         self.query_one("#review-title", Label).update(
-            Text(f"Review · {describe_filter(lst.pair_filter)} · {where}{marks}")
+            Text(f"Review · {describe_filter(lst.pair_filter)} · {where}{marks}"), layout=False
         )
 
     def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
@@ -153,7 +161,20 @@ class ReviewPane(Vertical):
     def on_pair_list_highlighted(self, event: PairList.Highlighted) -> None:
         event.stop()
         self._update_title()
-        self._show_pair(event.pair_id)
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        pair_id = event.pair_id
+        self._detail_timer = self.set_timer(DETAIL_DELAY_S, lambda: self._show_if_current(pair_id))
+
+    def _show_if_current(self, pair_id: int | None) -> None:
+        if pair_id == self.pair_list.current_id:
+            self._show_pair(pair_id)
+
+    def action_index_duplicates(self) -> None:
+        """Build the near-duplicate index (in the background) and show the current pair's duplicates."""
+        self._index_wanted = True
+        self.query_one(NearDuplicateList).show_unavailable("Indexing pairs for near duplicates…")
+        self._show_pair(self.pair_list.current_id)
 
     def _show_pair(self, pair_id: int | None) -> None:
         pair: Pair | None = None
@@ -168,10 +189,16 @@ class ReviewPane(Vertical):
             self.query_one(NearDuplicateList).show_duplicates([], changed_style="")
             return
         chunks = self.store.get_chunks(pair.sources) if pair.sources else []
-        titles = {}
+        titles: dict[int, str] = {}
         if chunks:
-            titles = {d.id or 0: d.title or Path(d.path).name for d in self.store.list_documents()}
+            titles = {
+                d.id or 0: d.title or Path(d.path).name
+                for d in (self.store.get_document(i) for i in {c.document_id or 0 for c in chunks})
+            }
         self.query_one(SourceView).show_chunks(chunks, titles)
+        if self._duplicate_index is None and not self._index_wanted and len(self.pair_list.ids) > AUTO_INDEX_MAX_PAIRS:
+            self.query_one(NearDuplicateList).show_unavailable("Press D to index this large project for near duplicates.")
+            return
         self._find_duplicates(pair)
 
     def _index(self) -> Any:
