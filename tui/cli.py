@@ -36,6 +36,31 @@ def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
     handle_errors(_launch)(path or str(project_path(ctx)), backend=backend)
 
 
+@main.command("demo")
+@click.option("--app/--no-app", "open_app", default=True, show_default=True,
+              help="Open the app on the demo project afterwards (only when run in a terminal).")
+@click.pass_context
+def demo_cmd(ctx: click.Context, open_app: bool, **options: object) -> None:
+    """Run the whole pipeline on the bundled sample documents (offline with the embedded model), then open the app."""
+    import sys
+    from pathlib import Path
+
+    from engine.cli.demo import demo_cmd as headless_demo
+
+    ctx.invoke(headless_demo, **options)
+    if open_app and not options.get("as_json") and sys.stdin.isatty() and sys.stdout.isatty():
+        handle_errors(_launch)(str(Path(str(options["directory"])).resolve()), backend=str(options["backend"]))
+
+
+def _share_demo_options() -> None:
+    # The app's demo takes every option of the headless one, so the two never drift apart.
+    from engine.cli.demo import demo_cmd as headless_demo
+
+    demo_cmd.params[:0] = [p for p in headless_demo.params if p.name != "help"]
+
+
+_share_demo_options()
+
 from engine.cli import SUMMARIES  # noqa: E402
 
 SUMMARIES["open"] = "Open the app on a project (the default with no command)."
