@@ -500,9 +500,11 @@ class _Handler(BaseHTTPRequestHandler):
     # --- writing helpers ---
 
     def send_json(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
+        self.send_body(status, json.dumps(payload).encode(), "application/json; charset=utf-8")
+
+    def send_body(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
@@ -727,13 +729,7 @@ class FakeOllama:
         handler(h, body or {})
 
     def _plain(self, h: _Handler, text: str, status: int = 200) -> None:
-        data = text.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "text/plain; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        if h.command != "HEAD":
-            h.wfile.write(data)
+        h.send_body(status, text.encode(), "text/plain; charset=utf-8")
 
     def _error(self, h: _Handler, status: int, message: str, *, openai: bool = False) -> None:
         if openai:

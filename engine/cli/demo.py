@@ -51,7 +51,6 @@ def run_demo(project_dir: Path, *, pairs: int, backend: str, as_json: bool) -> d
         demo_settings(store, pairs, backend)
         say(f"[bold]1/5 Import[/] {escape(str(sample_docs_dir()))}")
         report = import_paths(store, [sample_docs_dir()])
-        recheck(store)
         summary["import"] = {
             "imported": len(report.imported), "unchanged": len(report.unchanged),
             "failed": len(report.failed), "chunks": report.chunks, "pairs_imported": report.pairs_imported,
@@ -64,9 +63,10 @@ def run_demo(project_dir: Path, *, pairs: int, backend: str, as_json: bool) -> d
         say(f"[bold]2/5 Generate[/] {pairs} pairs with the {backend} backend")
         from engine.cli.generate import _pending_run, _run_queue
 
-        store.requeue_interrupted()
+        # Running jobs of a killed demo count as pending: the queue re-queues them when it starts.
         run_id = _pending_run(store)
-        if run_id is None and store.count_pairs() - report.pairs_imported < pairs:
+        generated = store.count_pairs() - store.count_pairs(PairFilter(kind="imported"))
+        if run_id is None and generated < pairs:
             plan = make_plan(store, target=pairs)
             run_id = save_plan(store, plan)
             say("    plan: " + ", ".join(f"{k} {v}" for k, v in plan.composition.items() if v))

@@ -139,7 +139,7 @@ def generate_cmd(
     from engine.generate.planner import save_plan
 
     store = open_store(ctx)
-    store.requeue_interrupted()
+    # Jobs left running by a killed process count as pending here; the queue re-queues them on start.
     if run_id is None:
         run_id = _pending_run(store)
     if run_id is None:
