@@ -20,6 +20,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.review import ReviewPane
 from tui.widgets.pair_list import PairList
 from tui.widgets.quality_panel import QualityPanel
+from tui.widgets.text_pane import TextPane
 
 SIZE = (120, 40)
 APP_WORKER_GROUPS = {"live-report", "quality", "near-duplicates", "duplicate-filter", "import", "export", "generation", "models"}
@@ -58,13 +59,17 @@ async def test_text_from_pairs_is_never_markup_or_control_codes(review_project: 
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        shown = app.screen.query_one("#instruction", Static).render()
-        assert "[bold red]x[/]" in shown.plain  # type: ignore[attr-defined]
-        assert not shown.spans  # type: ignore[attr-defined]  # no style came from the text
-        assert "\x1b" not in shown.plain  # type: ignore[attr-defined]
+        pane = app.screen.query_one("#pair-text", TextPane)
+        shown = pane.text
+        at = shown.plain.index("[bold red]x[/]")
+        # No style came from the text: the only spans are the pane's own headings and meta line.
+        assert not [span for span in shown.spans if span.start <= at < span.end]
+        assert "\x1b" not in shown.plain
+        drawn = "".join(pane.render_line(y).text for y in range(pane.size.height))
+        assert "[bold red]x[/]" in drawn and "\x1b" not in drawn
         line = app.screen.query_one(PairList).render_line(0)
         assert "[bold red]x[/]" in line.text and "\x1b" not in line.text
-        assert HOSTILE_INSTRUCTION.startswith(shown.plain[:10])  # type: ignore[attr-defined]
+        assert HOSTILE_INSTRUCTION.split("\x1b")[0] in shown.plain
 
 
 async def test_review_keys_save_at_once_and_undo_redo(review_project: Path) -> None:

@@ -13,6 +13,7 @@ from tests.fake_ollama import fake_ollama
 from tests.test_tui import settle
 from tui.app import PairForgeApp
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.review import ReviewPane
 from tui.widgets.pair_list import PairList
 
 SIZE = (120, 40)
@@ -68,7 +69,7 @@ async def test_import_generate_review_export(tmp_path: Path, sample_docs: Path) 
             app.screen.query_one("#review").show_filter(PairFilter(status="pending"))  # type: ignore[attr-defined]
             await pilot.pause()
             generated = app.screen.query_one(PairList).ids[-12:]
-            app.screen.query_one(PairList).move_to_pair(generated[0])
+            app.screen.query_one(ReviewPane).go_to_pair(generated[0])
             await pilot.press("a", "a", "a")
             assert store.count_pairs(PairFilter(status="accepted")) == 3
             # Export twice: the second asks before overwriting.

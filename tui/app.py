@@ -94,9 +94,12 @@ class PairForgeApp(App[None]):
         self.apply_keymap(store.settings.tui.keymap)
         self._unsubscribe = store.subscribe(self._on_store_change)
         self.push_screen(WorkspaceScreen(store))
+
+    def on_workspace_screen_painted(self) -> None:
+        # Background readers start once the first screen is up, so they never delay it.
         self._compute_quality()
         self.set_interval(QUALITY_REFRESH_S, self._refresh_quality_if_dirty)
-        # The full report reads every pair: start it once the first screen is painted.
+        # The full report reads every pair: it starts a moment later still.
         self.set_timer(LIVE_REPORT_DELAY_S, self._start_live_report)
 
     def apply_keymap(self, keymap: dict[str, str]) -> None:

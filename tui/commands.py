@@ -46,7 +46,7 @@ class PairForgeCommands(Provider):
             section = selector.lstrip("#")
             if where.startswith("Review"):
                 section = "review"
-            workspace.action_section(section)
+            await workspace.action_section(section)
             target = workspace.query_one(selector)
         if target is not None:
             await target.run_action(action)

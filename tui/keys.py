@@ -31,10 +31,9 @@ def binding_owners() -> list[tuple[str, type]]:
     from tui.screens.workspace import WorkspaceScreen
     from tui.widgets.filter_bar import FilterBar
     from tui.widgets.pair_detail import PairDetail
-    from tui.widgets.pair_list import PairList
 
     return [
-        ("Everywhere", PairForgeApp), ("Everywhere", WorkspaceScreen), ("Review", PairList),
+        ("Everywhere", PairForgeApp), ("Everywhere", WorkspaceScreen),
         ("Review", ReviewPane), ("Review: editing", PairDetail), ("Review: filters", FilterBar),
         ("Review: bulk", BulkActionScreen), ("Documents", DocumentsPane), ("Generate", GeneratePane),
         ("Export", ExportPane), ("Settings", SettingsPane),

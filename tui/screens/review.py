@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label
 
@@ -34,8 +34,6 @@ SAMPLE_SIZE = 20
 # Above this many pairs the near-duplicate index is built only when asked for (key D):
 # indexing 100k pairs takes seconds and hundreds of MB.
 AUTO_INDEX_MAX_PAIRS = 20_000
-# Detail, sources and duplicates load this long after the cursor stops, so held keys stay fast.
-DETAIL_DELAY_S = 0.04
 EDITOR_MARKER_RESPONSE = "### response (everything below this line)"
 
 
@@ -54,6 +52,14 @@ class ReviewPane(Vertical):
     """Keyboard review: every key saves at once through the store."""
 
     BINDINGS = [
+        # Moving is bound here, not on the list, so the list, title and detail change in one
+        # handler and one frame shows them all.
+        Binding("j,down", "cursor(1)", "Down", id="list_down", tooltip="Move to the next pair.", show=False),
+        Binding("k,up", "cursor(-1)", "Up", id="list_up", tooltip="Move to the previous pair.", show=False),
+        Binding("pagedown", "page(1)", "Page down", id="list_page_down", tooltip="Move one screen down.", show=False),
+        Binding("pageup", "page(-1)", "Page up", id="list_page_up", tooltip="Move one screen up.", show=False),
+        Binding("home,g", "first", "First", id="list_first", tooltip="Go to the first pair.", show=False),
+        Binding("end,G", "last", "Last", id="list_last", tooltip="Go to the last pair.", show=False),
         Binding("a", "accept", "Accept", id="accept", tooltip="Accept this pair and move to the next."),
         Binding("r", "reject", "Reject", id="reject", tooltip="Reject this pair and move to the next."),
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit the instruction and response in place."),
@@ -102,7 +108,6 @@ class ReviewPane(Vertical):
         self.store = store
         self._duplicate_index: Any = None
         self._index_wanted = False
-        self._detail_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="review-title")
@@ -110,7 +115,7 @@ class ReviewPane(Vertical):
         yield PairList(self.store, id="pair-list")
         with Horizontal(id="review-bottom"):
             yield PairDetail(id="pair-detail")
-            with VerticalScroll(id="review-side"):
+            with Vertical(id="review-side"):
                 yield Label("Sources", classes="detail-heading")
                 yield SourceView(id="source-view")
                 yield Label("Near duplicates", classes="detail-heading")
@@ -160,15 +165,38 @@ class ReviewPane(Vertical):
 
     def on_pair_list_highlighted(self, event: PairList.Highlighted) -> None:
         event.stop()
-        self._update_title()
-        if self._detail_timer is not None:
-            self._detail_timer.stop()
-        pair_id = event.pair_id
-        self._detail_timer = self.set_timer(DETAIL_DELAY_S, lambda: self._show_if_current(pair_id))
+        if event.pair_id != self.pair_list.current_id:
+            return  # the cursor moved on meanwhile: only the pair it rests on is loaded
+        self._cursor_moved()
 
-    def _show_if_current(self, pair_id: int | None) -> None:
-        if pair_id == self.pair_list.current_id:
-            self._show_pair(pair_id)
+    def _cursor_moved(self) -> None:
+        self._update_title()
+        self._show_pair(self.pair_list.current_id)
+
+    def _go(self, index: int) -> None:
+        if self.pair_list.move_to(index, announce=False):
+            self._cursor_moved()
+
+    def action_cursor(self, step: int) -> None:
+        """Move the cursor ``step`` pairs down (up when negative)."""
+        self._go(self.pair_list.cursor + step)
+
+    def action_page(self, pages: int) -> None:
+        """Move the cursor ``pages`` screens down (up when negative)."""
+        self._go(self.pair_list.cursor + pages * self.pair_list.page_size)
+
+    def action_first(self) -> None:
+        """Go to the first pair."""
+        self._go(0)
+
+    def action_last(self) -> None:
+        """Go to the last pair."""
+        self._go(len(self.pair_list.ids) - 1)
+
+    def go_to_pair(self, pair_id: int) -> None:
+        """Put the cursor on ``pair_id`` if it is listed."""
+        if self.pair_list.move_to_pair(pair_id, announce=False):
+            self._cursor_moved()
 
     def action_index_duplicates(self) -> None:
         """Build the near-duplicate index (in the background) and show the current pair's duplicates."""
@@ -306,7 +334,7 @@ class ReviewPane(Vertical):
             lst.refresh_rows(ids)
             if advance and len(ids) == 1:
                 if lst.cursor < len(lst.ids) - 1:
-                    lst.action_cursor_down()
+                    self.action_cursor(1)
                 else:
                     self._show_pair(lst.current_id)
         self._update_title()
@@ -341,7 +369,7 @@ class ReviewPane(Vertical):
         lst = self.pair_list
         lst.load(keep_pair=ids[0] if ids else lst.current_id)
         if ids:
-            lst.move_to_pair(ids[0])
+            lst.move_to_pair(ids[0], announce=False)
         self._show_pair(lst.current_id)
         self._update_title()
         self.notify(f"{'Undid' if undo else 'Redid'} {action} of {len(ids)} pair(s).")
@@ -355,9 +383,10 @@ class ReviewPane(Vertical):
         self._undo_redo(False)
 
     def action_mark(self) -> None:
-        """Mark or unmark the pair under the cursor."""
+        """Mark or unmark the pair under the cursor and move on."""
         self.pair_list.toggle_mark()
         self._update_title()
+        self.action_cursor(1)
 
     def action_bulk(self) -> None:
         """Ask which bulk action to apply to the marks (or the whole filter), then apply it."""
@@ -386,7 +415,7 @@ class ReviewPane(Vertical):
         if not candidates:
             self.notify("No more pairs with a warning in that direction.")
             return
-        lst.move_to_pair(candidates[0] if step > 0 else candidates[-1])
+        self.go_to_pair(candidates[0] if step > 0 else candidates[-1])
 
     def action_next_warning(self) -> None:
         """Go to the next pair with a warning."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Footer, Header
 
 from engine.store import PairFilter, Store
@@ -19,6 +21,12 @@ from tui.screens.settings import SettingsPane
 from tui.widgets.quality_panel import QualityPanel
 
 SECTIONS = ("documents", "generate", "review", "export", "settings", "log")
+# Review and Log exist from the start (Log collects errors); the others are built the first time
+# they are shown, so opening a big project paints without querying for sections not in view.
+SECTION_PANES: dict[str, type[Widget]] = {
+    "documents": DocumentsPane, "generate": GeneratePane, "review": ReviewPane,
+    "export": ExportPane, "settings": SettingsPane, "log": LogPane,
+}
 # Below this width the quality panel starts collapsed so the section keeps room.
 PANEL_MIN_WIDTH = 100
 
@@ -46,19 +54,22 @@ class WorkspaceScreen(Screen[None]):
         yield Header(show_clock=False)
         with Horizontal(id="workspace"):
             with ContentSwitcher(initial="review", id="sections"):
-                yield DocumentsPane(self.store, id="documents")
-                yield GeneratePane(self.store, id="generate")
                 yield ReviewPane(self.store, id="review")
-                yield ExportPane(self.store, id="export")
-                yield SettingsPane(self.store, id="settings")
                 yield LogPane(self.store, id="log")
             yield QualityPanel(id="quality-panel")
         yield Footer()
 
+    class Painted(Message):
+        """The workspace has been drawn once: background work may start."""
+
     def on_mount(self) -> None:
         self.sub_title = self.store.settings.name
         self._apply_panel_width()
-        self.call_after_refresh(self.focus_section)
+        self.call_after_refresh(self._first_paint_done)
+
+    def _first_paint_done(self) -> None:
+        self.focus_section()
+        self.post_message(self.Painted())
 
     def on_resize(self) -> None:
         self._apply_panel_width()
@@ -71,16 +82,17 @@ class WorkspaceScreen(Screen[None]):
     def current_section(self) -> str:
         return self.query_one(ContentSwitcher).current or "review"
 
-    def action_section(self, name: str) -> None:
-        """Switch to the section called ``name``."""
-        self.query_one(ContentSwitcher).current = name
+    async def action_section(self, name: str) -> None:
+        """Switch to the section called ``name`` (building it on first use)."""
+        switcher = self.query_one(ContentSwitcher)
+        built = bool(switcher.query_children(f"#{name}"))
+        if not built:
+            await switcher.mount(SECTION_PANES[name](self.store, id=name))  # type: ignore[call-arg]
+        switcher.current = name
         self.focus_section()
-        if name == "log":
-            self.query_one(LogPane).reload()
-        elif name == "documents":
-            self.query_one(DocumentsPane).reload()
-        elif name == "generate":
-            self.query_one(GeneratePane).reload()
+        # A freshly built section has just read the store; one built earlier catches up now.
+        if name == "log" or (built and name in ("documents", "generate")):
+            self.query_one(f"#{name}").reload()  # type: ignore[attr-defined]
 
     def focus_section(self) -> None:
         """Put focus on the first focusable widget of the current section."""

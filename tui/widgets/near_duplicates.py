@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
-
 from engine.text import strip_control
+from tui.widgets.text_pane import TextPane
 
 
 def diff_text(ops: Sequence[tuple[str, str]], *, changed_style: str) -> Text:
@@ -25,24 +24,24 @@ def diff_text(ops: Sequence[tuple[str, str]], *, changed_style: str) -> Text:
     return text
 
 
-class NearDuplicateList(Static):
+class NearDuplicateList(TextPane):
     """Near duplicates of one pair: id, score, field, and the other pair's text with differences marked."""
 
     def show_duplicates(self, items: list[tuple[Any, list[tuple[str, str]]]], *, changed_style: str) -> None:
         """``items``: (SimilarPair, diff ops against the selected pair) for each near duplicate."""
         if not items:
-            self.update(Text("No near duplicates."))
+            self.show(Text("No near duplicates."))
             return
         text = Text()
         for similar, ops in items:
-            text.append(f"#{similar.pair_id}  {similar.score:.0f}% similar ({similar.field})\n", style="bold")
+            text.append(f"#{similar.pair_id}  {similar.score:.0f}% similar ({similar.field})\n", style=self.heading_style)
             text.append(diff_text(ops, changed_style=changed_style))
             text.append("\n\n")
-        self.update(text)
+        self.show(text)
 
     def show_unavailable(self, reason: str) -> None:
         """Say why duplicates cannot be shown."""
-        self.update(Text(reason))
+        self.show(Text(reason))
 
 
 __all__ = ["NearDuplicateList", "diff_text"]

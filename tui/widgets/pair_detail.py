@@ -5,15 +5,17 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, Static, TextArea
+from textual.widgets import Label, TextArea
 
 from engine.models import Pair
+from engine.text import strip_control
 from tui.safe_text import plain
+from tui.widgets.text_pane import TextPane
 
 
-class PairDetail(VerticalScroll):
+class PairDetail(Vertical):
     """Instruction and response of one pair; ``start_editing`` swaps in text areas."""
 
     BINDINGS = [
@@ -39,34 +41,41 @@ class PairDetail(VerticalScroll):
         self.editing = False
 
     def compose(self) -> ComposeResult:
-        yield Label("Instruction", classes="detail-heading")
-        yield Static(id="instruction", classes="detail-text")
+        # One pane for reading (cheap to redraw on every key), editors only while editing.
+        yield TextPane(id="pair-text", classes="detail-text")
+        yield Label("Instruction", classes="detail-heading editor")
         yield TextArea(id="instruction-editor", classes="editor", soft_wrap=True)
-        yield Label("Response", classes="detail-heading")
-        yield Static(id="response", classes="detail-text")
+        yield Label("Response", classes="detail-heading editor")
         yield TextArea(id="response-editor", classes="editor", soft_wrap=True)
-        yield Static(id="meta", classes="detail-meta")
+
+    @property
+    def pane(self) -> TextPane:
+        """The read-only view of the pair."""
+        return self.query_one("#pair-text", TextPane)
 
     def show_pair(self, pair: Pair | None) -> None:
         """Display ``pair`` (or an empty state); leaves edit mode."""
         self._set_editing(False)
         self.pair_id = pair.id if pair else None
+        pane = self.pane
         if pair is None:
-            self.query_one("#instruction", Static).update(Text("No pair selected."))
-            self.query_one("#response", Static).update("")
-            self.query_one("#meta", Static).update("")
+            pane.show(Text("No pair selected."))
             return
-        self.query_one("#instruction", Static).update(plain(pair.instruction))
-        self.query_one("#response", Static).update(plain(pair.response))
-        meta = Text(f"#{pair.id} {pair.status} · {pair.kind} · {pair.mode}")
+        heading, muted = pane.heading_style, pane.muted_style
+        text = Text()
+        text.append("Instruction\n", style=heading)
+        text.append(plain(pair.instruction))
+        text.append("\n\nResponse\n", style=heading)
+        text.append(plain(pair.response))
+        meta = f"\n\n#{pair.id} {pair.status} · {pair.kind} · {pair.mode}"
         if pair.origin.model:
-            meta.append(f" · {pair.origin.model}")
+            meta += f" · {pair.origin.model}"
+        text.append(strip_control(meta), style=muted)
         for warning in pair.warnings:
-            meta.append("\n! ", style="bold")
-            meta.append(plain(f"{warning.check}: {warning.reason}"))
-        self.query_one("#meta", Static).update(meta)
+            text.append("\n! ", style="bold")
+            text.append(plain(f"{warning.check}: {warning.reason}"))
+        pane.show(text)
         self._instruction, self._response = pair.instruction, pair.response
-        self.scroll_home(animate=False)
 
     def start_editing(self) -> None:
         """Swap the text for editors holding the pair's current instruction and response."""

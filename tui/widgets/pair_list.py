@@ -6,15 +6,14 @@ small cache of light rows for what is on screen; the store stays the only copy o
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
-from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -33,21 +32,10 @@ PREFETCH = 40
 class PairList(ScrollView, can_focus=True):
     """The pairs matching a filter, one line each: status, kind, mode, warnings, first line."""
 
-    BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", id="list_down", tooltip="Move to the next pair.", show=False),
-        Binding("k,up", "cursor_up", "Up", id="list_up", tooltip="Move to the previous pair.", show=False),
-        Binding("pagedown", "page_down", "Page down", id="list_page_down", tooltip="Move one screen down.", show=False),
-        Binding("pageup", "page_up", "Page up", id="list_page_up", tooltip="Move one screen up.", show=False),
-        Binding("home,g", "first", "First", id="list_first", tooltip="Go to the first pair.", show=False),
-        Binding("end,G", "last", "Last", id="list_last", tooltip="Go to the last pair.", show=False),
-    ]
-
     COMPONENT_CLASSES = {
         "pair-list--cursor", "pair-list--accepted", "pair-list--rejected",
         "pair-list--warning", "pair-list--marked",
     }
-
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
 
     class Highlighted(Message):
         """The cursor moved to another pair (None when the list is empty)."""
@@ -64,7 +52,10 @@ class PairList(ScrollView, can_focus=True):
         self.marked: set[int] = set()
         # Ids with a near duplicate, filled in once the duplicate index is built.
         self.duplicate_ids: set[int] = set()
+        # A plain attribute, not a reactive: a move redraws only the two lines it touches.
+        self.cursor = 0
         self._rows: dict[int, dict[str, Any]] = {}
+        self._styles: dict[str, Style] = {}
 
     # ------------------------------------------------------------------ data
 
@@ -75,17 +66,15 @@ class PairList(ScrollView, can_focus=True):
         self.ids = self.store.pair_ids(self.pair_filter)
         self._rows.clear()
         self.marked &= set(self.ids)
-        self.virtual_size = Size(self.size.width, len(self.ids))
+        self.virtual_size = Size(0, len(self.ids))
         index = 0
         if keep_pair is not None:
             index = self._index_near(keep_pair)
-        self._move_to(min(index, max(len(self.ids) - 1, 0)), force=True)
+        self.move_to(index, force=True)
         self.refresh()
 
     def _index_near(self, pair_id: int) -> int:
         # Ids are sorted, so a deleted pair's neighbour is found by bisection.
-        from bisect import bisect_left
-
         return min(bisect_left(self.ids, pair_id), max(len(self.ids) - 1, 0))
 
     def refresh_rows(self, pair_ids: Sequence[int]) -> None:
@@ -96,13 +85,7 @@ class PairList(ScrollView, can_focus=True):
 
     def lists_all(self, pair_ids: Sequence[int]) -> bool:
         """Whether every one of ``pair_ids`` is already in the list."""
-        from bisect import bisect_left
-
-        for pair_id in pair_ids:
-            at = bisect_left(self.ids, pair_id)
-            if at >= len(self.ids) or self.ids[at] != pair_id:
-                return False
-        return True
+        return all(self.index_of(pair_id) is not None for pair_id in pair_ids)
 
     @property
     def current_id(self) -> int | None:
@@ -127,11 +110,23 @@ class PairList(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ rendering
 
+    def _lookup_styles(self) -> dict[str, Style]:
+        return {"base": self.rich_style, **{
+            name: self.get_component_rich_style(f"pair-list--{name}", partial=name == "warning")
+            for name in ("accepted", "rejected", "marked", "cursor", "warning")
+        }}
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles are looked up once per frame, not once per row.
+        self._styles = self._lookup_styles()
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         """One row of the list (Line API: only visible rows are ever rendered)."""
         index = int(self.scroll_offset.y) + y
         width = self.size.width
-        base = self.rich_style
+        styles = self._styles or self._lookup_styles()
+        base = styles["base"]
         if index >= len(self.ids):
             if not self.ids and y == 0:
                 return Strip([Segment(" No pairs match. Press f to change the filter.".ljust(width), base)])
@@ -146,19 +141,17 @@ class PairList(ScrollView, can_focus=True):
         head = f"{mark}{STATUS_MARK.get(row['status'], '?')} {pair_id:>6} {KIND_SHORT.get(row['kind'], row['kind'][:5]):<5} {row['mode'][:4]:<4} {warn:<3}{dup} "
         text = head + one_line(row["instruction"], max(width - len(head), 0))
         style = base
-        if row["status"] == "accepted":
-            style += self.get_component_rich_style("pair-list--accepted")
-        elif row["status"] == "rejected":
-            style += self.get_component_rich_style("pair-list--rejected")
+        if row["status"] in ("accepted", "rejected"):
+            style += styles[row["status"]]
         if pair_id in self.marked:
-            style += self.get_component_rich_style("pair-list--marked")
+            style += styles["marked"]
         if index == self.cursor:
-            style += self.get_component_rich_style("pair-list--cursor")
+            style += styles["cursor"]
         segments = [Segment(head, style)]
         body = text[len(head):]
         segments.append(Segment(body.ljust(max(width - len(head), 0)), style + Style(bold=False)))
         if row["n_warnings"]:
-            warn_style = style + self.get_component_rich_style("pair-list--warning", partial=True)
+            warn_style = style + styles["warning"]
             start = head.index(warn)
             segments = [
                 Segment(head[:start], style), Segment(warn, warn_style), Segment(head[start + len(warn):], style),
@@ -168,20 +161,28 @@ class PairList(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ cursor
 
-    def _move_to(self, index: int, *, force: bool = False) -> None:
+    def move_to(self, index: int, *, force: bool = False, announce: bool = True) -> bool:
+        """Put the cursor on row ``index`` (clamped); whether it moved.
+
+        With ``announce`` a ``Highlighted`` message follows; a caller that updates its own view
+        of the pair passes False and does so in the same handler, so one frame shows both.
+        """
         if not self.ids:
             self.cursor = 0
-            self.post_message(self.Highlighted(None))
-            return
+            if announce:
+                self.post_message(self.Highlighted(None))
+            return force
         index = max(0, min(index, len(self.ids) - 1))
         old = self.cursor
         if index == old and not force:
-            return
+            return False
         self.cursor = index
         self.scroll_to_region(Region(0, index, 1, 1), animate=False, immediate=True, force=True)
         self._refresh_index(old)
         self._refresh_index(index)
-        self.post_message(self.Highlighted(self.ids[index]))
+        if announce:
+            self.post_message(self.Highlighted(self.ids[index]))
+        return True
 
     def _refresh_index(self, index: int) -> None:
         # Only the two changed lines are redrawn: cheap over slow SSH links.
@@ -189,49 +190,34 @@ class PairList(ScrollView, can_focus=True):
         if 0 <= y < self.size.height:
             self.refresh(Region(0, y, self.size.width, 1))
 
-    def move_to_pair(self, pair_id: int) -> None:
-        """Put the cursor on ``pair_id`` if it is in the list."""
-        if pair_id in self.ids:
-            self._move_to(self.ids.index(pair_id))
+    def index_of(self, pair_id: int) -> int | None:
+        """The row of ``pair_id``, or None if it is not listed (ids are sorted: a bisection)."""
+        at = bisect_left(self.ids, pair_id)
+        return at if at < len(self.ids) and self.ids[at] == pair_id else None
 
-    def action_cursor_down(self) -> None:
-        """Move the cursor one pair down."""
-        self._move_to(self.cursor + 1)
+    def move_to_pair(self, pair_id: int, *, announce: bool = True) -> bool:
+        """Put the cursor on ``pair_id`` if it is in the list; whether it moved."""
+        index = self.index_of(pair_id)
+        return index is not None and self.move_to(index, announce=announce)
 
-    def action_cursor_up(self) -> None:
-        """Move the cursor one pair up."""
-        self._move_to(self.cursor - 1)
-
-    def action_page_down(self) -> None:
-        """Move the cursor one screen down."""
-        self._move_to(self.cursor + max(self.size.height - 1, 1))
-
-    def action_page_up(self) -> None:
-        """Move the cursor one screen up."""
-        self._move_to(self.cursor - max(self.size.height - 1, 1))
-
-    def action_first(self) -> None:
-        """Go to the first pair."""
-        self._move_to(0)
-
-    def action_last(self) -> None:
-        """Go to the last pair."""
-        self._move_to(len(self.ids) - 1)
+    @property
+    def page_size(self) -> int:
+        """Rows one page-down moves."""
+        return max(self.size.height - 1, 1)
 
     def toggle_mark(self) -> None:
-        """Mark or unmark the pair under the cursor and move on."""
+        """Mark or unmark the pair under the cursor."""
         pair_id = self.current_id
         if pair_id is None:
             return
         self.marked ^= {pair_id}
         self._refresh_index(self.cursor)
-        self.action_cursor_down()
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.ids))
+        self.virtual_size = Size(0, len(self.ids))
 
     def on_click(self, event: Any) -> None:
-        self._move_to(int(self.scroll_offset.y) + event.y)
+        self.move_to(int(self.scroll_offset.y) + event.y)
 
 
 __all__ = ["PairList"]
