@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
+
 from engine.text import strip_control
 from tui.widgets.text_pane import TextPane
 

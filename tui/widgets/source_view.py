@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+
 from engine.models import Chunk
 from engine.text import strip_control
 from tui.safe_text import plain
