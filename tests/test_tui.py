@@ -92,8 +92,26 @@ async def test_review_keys_save_at_once_and_undo_redo(review_project: Path) -> N
         assert statuses(review_project)[second] == "pending"
         await pilot.press("U")
         assert statuses(review_project)[second] == "rejected"
-        await pilot.press("down", "up")
-        assert lst.cursor >= 0
+
+
+async def test_movement_keys_move_the_cursor_and_the_detail_follows(review_project: Path) -> None:
+    """Arrows, page keys, home/end and g/G move the cursor (the list must not just scroll)."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=(120, 20)) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        detail = review(app).detail
+        last = len(lst.ids) - 1
+        page = lst.page_size
+        assert 1 < page < last
+        expected = [("down", 1), ("j", 2), ("up", 1), ("k", 0), ("pagedown", page), ("pagedown", 2 * page),
+                    ("pageup", page), ("end", last), ("home", 0), ("G", last), ("g", 0)]
+        for key, index in expected:
+            await pilot.press(key)
+            assert (key, lst.cursor) == (key, index)
+            assert detail.pair_id == lst.ids[index]
+        await pilot.press("end")
+        assert lst.scroll_offset.y + lst.size.height > last  # the last row is on screen
 
 
 async def test_undo_works_across_a_restart(review_project: Path) -> None:

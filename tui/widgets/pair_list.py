@@ -29,7 +29,7 @@ KIND_SHORT = {
 PREFETCH = 40
 
 
-class PairList(ScrollView, can_focus=True):
+class PairList(ScrollView, can_focus=True, inherit_bindings=False):
     """The pairs matching a filter, one line each: status, kind, mode, warnings, first line."""
 
     COMPONENT_CLASSES = {
