@@ -24,13 +24,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
-from textual import events  # noqa: E402
+from textual import events
 
-from engine.models import Pair, PairKind, PairWarning  # noqa: E402
-from engine.store import PairFilter, Store  # noqa: E402
-from tui.app import PairForgeApp  # noqa: E402
-from tui.screens.review import ReviewPane  # noqa: E402
-from tui.widgets.pair_list import PairList  # noqa: E402
+from engine.models import Pair, PairKind, PairWarning
+from engine.store import PairFilter, Store
+from tui.app import PairForgeApp
+from tui.screens.review import ReviewPane
+from tui.widgets.pair_list import PairList
 
 TOPICS = ["retries", "queues", "workers", "backoff", "scheduling", "priorities", "dead letters", "metrics"]
 
@@ -61,7 +61,7 @@ def build_project(root: Path, n: int) -> float:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 class FrameClock:
