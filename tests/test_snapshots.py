@@ -22,13 +22,15 @@ SCREENS = {
     "generate": ["f3"],
     "export": ["f5"],
     "settings": ["f6"],
+    "log": ["f7"],
     "help": ["f1"],
 }
-# Every screen at both sizes in the default theme, and at 80x24 in the light theme.
+# Every screen at both sizes in the dark and the light theme.
 CASES = [
     (screen, size, theme)
     for screen in SCREENS
-    for size, theme in (((80, 24), "pairforge-dark"), ((120, 40), "pairforge-dark"), ((80, 24), "pairforge-light"))
+    for theme in ("pairforge-dark", "pairforge-light")
+    for size in ((80, 24), (120, 40))
 ]
 
 

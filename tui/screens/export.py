@@ -17,6 +17,7 @@ from engine.store import Store
 from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.form import field
 
 FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
 # A dataset is never exported with system prompts on some pairs only: strip them all or set one.
@@ -55,16 +56,17 @@ class ExportPane(Vertical):
     def compose(self) -> ComposeResult:
         e = self.store.settings.export
         with Horizontal(classes="form-row"):
-            yield Select([(f, f) for f in FORMATS], value=e.format, allow_blank=False, id="exp-format")
-            yield Input("", placeholder="output folder (empty: export/ in the project)", id="exp-out")
+            yield field("format", Select([(f, f) for f in FORMATS], value=e.format, allow_blank=False, id="exp-format"))
+            yield field("to", Input("", placeholder="folder (empty: export/ in the project)", id="exp-out"))
         with Horizontal(classes="form-row"):
             yield Checkbox("include pending", e.include_pending, id="exp-pending")
             yield Checkbox("exclude pairs with warnings", False, id="exp-no-warnings")
-            yield Select(list(SYSTEM_PROMPT_RULES), value="set" if e.system_prompt else "strip",
-                         allow_blank=False, id="exp-system-rule")
         with Horizontal(classes="form-row"):
-            yield Input(e.system_prompt or "", placeholder="system prompt (for 'one system prompt')", id="exp-system")
-            yield Input("", placeholder="only kinds, e.g. instruction,refusal (empty: all)", id="exp-kinds")
+            yield field("system", Select(list(SYSTEM_PROMPT_RULES), value="set" if e.system_prompt else "strip",
+                                         allow_blank=False, id="exp-system-rule"))
+            yield field("prompt", Input(e.system_prompt or "", placeholder="for 'one system prompt'", id="exp-system"))
+        with Horizontal(classes="form-row"):
+            yield field("kinds", Input("", placeholder="only these, e.g. instruction,refusal (empty: all)", id="exp-kinds"))
         with Horizontal(classes="form-row buttons"):
             yield Button("Export ^r", id="exp-run", variant="primary")
         yield ProgressBar(id="exp-progress", show_eta=False)

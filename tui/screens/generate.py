@@ -15,6 +15,7 @@ from engine.errors import PairForgeError
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
 from tui.safe_text import plain
+from tui.widgets.form import field
 from tui.widgets.job_list import JobList
 
 BACKENDS = ("ollama", "llamacpp", "openai")
@@ -52,15 +53,17 @@ class GeneratePane(Vertical):
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
         with Horizontal(classes="form-row"):
-            yield Select([(b, b) for b in BACKENDS], value=g.backend, allow_blank=False, id="gen-backend")
-            yield Input(g.model, placeholder="model", id="gen-model")
-            yield Select([], prompt="models (ctrl+l)", id="gen-models")
+            yield field("backend", Select([(b, b) for b in BACKENDS], value=g.backend, allow_blank=False, id="gen-backend"),
+                        classes="narrow")
+            yield field("model", Input(g.model, placeholder="model name", id="gen-model"))
+            yield field("pick", Select([], prompt="^l lists", id="gen-models"))
         with Horizontal(classes="form-row"):
-            yield Input(",".join(g.hosts), placeholder="hosts, comma separated (empty: default)", id="gen-hosts")
-            yield Input(str(g.concurrency), placeholder="concurrency", type="integer", id="gen-concurrency")
+            yield field("hosts", Input(",".join(g.hosts), placeholder="comma separated (empty: default)", id="gen-hosts"))
+            yield field("workers", Input(str(g.concurrency), placeholder="1", type="integer", id="gen-concurrency"),
+                        classes="narrow")
         with Horizontal(classes="form-row"):
-            yield Input(str(g.target or ""), placeholder="target pairs (empty: guide)", type="integer", id="gen-target")
-            yield Input("", placeholder="mix e.g. instruction=0.7,refusal=0.1", id="gen-mix")
+            yield field("target", Input(str(g.target or ""), placeholder="pairs (empty: guide)", type="integer", id="gen-target"))
+            yield field("mix", Input("", placeholder="instruction=0.7,refusal=0.1", id="gen-mix"))
         with Horizontal(classes="form-row buttons"):
             yield Button("Plan ^n", id="gen-plan")
             yield Button("Start ^r", id="gen-start", variant="primary")

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 from engine.errors import PairForgeError
 from engine.settings import ProjectSettings
 from engine.store import Store
+from tui.widgets.form import field
 
 
 def parse_keymap(text: str) -> dict[str, str]:
@@ -45,21 +46,20 @@ class SettingsPane(VerticalScroll):
         s = self.store.settings
         yield Label("Generation", classes="detail-heading")
         with Horizontal(classes="form-row"):
-            yield Select([(b, b) for b in ("ollama", "llamacpp", "openai")], value=s.generation.backend,
-                         allow_blank=False, id="set-backend")
-            yield Input(s.generation.model, placeholder="model", id="set-model")
-        yield Input(",".join(s.generation.hosts), placeholder="hosts, comma separated", id="set-hosts")
-        yield Label("Thresholds: pairs, refusals, multi-hop, max response chars", classes="detail-heading")
+            yield field("backend", Select([(b, b) for b in ("ollama", "llamacpp", "openai")], value=s.generation.backend,
+                                          allow_blank=False, id="set-backend"))
+            yield field("model", Input(s.generation.model, placeholder="model name", id="set-model"))
+        yield field("hosts", Input(",".join(s.generation.hosts), placeholder="comma separated (empty: default)", id="set-hosts"))
+        yield Label("Thresholds", classes="detail-heading")
         with Horizontal(classes="form-row"):
-            yield Input(str(s.quality.min_pairs), type="integer", id="set-min-pairs")
-            yield Input(str(s.quality.min_refusals), type="integer", id="set-min-refusals")
-            yield Input(str(s.quality.min_multi_hop), type="integer", id="set-min-multi-hop")
-            yield Input(str(s.quality.max_response_chars), type="integer", id="set-max-response")
-        yield Label("Tokenizer (folder or tokenizer.json; empty: estimated)", classes="detail-heading")
-        yield Input(s.quality.tokenizer or "", id="set-tokenizer")
-        yield Label("Theme", classes="detail-heading")
-        yield Select([(t, t) for t in sorted(self.app.available_themes)], value=self.app.theme,
-                     allow_blank=False, id="set-theme")
+            yield field("pairs", Input(str(s.quality.min_pairs), type="integer", id="set-min-pairs"))
+            yield field("refusals", Input(str(s.quality.min_refusals), type="integer", id="set-min-refusals"))
+            yield field("multi-hop", Input(str(s.quality.min_multi_hop), type="integer", id="set-min-multi-hop"))
+            yield field("max chars", Input(str(s.quality.max_response_chars), type="integer", id="set-max-response"))
+        yield field("tokenizer", Input(s.quality.tokenizer or "", placeholder="folder or tokenizer.json (empty: estimated)",
+                                       id="set-tokenizer"))
+        yield field("theme", Select([(t, t) for t in sorted(self.app.available_themes)], value=self.app.theme,
+                                    allow_blank=False, id="set-theme"))
         yield Label("Keymap: one 'binding_id = keys' per line (see Help for ids)", classes="detail-heading")
         yield TextArea("\n".join(f"{k} = {v}" for k, v in s.tui.keymap.items()), id="set-keymap")
         with Horizontal(classes="form-row buttons"):

@@ -18,6 +18,7 @@ from tui.screens.generate import GeneratePane
 from tui.screens.log import LogPane
 from tui.screens.review import ReviewPane
 from tui.screens.settings import SettingsPane
+from tui.widgets.form import COMPACT_BELOW_ROWS, set_compact
 from tui.widgets.quality_panel import QualityPanel
 
 SECTIONS = ("documents", "generate", "review", "export", "settings", "log")
@@ -65,6 +66,7 @@ class WorkspaceScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = self.store.settings.name
         self._apply_panel_width()
+        self._apply_density()
         self.call_after_refresh(self._first_paint_done)
 
     def _first_paint_done(self) -> None:
@@ -73,6 +75,10 @@ class WorkspaceScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._apply_panel_width()
+        self._apply_density()
+
+    def _apply_density(self) -> None:
+        set_compact(self, self.size.height < COMPACT_BELOW_ROWS)
 
     def _apply_panel_width(self) -> None:
         visible = self._panel_forced if self._panel_forced is not None else self.size.width >= PANEL_MIN_WIDTH
@@ -88,6 +94,7 @@ class WorkspaceScreen(Screen[None]):
         built = bool(switcher.query_children(f"#{name}"))
         if not built:
             await switcher.mount(SECTION_PANES[name](self.store, id=name))  # type: ignore[call-arg]
+            self._apply_density()
         switcher.current = name
         self.focus_section()
         # A freshly built section has just read the store; one built earlier catches up now.

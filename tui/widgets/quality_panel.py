@@ -16,6 +16,9 @@ from tui.messages import ShowPairs
 from tui.quality_figures import PanelFigures
 from tui.widgets.gauge import gauge_content
 
+# Cells of text in a panel line when the panel has its CSS width (34, less its border and padding).
+PANEL_TEXT_WIDTH = 31
+
 
 class QualityPanel(Vertical):
     """Dataset health at a glance, always beside the current screen."""
@@ -34,10 +37,12 @@ class QualityPanel(Vertical):
         highlighted = options.highlighted
         self._targets.clear()
         lines: list[Option | None] = []
+        # Before the first layout the list has no size yet: use the width the CSS gives it.
+        width = options.scrollable_content_region.width or PANEL_TEXT_WIDTH
         for gauge in figures.gauges:
             key = f"gauge:{gauge.key}"
             self._targets[key] = (gauge.pair_filter, gauge.label)
-            lines.append(Option(gauge_content(gauge.label, gauge.value, gauge.target, gauge.status), id=key))
+            lines.append(Option(gauge_content(gauge.label, gauge.value, gauge.target, gauge.status, width=width), id=key))
         if figures.corpus_line:
             self._targets["corpus"] = (PairFilter(), "all pairs")
             lines.append(Option(Content(figures.corpus_line), id="corpus"))
