@@ -264,6 +264,13 @@ class Store:
         # Changes made inside a transaction are announced only once it commits.
         self._pending_changes: list[PairChange] = []
         self._tx_thread: int | None = None
+        # Idle read-only connections. Reads outside a transaction take one, so a long read on a
+        # worker thread never waits for, or makes wait, a read on another thread (WAL readers
+        # run side by side); there are only ever as many as reads running at once.
+        self._readers: list[sqlite3.Connection] = []
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -321,8 +328,13 @@ class Store:
     _read_only = False
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
+        """Close the database connections."""
+        with self._lock, self._readers_lock:
+            self._closed = True
+            for reader in self._all_readers:
+                reader.close()
+            self._readers.clear()
+            self._all_readers.clear()
             self._conn.close()
 
     def __enter__(self) -> Store:
@@ -396,14 +408,48 @@ class Store:
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, plain: bool = False) -> list[Any]:
         """Every row of a query; ``plain`` gives tuples instead of Rows (cheaper for long id lists)."""
-        with self._lock:
-            try:
-                cursor = self._conn.cursor()
-                if plain:
-                    cursor.row_factory = None
-                return cursor.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise _translate_sqlite_error(exc, self.db_path) from exc
+        if self._in_tx and self._tx_thread == threading.get_ident():
+            # Inside this thread's own transaction: read its uncommitted writes.
+            with self._lock:
+                return self._fetch(self._conn, sql, params, plain)
+        reader = self._take_reader()
+        try:
+            return self._fetch(reader, sql, params, plain)
+        finally:
+            self._give_back_reader(reader)
+
+    def _fetch(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict[str, Any], plain: bool) -> list[Any]:
+        try:
+            cursor = conn.cursor()
+            if plain:
+                cursor.row_factory = None
+            return cursor.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate_sqlite_error(exc, self.db_path) from exc
+
+    def _take_reader(self) -> sqlite3.Connection:
+        with self._readers_lock:
+            if self._closed:
+                raise PairForgeError(f"The project database at {self.db_path} is closed; reopen the project.")
+            if self._readers:
+                return self._readers.pop()
+        try:
+            reader = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA busy_timeout = 10000")
+            reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise _translate_sqlite_error(exc, self.db_path) from exc
+        with self._readers_lock:
+            self._all_readers.append(reader)
+        return reader
+
+    def _give_back_reader(self, reader: sqlite3.Connection) -> None:
+        with self._readers_lock:
+            if self._closed:
+                reader.close()
+            else:
+                self._readers.append(reader)
 
     # ------------------------------------------------------------------ listeners
 

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input
 
 from engine.store import Store
-from tests.test_tui import settle
+from tests.test_tui import quality_report_shown, settle
 from tests.test_tui_projects import build_review_project
 from tui.app import PairForgeApp
 
@@ -45,6 +45,9 @@ def test_screen_snapshot(snap_compare, tmp_path: Path, screen: str, size: tuple[
     app = PairForgeApp(root)
 
     async def open_screen(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        # The panel first shows quick counts, then the full report: picture the settled state.
+        await quality_report_shown(app, pilot)
         await settle(app, pilot)
         for key in SCREENS[screen]:
             await pilot.press(key)

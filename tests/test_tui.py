@@ -40,6 +40,16 @@ async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type:
     await pilot.pause()
 
 
+async def quality_report_shown(app: PairForgeApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the quality panel shows figures from the full quality report (not the quick counts)."""
+    panel = app.screen.query_one(QualityPanel)
+    for _ in range(400):
+        if panel.figures is not None and panel.figures.source == "quality":
+            return
+        await pilot.pause(0.025)
+    raise AssertionError("the quality report never reached the panel")
+
+
 def review(app: PairForgeApp) -> ReviewPane:
     return app.screen.query_one(ReviewPane)
 
@@ -280,8 +290,12 @@ async def test_quality_panel_updates_live_and_jumps_to_pairs(review_project: Pat
         ],))
         writer.start()
         writer.join()
-        await settle(app, pilot, 0.7)
-        after = str(lines.get_option("gauge:refusals").prompt)  # type: ignore[attr-defined]
+        # The panel refreshes on a timer: give a busy machine up to 10 s.
+        for _ in range(200):
+            after = str(lines.get_option("gauge:refusals").prompt)  # type: ignore[attr-defined]
+            if "4/60" not in after:
+                break
+            await pilot.pause(0.05)
         assert "7/60" in after
         await pilot.press("ctrl+o")
         lines.highlighted = lines.get_option_index("warning:mimicry")  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ import bisect
 import json
 import math
 import random
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -166,6 +167,21 @@ class LiveReport:
     def build(cls, store: Store, *, counter: TokenCounter | None = None) -> LiveReport:
         """Compute the report from the store (streamed) and subscribe to its pair changes."""
         report = cls(store, counter)
+        # Listen before reading, so nothing written during the read is missed: changes that
+        # arrive meanwhile wait, then replay in order (a replay sets a pair to its state after
+        # the change, so one the read already saw is counted once).
+        waiting: list[PairChange] = []
+        gate = threading.Lock()
+        live = False
+
+        def follow(changes: Sequence[PairChange]) -> None:
+            with gate:
+                if not live:
+                    waiting.extend(changes)
+                    return
+            report.apply(changes)
+
+        report._unsubscribe = store.subscribe(follow)
         for chunk in store.list_chunks(include_retired=True):
             if chunk.id is not None and chunk.document_id is not None:
                 report._chunk_documents[chunk.id] = chunk.document_id
@@ -177,7 +193,9 @@ class LiveReport:
                 tokens.append(facts.tokens)
         tokens.sort()
         report._tokens = tokens
-        report._unsubscribe = store.subscribe(report._on_changes)
+        with gate:
+            report.apply(waiting)
+            live = True
         return report
 
     def close(self) -> None:
@@ -273,8 +291,6 @@ class LiveReport:
                     self._index.remove(change.pair_id)
                 else:
                     self._index.update(change.after)
-
-    _on_changes = apply
 
     # ------------------------------------------------------------------ snapshot
 

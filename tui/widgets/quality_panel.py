@@ -26,6 +26,8 @@ class QualityPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._targets: dict[str, tuple[PairFilter, str]] = {}
+        # What the panel shows now (None until the first figures arrive).
+        self.figures: PanelFigures | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Quality", id="quality-title")
@@ -33,6 +35,7 @@ class QualityPanel(Vertical):
 
     def show(self, figures: PanelFigures) -> None:
         """Redraw from ``figures``, keeping the highlighted line where it was."""
+        self.figures = figures
         options = self.query_one("#quality-lines", OptionList)
         highlighted = options.highlighted
         self._targets.clear()
