@@ -463,3 +463,27 @@ async def test_command_palette_offers_actions_by_name(review_project: Path) -> N
         await callback()
         await pilot.pause()
     assert statuses(review_project)[pair_id] == str(PairStatus.ACCEPTED)
+
+
+async def test_large_project_builds_its_duplicate_index_only_when_asked(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the size limit, no filter (however narrow) starts the index over every pair; D does."""
+    import tui.screens.review as review_module
+    from tui.widgets.near_duplicates import NearDuplicateList
+
+    monkeypatch.setattr(review_module, "AUTO_INDEX_MAX_PAIRS", 10)
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        pane = review(app)
+        near = app.screen.query_one(NearDuplicateList)
+        assert "Press D" in near.text.plain
+        pane.show_filter(PairFilter(warning="mimicry"))  # 8 pairs listed, 30 in the project
+        await settle(app, pilot)
+        await pilot.press("j")
+        await settle(app, pilot)
+        assert pane._duplicate_index is None
+        assert "Press D" in near.text.plain
+        await pilot.press("D")
+        await settle(app, pilot)
+        assert pane._duplicate_index is not None
+        assert "Press D" not in near.text.plain

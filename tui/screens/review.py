@@ -108,6 +108,8 @@ class ReviewPane(Vertical):
         self.store = store
         self._duplicate_index: Any = None
         self._index_wanted = False
+        # Pairs in the whole project (the index covers them all, whatever the filter); None: count again.
+        self._project_pairs: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="review-title")
@@ -153,6 +155,7 @@ class ReviewPane(Vertical):
 
     def refresh_after_change(self, pair_ids: list[int]) -> None:
         """Pairs changed elsewhere (generation, undo): re-query the list and the detail."""
+        self._project_pairs = None
         lst = self.pair_list
         if pair_ids and lst.pair_filter == PairFilter() and lst.lists_all(pair_ids):
             # Edits of listed pairs under no filter: redraw their rows, no re-query.
@@ -224,10 +227,19 @@ class ReviewPane(Vertical):
                 for d in (self.store.get_document(i) for i in {c.document_id or 0 for c in chunks})
             }
         self.query_one(SourceView).show_chunks(chunks, titles)
-        if self._duplicate_index is None and not self._index_wanted and len(self.pair_list.ids) > AUTO_INDEX_MAX_PAIRS:
+        if self._duplicate_index is None and not self._index_wanted and self._too_big_to_index_unasked():
             self.query_one(NearDuplicateList).show_unavailable("Press D to index this large project for near duplicates.")
             return
         self._find_duplicates(pair)
+
+    def _too_big_to_index_unasked(self) -> bool:
+        """Whether the project is too big to build its near-duplicate index without being asked."""
+        if self._project_pairs is None:
+            try:
+                self._project_pairs = self.store.count_pairs()
+            except PairForgeError:
+                return True
+        return self._project_pairs > AUTO_INDEX_MAX_PAIRS
 
     def _index(self) -> Any:
         """The near-duplicate index, built on first use (call from a worker thread)."""
