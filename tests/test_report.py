@@ -166,3 +166,18 @@ def test_cli_commands(project, sample_docs) -> None:
     assert split.exit_code == 0 and json.loads(split.output)["train"] > 0
     missing = runner.invoke(main, ["-p", root, "similar", "99999"])
     assert missing.exit_code == 1 and "No pair with id 99999" in missing.output
+
+
+def test_build_pauses_between_batches_of_pairs(project) -> None:
+    """The build calls ``pause`` every BUILD_PAUSE_EVERY pairs (where the app waits while its user types)."""
+    from engine.quality.report import BUILD_PAUSE_EVERY
+
+    rng = random.Random(3)
+    project.add_pairs([_random_pair(rng) for _ in range(BUILD_PAUSE_EVERY * 2 + 5)])
+    calls: list[int] = []
+    paused = LiveReport.build(project, pause=lambda: calls.append(len(calls)))
+    assert len(calls) == 3
+    plain = LiveReport.build(project)
+    assert _comparable(paused.snapshot(contradictions=False)) == _comparable(plain.snapshot(contradictions=False))
+    paused.close()
+    plain.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 
@@ -26,6 +27,8 @@ STYLES = Path(__file__).parent / "styles"
 # The quality panel is recomputed at most this often while pairs stream in.
 QUALITY_REFRESH_S = 0.5
 LIVE_REPORT_DELAY_S = 0.3
+# Background builds pause until the keyboard has been quiet this long.
+TYPING_QUIET_S = 0.15
 
 
 class PairForgeApp(App[None]):
@@ -49,6 +52,7 @@ class PairForgeApp(App[None]):
         self._live_report: Any = None
         self._quality_dirty = threading.Event()
         self._pending_ids: set[int] = set()
+        self._last_key = 0.0
         themes, self._theme_problems = load_themes()
         for theme in themes:
             self.register_theme(theme)
@@ -137,10 +141,22 @@ class PairForgeApp(App[None]):
         if self.store is None:
             return
         try:
-            self._live_report = LiveReport.build(self.store)
+            self._live_report = LiveReport.build(self.store, pause=self._wait_while_typing)
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="quality report"))
         self._quality_dirty.set()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
+    def _wait_while_typing(self) -> None:
+        """Hold a background build back while keys are arriving (at most a second at a time)."""
+        waited = 0.0
+        while time.monotonic() - self._last_key < TYPING_QUIET_S and waited < 1.0:
+            time.sleep(0.02)
+            waited += 0.02
 
     def _refresh_quality_if_dirty(self) -> None:
         if self._quality_dirty.is_set():

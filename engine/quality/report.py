@@ -142,6 +142,10 @@ def _status_for(value: int, target: int, warn_from: int) -> Status:
     return "warning" if value >= warn_from else "missing"
 
 
+# Pairs read between calls to the build's ``pause`` (about 10 ms of work).
+BUILD_PAUSE_EVERY = 100
+
+
 class LiveReport:
     """The dataset report kept current from store notifications; call ``close()`` to stop listening."""
 
@@ -164,8 +168,14 @@ class LiveReport:
         self._unsubscribe: Callable[[], None] | None = None
 
     @classmethod
-    def build(cls, store: Store, *, counter: TokenCounter | None = None) -> LiveReport:
-        """Compute the report from the store (streamed) and subscribe to its pair changes."""
+    def build(
+        cls, store: Store, *, counter: TokenCounter | None = None, pause: Callable[[], None] | None = None,
+    ) -> LiveReport:
+        """Compute the report from the store (streamed) and subscribe to its pair changes.
+
+        ``pause``, if given, is called every few hundred pairs: an interactive caller can wait
+        there while its user is typing, so a long build never makes the interface lag.
+        """
         report = cls(store, counter)
         # Listen before reading, so nothing written during the read is missed: changes that
         # arrive meanwhile wait, then replay in order (a replay sets a pair to its state after
@@ -186,7 +196,9 @@ class LiveReport:
             if chunk.id is not None and chunk.document_id is not None:
                 report._chunk_documents[chunk.id] = chunk.document_id
         tokens: list[int] = []
-        for row in store.iter_pair_rows():
+        for n, row in enumerate(store.iter_pair_rows()):
+            if pause is not None and n % BUILD_PAUSE_EVERY == 0:
+                pause()
             facts = report._facts_of_row(row)
             report._count(row["id"], facts, sign=1, insert_tokens=False)
             if facts.status != PairStatus.REJECTED:
