@@ -139,6 +139,20 @@ def test_contradictions_and_consistency(project) -> None:
     assert any("system prompt" in note for note in report.consistency_warnings)
 
 
+def test_a_contradiction_deep_inside_a_large_group_is_found(project) -> None:
+    """Thirty near-identical questions form one group; the one answered differently is its last member."""
+    same = "Tidewater retries a failed job three times, waiting longer each time before trying again."
+    project.add_pairs([Pair.simple(f"How does Tidewater handle case {i} of retries?", same) for i in range(30)])
+    twin = project.add_pairs([Pair.simple("How does Tidewater handle case 29 of retries?", "It never retries: failed jobs go straight to the dead-letter table.")])[0]
+    live = LiveReport.build(project)
+    cross = live.cross_checks()
+    live.close()
+    assert len(cross.clusters) == 1 and len(cross.clusters[0]) == 31
+    found = [c.pair_ids for c in cross.contradictions]
+    assert (twin.id - 1, twin.id) in found
+    assert all(twin.id in pair for pair in found)  # the thirty that agree never contradict each other
+
+
 def test_round_up_seq_length() -> None:
     assert round_up_seq_length(100) == 128
     assert round_up_seq_length(300) == 512

@@ -23,7 +23,7 @@ from tui.widgets.quality_panel import QualityPanel
 from tui.widgets.text_pane import TextPane
 
 SIZE = (120, 40)
-APP_WORKER_GROUPS = {"live-report", "quality", "near-duplicates", "duplicate-filter", "import", "export", "generation", "models"}
+APP_WORKER_GROUPS = {"live-report", "quality", "deep-checks", "near-duplicates", "duplicate-filter", "import", "export", "generation", "models"}
 
 
 async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type: ignore[no-untyped-def]
@@ -41,10 +41,11 @@ async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type:
 
 
 async def quality_report_shown(app: PairForgeApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the quality panel shows figures from the full quality report (not the quick counts)."""
+    """Wait until the quality panel shows the full quality report (not the quick counts) and its cross-pair checks."""
     panel = app.screen.query_one(QualityPanel)
     for _ in range(400):
-        if panel.figures is not None and panel.figures.source == "quality":
+        figures = panel.figures
+        if figures is not None and figures.source == "quality" and figures.deep.state in ("done", "too-big", "failed"):
             return
         await pilot.pause(0.025)
     raise AssertionError("the quality report never reached the panel")
@@ -487,3 +488,51 @@ async def test_large_project_builds_its_duplicate_index_only_when_asked(review_p
         await settle(app, pilot)
         assert pane._duplicate_index is not None
         assert "Press D" not in near.text.plain
+
+
+async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path) -> None:
+    """A question answered two different ways appears as a contradiction; Enter lists both pairs."""
+    with Store.open(review_project) as store:
+        twin = store.add_pairs([Pair.simple(
+            "How does Tidewater handle case 5 of retries?",
+            "It does not retry at all: case 5 jobs are dropped and logged to the dead-letter table.",
+        )])[0].id
+        original = next(p.id for p in store.iter_pairs() if p.instruction == "How does Tidewater handle case 5 of retries?" and p.id != twin)
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        panel = app.screen.query_one(QualityPanel)
+        for _ in range(400):
+            if panel.figures is not None and panel.figures.deep.state == "done":
+                break
+            await pilot.pause(0.025)
+        assert panel.figures is not None
+        assert (original, twin) in panel.figures.deep.contradictions
+        lines = panel.query_one("#quality-lines")
+        await pilot.press("ctrl+o")
+        lines.highlighted = lines.get_option_index("deep:contradictions")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        assert {original, twin} <= set(lst.ids)
+        assert set(lst.ids) == {i for pair in panel.figures.deep.contradictions for i in pair}
+
+
+async def test_large_projects_check_contradictions_when_asked(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the size limit the panel offers the check instead of running it; ctrl+k runs it."""
+    import tui.app as app_module
+
+    monkeypatch.setattr(app_module, "DEEP_AUTO_MAX_PAIRS", 10)
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        panel = app.screen.query_one(QualityPanel)
+        for _ in range(400):
+            if panel.figures is not None and panel.figures.deep.state != "waiting":
+                break
+            await pilot.pause(0.025)
+        assert panel.figures is not None and panel.figures.deep.state == "too-big"
+        assert "not checked automatically on 30 pairs" in str(panel.query_one("#quality-lines").get_option("deep:run").prompt)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+k")
+        await settle(app, pilot)
+        assert panel.figures.deep.state == "done"

@@ -16,8 +16,15 @@ from engine.errors import PairForgeError, ProjectNotFoundError
 from engine.settings import SETTINGS_FILE
 from engine.store import PairChange, Store
 from tui.commands import PairForgeCommands
-from tui.messages import EngineFailed, PairsChanged, QualityReady, ShowPairs
-from tui.quality_figures import figures_from_report, figures_from_store
+from tui.messages import (
+    DeepChecksReady,
+    EngineFailed,
+    PairsChanged,
+    QualityReady,
+    RunDeepChecks,
+    ShowPairs,
+)
+from tui.quality_figures import DeepFigures, PanelFigures, figures_from_report, figures_from_store
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.workspace import WorkspaceScreen
@@ -29,6 +36,11 @@ QUALITY_REFRESH_S = 0.5
 LIVE_REPORT_DELAY_S = 0.3
 # Background builds pause until the keyboard has been quiet this long.
 TYPING_QUIET_S = 0.15
+# Contradictions and near-duplicate groups compare pairs with each other: they run on their own
+# up to this many pairs, once the report is built and again when writes have paused this long.
+DEEP_AUTO_MAX_PAIRS = 20_000
+DEEP_QUIET_S = 5.0
+DEEP_LIMIT = 500
 
 
 class PairForgeApp(App[None]):
@@ -53,6 +65,9 @@ class PairForgeApp(App[None]):
         self._quality_dirty = threading.Event()
         self._pending_ids: set[int] = set()
         self._last_key = 0.0
+        self._deep = DeepFigures()
+        self._deep_due: float | None = None
+        self._last_figures: PanelFigures | None = None
         themes, self._theme_problems = load_themes()
         for theme in themes:
             self.register_theme(theme)
@@ -123,6 +138,8 @@ class PairForgeApp(App[None]):
     def _on_store_change(self, changes: Sequence[PairChange]) -> None:
         # Called from whichever thread wrote: only post, never touch widgets here.
         self._quality_dirty.set()
+        if self._deep.state != "too-big":
+            self._deep_due = time.monotonic() + DEEP_QUIET_S
         self.post_message(PairsChanged([c.pair_id for c in changes]))
 
     def on_pairs_changed(self, message: PairsChanged) -> None:
@@ -144,6 +161,8 @@ class PairForgeApp(App[None]):
             self._live_report = LiveReport.build(self.store, pause=self._wait_while_typing)
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="quality report"))
+        else:
+            self._deep_due = time.monotonic()
         self._quality_dirty.set()
 
     async def on_event(self, event: events.Event) -> None:
@@ -162,6 +181,49 @@ class PairForgeApp(App[None]):
         if self._quality_dirty.is_set():
             self._quality_dirty.clear()
             self._compute_quality()
+        due = self._deep_due
+        if due is not None and time.monotonic() >= due and self._live_report is not None and self._deep.state != "running":
+            self._deep_due = None
+            self._run_deep_checks(forced=False)
+
+    def _run_deep_checks(self, *, forced: bool) -> None:
+        report = self._live_report
+        if report is None:
+            self.notify("The quality report is still being built; contradictions can be checked once it is ready.")
+            return
+        if self._deep.state == "running":
+            return
+        if not forced and report.pair_count > DEEP_AUTO_MAX_PAIRS:
+            self._set_deep(DeepFigures("too-big", pairs=report.pair_count))
+            return
+        self._set_deep(DeepFigures("running", pairs=report.pair_count))
+        self._deep_checks(report)
+
+    @work(thread=True, exclusive=True, group="deep-checks", exit_on_error=False)
+    def _deep_checks(self, report: Any) -> None:
+        """Contradictions and near-duplicate groups, off the UI thread."""
+        try:
+            cross = report.cross_checks(DEEP_LIMIT)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="contradictions"))
+            self.post_message(DeepChecksReady(DeepFigures("failed")))
+            return
+        self.post_message(DeepChecksReady(DeepFigures(
+            "done", [tuple(c.pair_ids) for c in cross.contradictions], len(cross.clusters), report.pair_count,
+        )))
+
+    def _set_deep(self, deep: DeepFigures) -> None:
+        self._deep = deep
+        if self._last_figures is not None:
+            self._last_figures.deep = deep
+            if (workspace := self.workspace) is not None:
+                workspace.show_quality(self._last_figures)
+
+    def on_deep_checks_ready(self, message: DeepChecksReady) -> None:
+        self._set_deep(message.deep)
+
+    def on_run_deep_checks(self, message: RunDeepChecks) -> None:
+        self._run_deep_checks(forced=True)
 
     @work(thread=True, exclusive=True, group="quality", exit_on_error=False)
     def _compute_quality(self) -> None:
@@ -181,8 +243,11 @@ class PairForgeApp(App[None]):
         self.post_message(QualityReady(figures))
 
     def on_quality_ready(self, message: QualityReady) -> None:
+        figures: PanelFigures = message.report
+        figures.deep = self._deep
+        self._last_figures = figures
         if (workspace := self.workspace) is not None:
-            workspace.show_quality(message.report)
+            workspace.show_quality(figures)
 
     def on_show_pairs(self, message: ShowPairs) -> None:
         if (workspace := self.workspace) is not None:

@@ -33,6 +33,18 @@ class QualityReady(Message):
         return isinstance(message, QualityReady)
 
 
+class DeepChecksReady(Message):
+    """Contradictions and near-duplicate groups were checked (or could not be)."""
+
+    def __init__(self, deep: Any) -> None:
+        super().__init__()
+        self.deep = deep
+
+
+class RunDeepChecks(Message):
+    """The user asked for contradictions and near-duplicate groups to be checked now."""
+
+
 class ShowPairs(Message):
     """Jump to the Review screen showing the pairs matching ``pair_filter``."""
 

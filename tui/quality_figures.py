@@ -25,6 +25,16 @@ class GaugeFigure:
 
 
 @dataclass
+class DeepFigures:
+    """The checks that compare pairs with each other: contradictions and near-duplicate groups."""
+
+    state: str = "waiting"  # waiting | running | done | too-big | failed
+    contradictions: list[tuple[int, int]] = field(default_factory=list)
+    groups: int = 0
+    pairs: int = 0
+
+
+@dataclass
 class PanelFigures:
     """Everything the quality panel draws."""
 
@@ -32,6 +42,8 @@ class PanelFigures:
     corpus_line: str = ""
     composition: list[str] = field(default_factory=list)
     warnings: list[tuple[str, str, int]] = field(default_factory=list)  # check, title, count
+    consistency: list[str] = field(default_factory=list)
+    deep: DeepFigures = field(default_factory=DeepFigures)
     source: str = "store"
 
 
@@ -85,6 +97,7 @@ def figures_from_report(report: Any, store: Store) -> PanelFigures:
     figures.corpus_line = " ".join(corpus)
     for line in getattr(report, "composition_warnings", []) or []:
         figures.composition.append(str(line))
+    figures.consistency = [str(line) for line in getattr(report, "consistency_warnings", []) or []]
     titles = _check_titles()
     counts = getattr(report, "warning_counts", None) or store.warning_counts()
     figures.warnings = [(c, titles.get(c, c), int(n)) for c, n in sorted(dict(counts).items(), key=lambda kv: -kv[1])]
@@ -118,4 +131,4 @@ def figures_from_store(store: Store) -> PanelFigures:
     return figures
 
 
-__all__ = ["GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]
+__all__ = ["DeepFigures", "GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]

@@ -308,8 +308,11 @@ class NearDuplicateIndex:
                 if len(group) > 1:
                     yield group
 
-    def clusters(self) -> list[list[int]]:
-        """Groups of two or more near-duplicate pairs (connected components), each sorted, sorted by first id."""
+    def clusters(self, edges: Iterable[tuple[int, int]] | None = None) -> list[list[int]]:
+        """Groups of two or more near-duplicate pairs (connected components), each sorted, sorted by first id.
+
+        ``edges`` (from ``edges()``) saves finding the fuzzy matches a second time.
+        """
         parent: dict[int, int] = {}
 
         def find(x: int) -> int:
@@ -327,10 +330,12 @@ class NearDuplicateIndex:
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
 
-        for group in self._exact_groups():
-            for other in group[1:]:
-                union(group[0], other)
-        for a, b in self._fuzzy_edges():
+        if edges is None:
+            for group in self._exact_groups():
+                for other in group[1:]:
+                    union(group[0], other)
+            edges = self._fuzzy_edges()
+        for a, b in edges:
             union(a, b)
         groups: dict[int, list[int]] = defaultdict(list)
         for member in parent:

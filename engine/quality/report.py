@@ -39,6 +39,9 @@ CORPUS_GUIDE: tuple[tuple[int, int, int, int], ...] = (
     (51, 10**9, 5000, 5000),
 )
 CONTRADICTION_MAX_ANSWER_SIMILARITY = 60.0
+# Near-duplicate edges examined for contradictions at most, fetched this many at a time.
+CONTRADICTION_MAX_EDGES = 200_000
+CONTRADICTION_BATCH = 2_000
 
 
 class Threshold(BaseModel):
@@ -146,6 +149,14 @@ def _status_for(value: int, target: int, warn_from: int) -> Status:
 BUILD_PAUSE_EVERY = 100
 
 
+@dataclass
+class CrossChecks:
+    """Near-duplicate groups (by first id) and contradictions, from one pass over the index."""
+
+    clusters: list[list[int]]
+    contradictions: list[Contradiction]
+
+
 class LiveReport:
     """The dataset report kept current from store notifications; call ``close()`` to stop listening."""
 
@@ -164,7 +175,13 @@ class LiveReport:
         self._with_system = 0
         self._tokens: list[int] = []
         self._token_sum = 0
+        # The near-duplicate index, built on first need. Changes reach it through a queue: the
+        # thread that wrote a pair (perhaps the interface's) never waits for a long index query.
         self._index: NearDuplicateIndex | None = None
+        self._index_lock = threading.Lock()
+        self._index_wanted = False
+        self._index_changes: list[PairChange] = []
+        self._index_changes_lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
 
     @classmethod
@@ -298,11 +315,36 @@ class LiveReport:
                 self._count(change.pair_id, old, sign=-1)
             if change.after is not None:
                 self._count(change.pair_id, self._facts_of(change.after), sign=1)
-            if self._index is not None:
-                if change.after is None or change.after.status is PairStatus.REJECTED:
-                    self._index.remove(change.pair_id)
-                else:
-                    self._index.update(change.after)
+        if self._index_wanted:
+            with self._index_changes_lock:
+                self._index_changes.extend(changes)
+            if self._index_lock.acquire(blocking=False):
+                try:
+                    self._catch_up_index()
+                finally:
+                    self._index_lock.release()
+
+    def _catch_up_index(self) -> None:
+        """Apply queued changes to the index (hold ``_index_lock``)."""
+        if self._index is None:
+            return
+        with self._index_changes_lock:
+            changes, self._index_changes = self._index_changes, []
+        for change in changes:
+            if change.after is None or change.after.status is PairStatus.REJECTED:
+                self._index.remove(change.pair_id)
+            else:
+                self._index.update(change.after)
+
+    def _current_index(self) -> NearDuplicateIndex:
+        """The index, built on first use and caught up with every change (hold ``_index_lock``)."""
+        from engine.quality.dedup import NearDuplicateIndex
+
+        if self._index is None:
+            self._index_wanted = True  # changes written while it builds are queued, then applied
+            self._index = NearDuplicateIndex.from_store(self.store)
+        self._catch_up_index()
+        return self._index
 
     # ------------------------------------------------------------------ snapshot
 
@@ -385,29 +427,44 @@ class LiveReport:
                 notes.append(f"Answers mix languages: most are in {main}, {listed}; translate or remove them.")
         return notes
 
+    def cross_checks(self, limit: int = 50) -> CrossChecks:
+        """The checks that compare pairs with each other: near-duplicate groups and contradictions.
+
+        Builds the near-duplicate index once. Every near-duplicate edge is examined (up to
+        CONTRADICTION_MAX_EDGES), so a contradiction inside a large group is not missed.
+        """
+        from engine.quality.dedup import similarity
+
+        with self._index_lock:
+            index = self._current_index()
+            edges = sorted(index.edges())
+            clusters = index.clusters(edges)
+            threshold = index.threshold
+        found: list[Contradiction] = []
+        for start in range(0, min(len(edges), CONTRADICTION_MAX_EDGES), CONTRADICTION_BATCH):
+            batch = edges[start : start + CONTRADICTION_BATCH]
+            pairs = {p.id: p for p in self.store.get_pairs(sorted({i for edge in batch for i in edge}))}
+            for a_id, b_id in batch:
+                a, b = pairs.get(a_id), pairs.get(b_id)
+                if a is None or b is None:
+                    continue  # deleted since the index saw it
+                question = similarity(a.instruction, b.instruction)
+                if question < threshold:
+                    continue
+                answer = similarity(a.response, b.response)
+                if answer < CONTRADICTION_MAX_ANSWER_SIMILARITY:
+                    found.append(Contradiction(pair_ids=(a_id, b_id), question_similarity=round(question, 1), answer_similarity=round(answer, 1)))
+                    if len(found) >= limit:
+                        return CrossChecks(clusters=clusters, contradictions=found)
+        return CrossChecks(clusters=clusters, contradictions=found)
+
     def contradictions(self, limit: int = 50) -> list[Contradiction]:
         """Near-identical questions whose answers differ materially (builds the near-duplicate index once)."""
-        from engine.quality.dedup import NearDuplicateIndex, similarity
-
-        if self._index is None:
-            self._index = NearDuplicateIndex.from_store(self.store)
-        found: list[Contradiction] = []
-        for group in self._index.clusters():
-            if len(found) >= limit:
-                break
-            members = self.store.get_pairs(group[:20])
-            for i, a in enumerate(members):
-                for b in members[i + 1 :]:
-                    question = similarity(a.instruction, b.instruction)
-                    if question < self._index.threshold:
-                        continue
-                    answer = similarity(a.response, b.response)
-                    if answer < CONTRADICTION_MAX_ANSWER_SIMILARITY:
-                        found.append(Contradiction(pair_ids=(a.id or 0, b.id or 0), question_similarity=round(question, 1), answer_similarity=round(answer, 1)))
-        return found[:limit]
+        return self.cross_checks(limit).contradictions
 
     def snapshot(self, *, contradictions: bool = True) -> DatasetReport:
         """The report as it stands now."""
+        cross = self.cross_checks() if contradictions else None
         total = sum(self._kinds.values())
         # Pairs imported from a dataset file belong to that file's document without citing its chunks.
         imported_from = self.store.document_pair_counts() if any(
@@ -433,11 +490,16 @@ class LiveReport:
             with_system_prompt=self._with_system,
             languages={k: v for k, v in self._languages.most_common() if v},
             consistency_warnings=self._consistency_warnings(total),
-            contradictions=self.contradictions() if contradictions else [],
-            duplicate_clusters=self._index.clusters()[:100] if contradictions and self._index is not None else [],
+            contradictions=cross.contradictions if cross else [],
+            duplicate_clusters=cross.clusters[:100] if cross else [],
             tokens=self._token_stats(),
             warning_counts={k: v for k, v in self._checks.most_common() if v},
         )
+
+    @property
+    def pair_count(self) -> int:
+        """Pairs the report counts (every status)."""
+        return len(self._facts)
 
     @property
     def missing(self) -> bool:
@@ -480,4 +542,4 @@ class LiveReport:
         return sorted(picked)
 
 
-__all__ = ["Contradiction", "DatasetReport", "DocumentShare", "LiveReport", "Threshold", "TokenStats", "round_up_seq_length"]
+__all__ = ["Contradiction", "CrossChecks", "DatasetReport", "DocumentShare", "LiveReport", "Threshold", "TokenStats", "round_up_seq_length"]

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Footer, Header
 
 from engine.store import PairFilter, Store
+from tui.messages import RunDeepChecks
 from tui.quality_figures import PanelFigures
 from tui.screens.documents import DocumentsPane
 from tui.screens.export import ExportPane
@@ -43,6 +44,7 @@ class WorkspaceScreen(Screen[None]):
         Binding("5,f6", "section('settings')", "Settings", id="show_settings", tooltip="Edit the project's settings."),
         Binding("6,f7", "section('log')", "Log", id="show_log", tooltip="The pipeline log and errors."),
         Binding("ctrl+b", "toggle_quality", "Quality", id="toggle_quality", tooltip="Show or hide the quality panel."),
+        Binding("ctrl+k", "deep_checks", "Contradictions", id="deep_checks", tooltip="Check contradictions and near-duplicate groups now (automatic on smaller projects).", show=False),
         Binding("ctrl+o", "focus_quality", "Quality lines", id="focus_quality", tooltip="Move to the quality panel to jump to the pairs behind a line.", show=False),
     ]
 
@@ -118,6 +120,10 @@ class WorkspaceScreen(Screen[None]):
         panel = self.query_one(QualityPanel)
         self._panel_forced = not panel.display
         self._apply_panel_width()
+
+    def action_deep_checks(self) -> None:
+        """Check contradictions and near-duplicate groups now."""
+        self.post_message(RunDeepChecks())
 
     def action_focus_quality(self) -> None:
         """Move focus to the quality panel's lines."""

@@ -12,8 +12,9 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from engine.store import PairFilter
-from tui.messages import ShowPairs
-from tui.quality_figures import PanelFigures
+from tui.messages import RunDeepChecks, ShowPairs
+from tui.quality_figures import DeepFigures, PanelFigures
+from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK
 from tui.widgets.gauge import gauge_content
 
 # Cells of text in a panel line when the panel has its CSS width (34, less its border and padding).
@@ -53,6 +54,11 @@ class QualityPanel(Vertical):
             key = f"composition:{n}"
             self._targets[key] = (PairFilter(), "all pairs")
             lines.append(Option(Content.assemble(("! ", "bold $warning"), line), id=key))
+        for n, line in enumerate(figures.consistency):
+            key = f"consistency:{n}"
+            self._targets[key] = (PairFilter(), "all pairs")
+            lines.append(Option(Content.assemble(("~ ", "bold $warning"), line), id=key))
+        lines.extend(self._deep_lines(figures.deep))
         if figures.warnings:
             lines.append(None)
             for check, title, count in figures.warnings:
@@ -65,7 +71,42 @@ class QualityPanel(Vertical):
         if highlighted is not None and highlighted < options.option_count:
             options.highlighted = highlighted
 
+    def _deep_lines(self, deep: DeepFigures) -> list[Option | None]:
+        """Lines for the checks that compare pairs with each other."""
+        if deep.state == "waiting":
+            return []
+        if deep.state == "running":
+            return [Option(Content.styled("Checking contradictions and near duplicates…", "$text-muted"), id="deep:running")]
+        if deep.state == "failed":
+            return [Option(Content.assemble(("! ", "bold $error"), "Contradiction check failed (see the log); Enter retries."),
+                           id="deep:run")]
+        if deep.state == "too-big":
+            return [Option(Content.assemble(
+                ("? ", "bold $warning"),
+                f"Contradictions and near-duplicate groups are not checked automatically on {deep.pairs} pairs; "
+                "Enter (or ctrl+k) checks now.",
+            ), id="deep:run")]
+        lines: list[Option | None] = []
+        if deep.contradictions:
+            ids = sorted({i for pair in deep.contradictions for i in pair})
+            self._targets["deep:contradictions"] = (PairFilter(ids=ids), "contradicting pairs")
+            lines.append(Option(Content.assemble(
+                (f"{len(deep.contradictions):>5} ", "bold $error"), "contradiction" + ("s" if len(deep.contradictions) != 1 else "") + " (same question, different answer)",
+            ), id="deep:contradictions"))
+        else:
+            lines.append(Option(Content.styled("No contradictions.", "$success"), id="deep:none"))
+        if deep.groups:
+            self._targets["deep:groups"] = (PairFilter(warning=NEAR_DUPLICATE_CHECK), "has near duplicates")
+            lines.append(Option(Content.assemble(
+                (f"{deep.groups:>5} ", "bold $warning"), "near-duplicate group" + ("s" if deep.groups != 1 else ""),
+            ), id="deep:groups"))
+        return lines
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id == "deep:run":
+            event.stop()
+            self.post_message(RunDeepChecks())
+            return
         target = self._targets.get(event.option_id or "")
         if target is not None:
             event.stop()
