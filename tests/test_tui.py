@@ -34,7 +34,8 @@ async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type:
     for _ in range(400):
         busy = [w for w in app.workers if w.group in APP_WORKER_GROUPS and not w.is_cancelled
                 and w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
-        if not busy:
+        waiting = [p for p in app.screen.query(ReviewPane) if p.looking_up_duplicates]
+        if not busy and not waiting:
             break
         await pilot.pause(0.025)
     await pilot.pause()
@@ -468,12 +469,14 @@ async def test_command_palette_offers_actions_by_name(review_project: Path) -> N
 
 async def test_large_project_builds_its_duplicate_index_only_when_asked(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over the size limit, no filter (however narrow) starts the index over every pair; D does."""
-    import tui.screens.review as review_module
+    import tui.app as app_module
     from tui.widgets.near_duplicates import NearDuplicateList
 
-    monkeypatch.setattr(review_module, "AUTO_INDEX_MAX_PAIRS", 10)
+    monkeypatch.setattr(app_module, "DEEP_AUTO_MAX_PAIRS", 10)
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
         await settle(app, pilot)
         pane = review(app)
         near = app.screen.query_one(NearDuplicateList)
@@ -482,12 +485,13 @@ async def test_large_project_builds_its_duplicate_index_only_when_asked(review_p
         await settle(app, pilot)
         await pilot.press("j")
         await settle(app, pilot)
-        assert pane._duplicate_index is None
+        assert not app.live_report.index_ready
         assert "Press D" in near.text.plain
         await pilot.press("D")
         await settle(app, pilot)
-        assert pane._duplicate_index is not None
+        assert app.live_report.index_ready
         assert "Press D" not in near.text.plain
+        assert "Indexing" not in near.text.plain
 
 
 async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path) -> None:

@@ -163,7 +163,12 @@ class PairForgeApp(App[None]):
             self.post_message(EngineFailed(str(exc), where="quality report"))
         else:
             self._deep_due = time.monotonic()
+            self.call_from_thread(self._live_report_ready)
         self._quality_dirty.set()
+
+    def _live_report_ready(self) -> None:
+        if (workspace := self.workspace) is not None:
+            workspace.duplicates_checked(None)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -210,6 +215,7 @@ class PairForgeApp(App[None]):
             return
         self.post_message(DeepChecksReady(DeepFigures(
             "done", [tuple(c.pair_ids) for c in cross.contradictions], len(cross.clusters), report.pair_count,
+            {i for group in cross.clusters for i in group},
         )))
 
     def _set_deep(self, deep: DeepFigures) -> None:
@@ -221,9 +227,30 @@ class PairForgeApp(App[None]):
 
     def on_deep_checks_ready(self, message: DeepChecksReady) -> None:
         self._set_deep(message.deep)
+        if (workspace := self.workspace) is not None:
+            workspace.duplicates_checked(message.deep)
+
+    @property
+    def live_report(self) -> Any:
+        """The engine's live quality report (None until built): it also answers near-duplicate queries."""
+        return self._live_report
+
+    @property
+    def deep(self) -> DeepFigures:
+        """The latest contradiction and near-duplicate group figures."""
+        return self._deep
+
+    def near_duplicates_available(self) -> bool:
+        """Whether near-duplicate lookups may run now without the user asking (the index is cheap enough or built)."""
+        report = self._live_report
+        return report is not None and (report.index_ready or report.pair_count <= DEEP_AUTO_MAX_PAIRS)
+
+    def check_duplicates(self) -> None:
+        """Build the near-duplicate index and check contradictions now, whatever the project's size."""
+        self._run_deep_checks(forced=True)
 
     def on_run_deep_checks(self, message: RunDeepChecks) -> None:
-        self._run_deep_checks(forced=True)
+        self.check_duplicates()
 
     @work(thread=True, exclusive=True, group="quality", exit_on_error=False)
     def _compute_quality(self) -> None:

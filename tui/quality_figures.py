@@ -32,6 +32,7 @@ class DeepFigures:
     contradictions: list[tuple[int, int]] = field(default_factory=list)
     groups: int = 0
     pairs: int = 0
+    duplicate_ids: set[int] = field(default_factory=set)  # every pair in a near-duplicate group
 
 
 @dataclass

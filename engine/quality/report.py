@@ -26,7 +26,7 @@ from engine.quality.textstats import answer_style, guess_language
 from engine.quality.tokens import TokenCounter
 
 if TYPE_CHECKING:
-    from engine.quality.dedup import NearDuplicateIndex
+    from engine.quality.dedup import NearDuplicateIndex, SimilarPair
     from engine.store import PairChange, Store
 
 Status = Literal["ok", "warning", "missing"]
@@ -426,6 +426,16 @@ class LiveReport:
                 listed = ", ".join(f"{v} in {k}" for k, v in sorted(others.items()))
                 notes.append(f"Answers mix languages: most are in {main}, {listed}; translate or remove them.")
         return notes
+
+    @property
+    def index_ready(self) -> bool:
+        """Whether the near-duplicate index has been built (queries no longer pay for building it)."""
+        return self._index is not None
+
+    def similar_to(self, pair: Pair, limit: int = 10) -> list[SimilarPair]:
+        """The pairs most like ``pair`` (builds the near-duplicate index once)."""
+        with self._index_lock:
+            return self._current_index().similar_to(pair, limit)
 
     def cross_checks(self, limit: int = 50) -> CrossChecks:
         """The checks that compare pairs with each other: near-duplicate groups and contradictions.

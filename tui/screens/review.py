@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shlex
 import subprocess
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,14 @@ from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Label
 
 from engine.errors import PairForgeError
 from engine.models import Job, Pair, PairStatus
 from engine.store import PairFilter, Store
 from tui.messages import EngineFailed
+from tui.quality_figures import DeepFigures
 from tui.screens.confirm import BulkActionScreen
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
 from tui.widgets.near_duplicates import NearDuplicateList
@@ -31,9 +35,8 @@ from tui.widgets.pair_list import PairList
 from tui.widgets.source_view import SourceView
 
 SAMPLE_SIZE = 20
-# Above this many pairs the near-duplicate index is built only when asked for (key D):
-# indexing 100k pairs takes seconds and hundreds of MB.
-AUTO_INDEX_MAX_PAIRS = 20_000
+# Near duplicates of the pair under the cursor are looked up once it has rested this long.
+DUPLICATE_LOOKUP_DELAY_S = 0.12
 EDITOR_MARKER_RESPONSE = "### response (everything below this line)"
 
 
@@ -88,28 +91,13 @@ class ReviewPane(Vertical):
             self.items = items
             self.reason = reason
 
-    class FilterReady(Message):
-        """A filter whose ids were computed in a worker."""
-
-        def __init__(self, pair_filter: PairFilter, label: str) -> None:
-            super().__init__()
-            self.pair_filter = pair_filter
-            self.label = label
-
-    class DuplicateIdsReady(Message):
-        """Ids of every pair that has a near duplicate."""
-
-        def __init__(self, ids: set[int]) -> None:
-            super().__init__()
-            self.ids = ids
-
     def __init__(self, store: Store, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
-        self._duplicate_index: Any = None
-        self._index_wanted = False
-        # Pairs in the whole project (the index covers them all, whatever the filter); None: count again.
-        self._project_pairs: int | None = None
+        # Near duplicates are looked up once the cursor rests (this timer), so holding j starts no work.
+        self._lookup_timer: Timer | None = None
+        # "Has near duplicates" asked for before the groups were known: applied once they are.
+        self._pending_duplicate_filter: PairFilter | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="review-title")
@@ -147,7 +135,13 @@ class ReviewPane(Vertical):
     def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
         """List the pairs matching ``flt``."""
         if flt.warning == NEAR_DUPLICATE_CHECK:
-            self._apply_duplicate_filter(flt)
+            deep: DeepFigures = self.app.deep  # type: ignore[attr-defined]
+            if deep.state == "done":
+                self._load_duplicate_filter(flt, deep)
+            else:
+                self._pending_duplicate_filter = flt
+                self.notify("Finding near-duplicate groups; the list follows when they are known.")
+                self.app.check_duplicates()  # type: ignore[attr-defined]
             return
         self.pair_list.load(flt)
         self.query_one(FilterBar).set_filter(flt)
@@ -155,7 +149,6 @@ class ReviewPane(Vertical):
 
     def refresh_after_change(self, pair_ids: list[int]) -> None:
         """Pairs changed elsewhere (generation, undo): re-query the list and the detail."""
-        self._project_pairs = None
         lst = self.pair_list
         if pair_ids and lst.pair_filter == PairFilter() and lst.lists_all(pair_ids):
             # Edits of listed pairs under no filter: redraw their rows, no re-query.
@@ -203,9 +196,8 @@ class ReviewPane(Vertical):
 
     def action_index_duplicates(self) -> None:
         """Build the near-duplicate index (in the background) and show the current pair's duplicates."""
-        self._index_wanted = True
         self.query_one(NearDuplicateList).show_unavailable("Indexing pairs for near duplicates…")
-        self._show_pair(self.pair_list.current_id)
+        self.app.check_duplicates()  # type: ignore[attr-defined]
 
     def _show_pair(self, pair_id: int | None) -> None:
         pair: Pair | None = None
@@ -227,33 +219,52 @@ class ReviewPane(Vertical):
                 for d in (self.store.get_document(i) for i in {c.document_id or 0 for c in chunks})
             }
         self.query_one(SourceView).show_chunks(chunks, titles)
-        if self._duplicate_index is None and not self._index_wanted and self._too_big_to_index_unasked():
-            self.query_one(NearDuplicateList).show_unavailable("Press D to index this large project for near duplicates.")
-            return
-        self._find_duplicates(pair)
+        self._look_up_duplicates(pair)
 
-    def _too_big_to_index_unasked(self) -> bool:
-        """Whether the project is too big to build its near-duplicate index without being asked."""
-        if self._project_pairs is None:
-            try:
-                self._project_pairs = self.store.count_pairs()
-            except PairForgeError:
-                return True
-        return self._project_pairs > AUTO_INDEX_MAX_PAIRS
+    @property
+    def looking_up_duplicates(self) -> bool:
+        """Whether a near-duplicate lookup is waiting for the cursor to rest."""
+        return self._lookup_timer is not None
 
-    def _index(self) -> Any:
-        """The near-duplicate index, built on first use (call from a worker thread)."""
-        from engine.quality import NearDuplicateIndex
+    def _look_up_duplicates(self, pair: Pair) -> None:
+        if self._lookup_timer is not None:
+            self._lookup_timer.stop()
+            self._lookup_timer = None
+        app: Any = self.app
+        near = self.query_one(NearDuplicateList)
+        if app.live_report is None:
+            near.show_unavailable("Near duplicates appear once the quality report is built.")
+        elif not app.near_duplicates_available():
+            near.show_unavailable("Press D to index this large project for near duplicates.")
+        else:
+            self._lookup_timer = self.set_timer(DUPLICATE_LOOKUP_DELAY_S, partial(self._start_lookup, pair))
 
-        if self._duplicate_index is None:
-            index = NearDuplicateIndex.from_store(self.store)
-            self._duplicate_index = index
-            self.post_message(self.DuplicateIdsReady({i for group in index.clusters() for i in group}))
-        return self._duplicate_index
+    def _start_lookup(self, pair: Pair) -> None:
+        self._lookup_timer = None
+        self._find_duplicates(pair, self.app.live_report)  # type: ignore[attr-defined]
+
+    def duplicates_checked(self, deep: DeepFigures | None) -> None:
+        """Lookups became possible (``None``) or the near-duplicate groups were found."""
+        if deep is not None and deep.state == "done":
+            self.pair_list.duplicate_ids = deep.duplicate_ids
+            self.pair_list.refresh()
+            if self._pending_duplicate_filter is not None:
+                flt, self._pending_duplicate_filter = self._pending_duplicate_filter, None
+                self._load_duplicate_filter(flt, deep)
+        elif deep is not None and deep.state == "failed":
+            self._pending_duplicate_filter = None
+        if (pair_id := self.pair_list.current_id) is not None:
+            with contextlib.suppress(PairForgeError):
+                self._look_up_duplicates(self.store.get_pair(pair_id))
+
+    def _load_duplicate_filter(self, flt: PairFilter, deep: DeepFigures) -> None:
+        self.pair_list.load(replace(flt, warning=None, ids=sorted(deep.duplicate_ids)))
+        self.query_one(FilterBar).set_filter(flt)
+        self._update_title()
 
     @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
-    def _find_duplicates(self, pair: Pair) -> None:
-        """Look up near duplicates off the UI thread (the index is built once, on first use)."""
+    def _find_duplicates(self, pair: Pair, report: Any) -> None:
+        """Look up near duplicates off the UI thread (the report builds its index once, on first use)."""
         try:
             from engine.quality import diff_words
         except ImportError:
@@ -262,7 +273,7 @@ class ReviewPane(Vertical):
             ))
             return
         try:
-            found = self._index().similar_to(pair, 5)
+            found = report.similar_to(pair, 5)
             others = {p.id: p for p in self.store.get_pairs([s.pair_id for s in found])}
             items = []
             for similar in found:
@@ -277,30 +288,6 @@ class ReviewPane(Vertical):
             return
         self.post_message(self.DuplicatesFound(pair.id or 0, items))
 
-    @work(thread=True, exclusive=True, group="duplicate-filter", exit_on_error=False)
-    def _apply_duplicate_filter(self, flt: PairFilter) -> None:
-        """Turn "has near duplicates" into the ids of pairs in a duplicate cluster."""
-        try:
-            index = self._index()
-            ids = sorted({i for group in index.clusters() for i in group})
-        except ImportError:
-            self.post_message(EngineFailed("Near-duplicate search is not available in this installation.", where="filter"))
-            return
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="filter"))
-            return
-        self.post_message(self.FilterReady(replace(flt, warning=None, ids=ids), describe_filter(flt)))
-
-    def on_review_pane_filter_ready(self, event: FilterReady) -> None:
-        event.stop()
-        self.pair_list.load(event.pair_filter)
-        self._update_title()
-
-    def on_review_pane_duplicate_ids_ready(self, event: DuplicateIdsReady) -> None:
-        event.stop()
-        self.pair_list.duplicate_ids = event.ids
-        self.pair_list.refresh()
-
     def on_review_pane_duplicates_found(self, event: DuplicatesFound) -> None:
         event.stop()
         if event.pair_id != self.pair_list.current_id:
@@ -310,22 +297,6 @@ class ReviewPane(Vertical):
             widget.show_unavailable(event.reason)
         else:
             widget.show_duplicates(event.items, changed_style="bold reverse")
-
-    def note_pairs_changed(self, pair_ids: list[int]) -> None:
-        """Keep the near-duplicate index in step with the store."""
-        index = self._duplicate_index
-        if index is None:
-            return
-        for pair_id in pair_ids:
-            try:
-                pair = self.store.get_pair(pair_id)
-            except PairForgeError:
-                index.remove(pair_id)
-                continue
-            try:
-                index.update(pair)
-            except KeyError:
-                index.add(pair)
 
     # ------------------------------------------------------------------ actions
 

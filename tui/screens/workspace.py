@@ -12,7 +12,7 @@ from textual.widgets import ContentSwitcher, Footer, Header
 
 from engine.store import PairFilter, Store
 from tui.messages import RunDeepChecks
-from tui.quality_figures import PanelFigures
+from tui.quality_figures import DeepFigures, PanelFigures
 from tui.screens.documents import DocumentsPane
 from tui.screens.export import ExportPane
 from tui.screens.generate import GeneratePane
@@ -145,9 +145,11 @@ class WorkspaceScreen(Screen[None]):
 
     def pairs_changed(self, pair_ids: list[int]) -> None:
         """Pairs changed in the store: refresh what shows them."""
-        review = self.query_one(ReviewPane)
-        review.note_pairs_changed(pair_ids)
-        review.refresh_after_change(pair_ids)
+        self.query_one(ReviewPane).refresh_after_change(pair_ids)
+
+    def duplicates_checked(self, deep: DeepFigures | None) -> None:
+        """Near-duplicate lookups became possible, or groups were found: Review shows them."""
+        self.query_one(ReviewPane).duplicates_checked(deep)
 
 
 __all__ = ["SECTIONS", "WorkspaceScreen"]
