@@ -161,6 +161,7 @@ async def drive(root: Path) -> dict[str, Any]:
         figures["search_s"] = await filtered(PairFilter(search="scenario 4242"))
         figures["found"] = len(review.pair_list.ids)
         figures["unfilter_s"] = await filtered(PairFilter())
+        figures["all"] = len(review.pair_list.ids)
     return figures
 
 
@@ -186,7 +187,7 @@ def main() -> None:
     keyline("pagedown x20:", figures["pagedown"])
     print(f"filter (warning+mode, {figures['filtered']} pairs): {figures['filter_s'] * ms:.0f} ms  (target < 300 ms)")
     print(f"search (substring, {figures['found']} pairs):    {figures['search_s'] * ms:.0f} ms")
-    print(f"clear the filter (100k rows):      {figures['unfilter_s'] * ms:.0f} ms")
+    print(f"clear the filter ({figures['all']} rows): {figures['unfilter_s'] * ms:.0f} ms")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS:                {peak_mb:.0f} MB  (target < 600 MB)")
 
