@@ -162,6 +162,34 @@ async def test_edit_in_place_saves_an_undoable_revision(review_project: Path) ->
             assert store.get_pair(pair_id).response.startswith("Tidewater retries")
 
 
+async def test_while_editing_tab_moves_between_fields_and_review_keys_do_nothing(review_project: Path) -> None:
+    """Tab cycles the two editors; focus cannot wander off an edit, so letters are text, never review keys."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        pair_id, before = lst.current_id, statuses(review_project)
+        await pilot.press("e")
+        instruction, response = app.screen.query_one("#instruction-editor"), app.screen.query_one("#response-editor")
+        assert app.focused is response
+        await pilot.press("tab")
+        assert app.focused is instruction
+        await pilot.press("shift+tab")
+        assert app.focused is response
+        lst.focus()  # focus may not leave an edit: it comes back to the editor
+        await pilot.pause()
+        assert app.focused is response
+        await pilot.press("a", "r", "d", "j", "b")
+        await settle(app, pilot)
+        assert statuses(review_project) == before
+        assert "ardjb" in response.text  # type: ignore[attr-defined]
+        assert lst.current_id == pair_id
+        assert not isinstance(app.screen, BulkActionScreen)
+        await pilot.press("escape")
+        await pilot.press("a")
+        assert statuses(review_project)[pair_id] == "accepted"
+
+
 async def test_edit_in_external_editor(review_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """E suspends the app and runs $EDITOR on the pair; the edited file is saved back.
 
@@ -540,3 +568,21 @@ async def test_large_projects_check_contradictions_when_asked(review_project: Pa
         await pilot.press("ctrl+k")
         await settle(app, pilot)
         assert panel.figures.deep.state == "done"
+
+
+async def test_streamed_answer_follows_one_job_when_several_stream(review_project: Path) -> None:
+    """Tokens of two concurrent jobs never interleave on screen: the pane follows the job started last."""
+    from tui.messages import GenerationText
+    from tui.screens.generate import GeneratePane
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        pane = app.screen.query_one(GeneratePane)
+        for job_id, text in ((1, ""), (1, "Tidewater "), (2, ""), (1, "retries"), (2, "Queues are "), (1, " jobs."), (2, "declared.")):
+            pane.post_message(GenerationText(job_id, text))
+        await pilot.pause()
+        shown = app.screen.query_one("#gen-stream", Static)
+        assert str(shown.render()) == "Queues are declared."
+        assert "job 2" in str(app.screen.query_one("#gen-stream-title", Static).render())

@@ -48,6 +48,8 @@ class GeneratePane(Vertical):
         self._queue: Any = None
         self._paused = False
         self._stream = ""
+        # Several jobs stream at once: the pane follows the one started last.
+        self._stream_job: int | None = None
         self._last_pace = ""
 
     def compose(self) -> ComposeResult:
@@ -72,7 +74,7 @@ class GeneratePane(Vertical):
         yield Static(id="gen-plan-view")
         yield Static(id="gen-stats")
         yield JobList(id="job-list")
-        yield Label("Answer being generated", classes="detail-heading")
+        yield Label("Answer being generated", id="gen-stream-title", classes="detail-heading")
         yield Static(id="gen-stream")
 
     def on_mount(self) -> None:
@@ -265,7 +267,12 @@ class GeneratePane(Vertical):
     def on_generation_text(self, message: GenerationText) -> None:
         message.stop()
         if not message.text:
-            self._stream = ""  # a new job starts: show its answer only
+            # A new job starts: follow its answer only.
+            self._stream_job = message.job_id
+            self._stream = ""
+            self.query_one("#gen-stream-title", Label).update(f"Answer being generated (job {message.job_id})")
+        elif message.job_id != self._stream_job:
+            return
         self._stream = (self._stream + message.text)[-STREAM_TAIL_CHARS:]
         self.query_one("#gen-stream", Static).update(plain(self._stream))
 

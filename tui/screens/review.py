@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -468,6 +468,20 @@ class ReviewPane(Vertical):
         self.notify(f"Queued run {run_id} to regenerate pair #{pair_id}; start it on the Generate screen.")
 
     # ------------------------------------------------------------------ editing
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While a pair is edited in place, letters are text: no review key may act on them.
+        return not (self.detail.editing and action in self._own_actions)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # An edit in place keeps the keyboard until it is saved or cancelled.
+        detail = self.detail
+        if detail.editing and event.widget not in detail.query("TextArea"):
+            detail.query_one("#response-editor").focus()
+
+    @property
+    def _own_actions(self) -> set[str]:
+        return {b.action.split("(")[0] for b in self.BINDINGS if isinstance(b, Binding)}
 
     def action_edit(self) -> None:
         """Edit the pair in place."""

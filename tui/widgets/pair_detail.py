@@ -21,6 +21,8 @@ class PairDetail(Vertical):
     BINDINGS = [
         Binding("ctrl+s", "save_edit", "Save", id="edit_save", tooltip="Save the edited pair (undoable)."),
         Binding("escape", "cancel_edit", "Cancel", id="edit_cancel", tooltip="Leave editing without saving."),
+        Binding("tab,shift+tab", "switch_editor", "Other field", id="edit_switch", show=False,
+                tooltip="Move between the instruction and the response while editing."),
     ]
 
     class EditSaved(Message):
@@ -89,6 +91,18 @@ class PairDetail(Vertical):
     def _set_editing(self, editing: bool) -> None:
         self.editing = editing
         self.set_class(editing, "-editing")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Tab moves between the two editors only while editing; otherwise it moves focus as usual.
+        if action == "switch_editor":
+            return self.editing
+        return True
+
+    def action_switch_editor(self) -> None:
+        """Move between the instruction and the response editor."""
+        instruction = self.query_one("#instruction-editor", TextArea)
+        target = self.query_one("#response-editor", TextArea) if instruction.has_focus else instruction
+        target.focus()
 
     def action_save_edit(self) -> None:
         """Post the edited text for the screen to save through the store."""
