@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,34 @@ def test_reader_works_while_a_writer_holds_a_transaction(project: Store) -> None
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_reads_on_other_threads_do_not_wait_for_this_stores_own_transaction(project: Store) -> None:
+    """One Store, two threads: while one holds a write transaction, the other still reads (the last commit)."""
+    project.add_pairs([_pair(1)])
+    inside, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with project.transaction() as conn:
+            conn.execute("UPDATE pairs SET mode = 'thinker'")
+            assert project.get_pair(project.pair_ids()[0]).mode == "thinker"  # its own write, inside
+            inside.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert inside.wait(10)
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.append(project.get_pair(project.pair_ids()[0]).mode))
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "a read waited for another thread's transaction"
+        assert seen == ["factual"]
+    finally:
+        release.set()
+        writer.join(10)
+    assert project.get_pair(project.pair_ids()[0]).mode == "thinker"
 
 
 def test_second_writer_gets_the_busy_sentence(project: Store) -> None:
