@@ -586,3 +586,34 @@ async def test_streamed_answer_follows_one_job_when_several_stream(review_projec
         shown = app.screen.query_one("#gen-stream", Static)
         assert str(shown.render()) == "Queues are declared."
         assert "job 2" in str(app.screen.query_one("#gen-stream-title", Static).render())
+
+
+async def test_list_follows_pairs_added_edited_and_deleted_elsewhere(review_project: Path) -> None:
+    """Writes from other threads (generation, another view) show up in the list without losing the cursor."""
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lst = app.screen.query_one(PairList)
+        store = app.store
+        assert store is not None
+        await pilot.press("j", "j")
+        here = lst.current_id
+
+        def elsewhere(fn, *args):  # type: ignore[no-untyped-def]
+            thread = threading.Thread(target=fn, args=args)
+            thread.start()
+            thread.join()
+
+        elsewhere(store.add_pairs, [Pair.simple(f"New question {i} about Tidewater queues?", "A new answer.") for i in range(2)])
+        elsewhere(store.add_pairs, [Pair.simple("One more question about Tidewater workers?", "Another answer.")])
+        await settle(app, pilot, 0.1)
+        assert lst.ids == store.pair_ids()
+        assert len(lst.ids) == 33 and lst.current_id == here
+        victim = lst.ids[5]
+        elsewhere(store.delete_pairs, [victim])
+        await settle(app, pilot, 0.1)
+        assert victim not in lst.ids and lst.ids == store.pair_ids()
+        elsewhere(store.undo)
+        await settle(app, pilot, 0.1)
+        assert victim in lst.ids and lst.ids == store.pair_ids()
+        assert lst.current_id == here

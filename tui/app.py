@@ -63,7 +63,6 @@ class PairForgeApp(App[None]):
         self._unsubscribe: Any = None
         self._live_report: Any = None
         self._quality_dirty = threading.Event()
-        self._pending_ids: set[int] = set()
         self._last_key = 0.0
         self._deep = DeepFigures()
         self._deep_due: float | None = None
@@ -143,7 +142,6 @@ class PairForgeApp(App[None]):
         self.post_message(PairsChanged([c.pair_id for c in changes]))
 
     def on_pairs_changed(self, message: PairsChanged) -> None:
-        # Coalesced messages carry only the last burst's ids; a full refresh covers the rest.
         self._quality_dirty.set()
         if (workspace := self.workspace) is not None:
             workspace.pairs_changed(message.pair_ids)

@@ -18,8 +18,12 @@ class PairsChanged(Message):
         self.pair_ids = pair_ids
 
     def can_replace(self, message: Message) -> bool:
-        # A burst of writes needs one refresh, not one per write.
-        return isinstance(message, PairsChanged)
+        # A burst of writes needs one refresh, not one per write: the later message, which is
+        # kept, takes this one's ids too, so no change goes unseen.
+        if isinstance(message, PairsChanged):
+            message.pair_ids = self.pair_ids + message.pair_ids
+            return True
+        return False
 
 
 class QualityReady(Message):

@@ -150,12 +150,25 @@ class ReviewPane(Vertical):
     def refresh_after_change(self, pair_ids: list[int]) -> None:
         """Pairs changed elsewhere (generation, undo): re-query the list and the detail."""
         lst = self.pair_list
-        if pair_ids and lst.pair_filter == PairFilter() and lst.lists_all(pair_ids):
-            # Edits of listed pairs under no filter: redraw their rows, no re-query.
-            lst.refresh_rows(pair_ids)
+        if pair_ids and lst.pair_filter == PairFilter() and self._update_in_place(sorted(set(pair_ids))):
             return
         lst.load(keep_pair=lst.current_id)
         self._update_title()
+
+    def _update_in_place(self, pair_ids: list[int]) -> bool:
+        """Under no filter, follow edits and appended pairs without re-querying every id; whether it could."""
+        lst = self.pair_list
+        listed = [i for i in pair_ids if lst.index_of(i) is not None]
+        new = [i for i in pair_ids if lst.index_of(i) is None]
+        if listed and len(self.store.pair_ids(PairFilter(ids=listed))) < len(listed):
+            return False  # a listed pair was deleted
+        if new and lst.ids and new[0] < lst.ids[-1]:
+            return False  # a pair came back among the listed ones (an undone delete)
+        # Edited rows are redrawn; pairs added after every listed one (generation) are appended.
+        lst.append_ids(self.store.pair_ids(PairFilter(ids=new)) if new else [])
+        lst.refresh_rows(listed)
+        self._update_title()
+        return True
 
     # ------------------------------------------------------------------ selection
 

@@ -83,6 +83,17 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
             self._rows.pop(pair_id, None)
         self.refresh()
 
+    def append_ids(self, pair_ids: Sequence[int]) -> None:
+        """Add pairs after the last listed one (their ids are larger than every listed id)."""
+        if not pair_ids:
+            return
+        was_empty = not self.ids
+        self.ids.extend(pair_ids)
+        self.virtual_size = Size(0, len(self.ids))
+        if was_empty:
+            self.move_to(0, force=True)
+        self.refresh()
+
     def lists_all(self, pair_ids: Sequence[int]) -> bool:
         """Whether every one of ``pair_ids`` is already in the list."""
         return all(self.index_of(pair_id) is not None for pair_id in pair_ids)
