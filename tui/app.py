@@ -126,10 +126,12 @@ class PairForgeApp(App[None]):
 
     @property
     def workspace(self) -> WorkspaceScreen | None:
-        """The main screen, once a project is open."""
+        """The main screen, once a project is open (None once the app is closing: its widgets are going)."""
+        if self._closing or self._exit_renderables:
+            return None
         for screen in self.screen_stack:
             if isinstance(screen, WorkspaceScreen):
-                return screen
+                return screen if screen.is_attached and not screen._closing else None
         return None
 
     # ------------------------------------------------------------------ live updates
