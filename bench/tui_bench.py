@@ -16,6 +16,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,6 +148,24 @@ async def drive(root: Path) -> dict[str, Any]:
         figures["j"] = await keys(clock, review, "j", 200)
         figures["pagedown"] = await keys(clock, review, "pagedown", 20)
         assert review.pair_list.cursor > 200
+        # Pairs arriving as generation writes them (5 a second, from another thread) while keys are pressed.
+        store = app.store
+        assert store is not None
+        stop = threading.Event()
+
+        def generate() -> None:
+            n = 0
+            while not stop.wait(0.2):
+                store.add_pairs([Pair.simple(f"Live question {n} about Tidewater retries?", f"Live answer {n}.")])
+                n += 1
+
+        writer = threading.Thread(target=generate, daemon=True)
+        writer.start()
+        await asyncio.sleep(0.5)
+        figures["j_live"] = await keys(clock, review, "j", 200)
+        stop.set()
+        writer.join()
+        await asyncio.sleep(1.0)
 
         async def filtered(flt: PairFilter) -> float:
             frames_before = len(clock.frames)
@@ -185,6 +204,7 @@ def main() -> None:
     print(f"quality report built after:        {figures['report_s']:.1f} s")
     keyline("j x200:", figures["j"], "(targets < 30 / < 80 ms)")
     keyline("pagedown x20:", figures["pagedown"])
+    keyline("j x200 while 5 pairs/s arrive:", figures["j_live"])
     print(f"filter (warning+mode, {figures['filtered']} pairs): {figures['filter_s'] * ms:.0f} ms  (target < 300 ms)")
     print(f"search (substring, {figures['found']} pairs):    {figures['search_s'] * ms:.0f} ms")
     print(f"clear the filter ({figures['all']} rows): {figures['unfilter_s'] * ms:.0f} ms")
