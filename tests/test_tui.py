@@ -617,3 +617,23 @@ async def test_list_follows_pairs_added_edited_and_deleted_elsewhere(review_proj
         await settle(app, pilot, 0.1)
         assert victim in lst.ids and lst.ids == store.pair_ids()
         assert lst.current_id == here
+
+
+@pytest.mark.parametrize("theme", ["pairforge-dark", "pairforge-light", "high-contrast", "tidewater"])
+async def test_secondary_text_is_readable_in_every_theme(review_project: Path, theme: str) -> None:
+    """Muted and heading text in the detail pane stand out from its background in each bundled theme."""
+    from textual.color import Color
+
+    with Store.open(review_project) as store:
+        store.settings.tui.theme = theme
+        store.save_settings()
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == theme
+        pane = app.screen.query_one("#pair-text", TextPane)
+        _, background = pane.background_colors
+        for style in (pane.muted_style, pane.heading_style):
+            assert style.color is not None
+            color = Color.from_rich_color(style.color)
+            assert abs(color.brightness - background.brightness) > 0.25, (theme, color.hex, background.hex)

@@ -44,12 +44,18 @@ class TextPane(ScrollView, can_focus=True):
     @property
     def heading_style(self) -> Style:
         """The theme's heading style, for callers building text with headings."""
-        return self.get_component_rich_style("text-pane--heading", partial=True)
+        return self._foreground_style("text-pane--heading")
 
     @property
     def muted_style(self) -> Style:
         """The theme's style for secondary lines."""
-        return self.get_component_rich_style("text-pane--muted", partial=True)
+        return self._foreground_style("text-pane--muted")
+
+    def _foreground_style(self, component: str) -> Style:
+        # A translucent theme colour ($text-muted) is only right once blended with the pane's
+        # background, which a partial style skips; keep the blended colour, not the background.
+        style = self.get_component_rich_style(component)
+        return Style(color=style.color, bold=style.bold, italic=style.italic, underline=style.underline)
 
     def show(self, text: Text | str) -> None:
         """Replace the text and scroll back to its top."""
