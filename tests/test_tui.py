@@ -463,7 +463,9 @@ async def test_help_lists_every_binding(review_project: Path) -> None:
         console.print(table_text)
         rendered = console.export_text()
         for entry in all_keys():
-            assert entry.tooltip in rendered
+            assert entry.tooltip in rendered and entry.binding_id in rendered
+        assert "question_mark" not in rendered and "slash" not in rendered
+        assert "?" in rendered and "pgdn" in rendered
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

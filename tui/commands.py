@@ -29,7 +29,7 @@ class PairForgeCommands(Provider):
                 continue
             selector = _TARGETS[entry.where]
             name = f"{entry.where}: {entry.description}" if entry.where != "Everywhere" else entry.description
-            commands.append((name, f"{entry.tooltip} ({entry.keys})", partial(self._run, selector, entry.action, entry.where)))
+            commands.append((name, f"{entry.tooltip} ({entry.shown})", partial(self._run, selector, entry.action, entry.where)))
         for theme in sorted(app.available_themes):
             commands.append((f"Theme: {theme}", "Switch to this theme (remembered).", partial(setattr, app, "theme", theme)))
         del workspace

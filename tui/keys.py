@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.binding import Binding
+from textual.keys import format_key
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,11 @@ class KeyEntry:
     description: str
     tooltip: str
     action: str
+
+    @property
+    def shown(self) -> str:
+        """The keys as a person types them (``?`` and ``/``, not their names); ``keys`` keeps the names a keymap uses."""
+        return ", ".join(format_key(key.strip()) for key in self.keys.split(","))
 
 
 def binding_owners() -> list[tuple[str, type]]:

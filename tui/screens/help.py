@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Static
 
 from tui.keys import all_keys
 
@@ -28,12 +28,14 @@ class HelpScreen(ModalScreen[None]):
         table = Table(expand=True, box=None, show_edge=False, pad_edge=False)
         table.add_column("where", no_wrap=True)
         table.add_column("keys", no_wrap=True, style="bold")
-        table.add_column("does")
+        table.add_column("does  (keymap id)", ratio=1)
         for entry in all_keys(keymap):
-            table.add_row(entry.where, entry.keys, entry.tooltip or entry.description)
+            does = Text(entry.tooltip or entry.description)
+            does.append(f"  {entry.binding_id}", style="dim")
+            table.add_row(entry.where, entry.shown, does)
         self.key_table = table
         with VerticalScroll(id="help-body"):
-            yield Label(Text("Keys (remap any of them in pairforge.toml [tui] keymap by id) · ctrl+p finds any action by name"))
+            yield Static(Text("Keys: remap any of them in pairforge.toml under [tui] keymap, by id (e.g. accept = \"a,y\"). ctrl+p finds any action by name."))
             yield Static(table, id="help-table")
 
     async def action_dismiss(self, result: None = None) -> None:
