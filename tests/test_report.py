@@ -183,7 +183,7 @@ def test_cli_commands(project, sample_docs) -> None:
 
 
 def test_build_pauses_between_batches_of_pairs(project) -> None:
-    """The build calls ``pause`` every BUILD_PAUSE_EVERY pairs (where the app waits while its user types)."""
+    """The build (and the later index build) call ``pause`` regularly: where the app waits while its user types."""
     from engine.quality.report import BUILD_PAUSE_EVERY
 
     rng = random.Random(3)
@@ -191,6 +191,8 @@ def test_build_pauses_between_batches_of_pairs(project) -> None:
     calls: list[int] = []
     paused = LiveReport.build(project, pause=lambda: calls.append(len(calls)))
     assert len(calls) == 3
+    paused.cross_checks()  # its index build pauses too, every 200 pairs
+    assert len(calls) == 3 + 2
     plain = LiveReport.build(project)
     assert _comparable(paused.snapshot(contradictions=False)) == _comparable(plain.snapshot(contradictions=False))
     paused.close()

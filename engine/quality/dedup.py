@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Literal
@@ -122,10 +122,18 @@ class NearDuplicateIndex:
         return index
 
     @classmethod
-    def from_store(cls, store: Store, threshold: float | None = None, *, include_rejected: bool = False) -> NearDuplicateIndex:
-        """An index over the store's pairs (rejected ones left out unless asked), streamed in batches."""
+    def from_store(
+        cls, store: Store, threshold: float | None = None, *, include_rejected: bool = False,
+        pause: Callable[[], None] | None = None,
+    ) -> NearDuplicateIndex:
+        """An index over the store's pairs (rejected ones left out unless asked), streamed in batches.
+
+        ``pause``, if given, is called every few hundred pairs (an interactive caller waits there while its user types).
+        """
         index = cls(store.settings.quality.near_duplicate_threshold if threshold is None else threshold)
-        for pair in store.iter_pairs():
+        for n, pair in enumerate(store.iter_pairs()):
+            if pause is not None and n % 200 == 0:
+                pause()
             if include_rejected or pair.status is not PairStatus.REJECTED:
                 index.add(pair)
         return index

@@ -180,6 +180,7 @@ class LiveReport:
         self._index: NearDuplicateIndex | None = None
         self._index_lock = threading.Lock()
         self._index_wanted = False
+        self._pause: Callable[[], None] | None = None
         self._index_changes: list[PairChange] = []
         self._index_changes_lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
@@ -194,6 +195,7 @@ class LiveReport:
         there while its user is typing, so a long build never makes the interface lag.
         """
         report = cls(store, counter)
+        report._pause = pause
         # Listen before reading, so nothing written during the read is missed: changes that
         # arrive meanwhile wait, then replay in order (a replay sets a pair to its state after
         # the change, so one the read already saw is counted once).
@@ -342,7 +344,7 @@ class LiveReport:
 
         if self._index is None:
             self._index_wanted = True  # changes written while it builds are queued, then applied
-            self._index = NearDuplicateIndex.from_store(self.store)
+            self._index = NearDuplicateIndex.from_store(self.store, pause=self._pause)
         self._catch_up_index()
         return self._index
 
