@@ -193,6 +193,7 @@ def test_build_pauses_between_batches_of_pairs(project) -> None:
     assert len(calls) == 3
     paused.cross_checks()  # its index build pauses too, every 200 pairs
     assert len(calls) == 3 + 2
+    assert paused._index is not None and paused._index.workers == 1  # an interactive caller keeps a core
     plain = LiveReport.build(project)
     assert _comparable(paused.snapshot(contradictions=False)) == _comparable(plain.snapshot(contradictions=False))
     paused.close()

@@ -97,6 +97,9 @@ class NearDuplicateIndex:
 
     def __init__(self, threshold: float = 90.0) -> None:
         self.threshold = float(threshold)
+        # Threads for the native scoring loops: every core by default; an interactive caller
+        # sets 1 so the interface keeps a core to itself.
+        self.workers = -1
         self._instruction: dict[int, str] = {}
         self._content: dict[int, str] = {}
         self._words: dict[int, tuple[str, ...]] = {}
@@ -247,9 +250,9 @@ class NearDuplicateIndex:
         run = process.cdist if cross else process.cpdist
         cut = self.threshold
         return np.maximum.reduce([
-            run(plain_a, plain_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
-            run(plain_a, plain_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
-            run(content_a, content_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=-1),
+            run(plain_a, plain_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
+            run(plain_a, plain_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
+            run(content_a, content_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
         ])
 
     def _fuzzy_edges(self) -> list[tuple[int, int]]:

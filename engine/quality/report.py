@@ -344,7 +344,10 @@ class LiveReport:
 
         if self._index is None:
             self._index_wanted = True  # changes written while it builds are queued, then applied
-            self._index = NearDuplicateIndex.from_store(self.store, pause=self._pause)
+            index = NearDuplicateIndex.from_store(self.store, pause=self._pause)
+            if self._pause is not None:
+                index.workers = 1  # an interactive caller: leave it a core
+            self._index = index
         self._catch_up_index()
         return self._index
 
