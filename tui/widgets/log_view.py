@@ -14,7 +14,10 @@ class LogView(Log):
     def load_from(self, store: Store) -> None:
         """Show the latest pipeline log entries."""
         self.clear()
-        for entry in store.log_tail(200):
+        entries = store.log_tail(200)
+        if not entries:
+            self.write_line("Nothing logged yet: imports, generation, checks and exports write what they decide here.")
+        for entry in entries:
             self.write_line(strip_control(f"{entry.ts:%H:%M:%S} {entry.step} {entry.action} {entry.count}: {entry.message}"))
 
     def add_error(self, text: str) -> None:
