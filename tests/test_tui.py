@@ -525,12 +525,16 @@ async def test_large_project_builds_its_duplicate_index_only_when_asked(review_p
 
 
 async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path) -> None:
-    """A question answered two different ways appears as a contradiction; Enter lists both pairs."""
+    """A question answered two different ways appears as a contradiction; Enter lists both pairs.
+
+    One pair with a system prompt among many without also shows as a consistency warning.
+    """
     with Store.open(review_project) as store:
         twin = store.add_pairs([Pair.simple(
             "How does Tidewater handle case 5 of retries?",
             "It does not retry at all: case 5 jobs are dropped and logged to the dead-letter table.",
         )])[0].id
+        store.add_pairs([Pair.simple("Where are queues declared?", "In tidewater.toml under [queues].", system="Be brief.")])
         original = next(p.id for p in store.iter_pairs() if p.instruction == "How does Tidewater handle case 5 of retries?" and p.id != twin)
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
@@ -543,6 +547,7 @@ async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path
         assert panel.figures is not None
         assert (original, twin) in panel.figures.deep.contradictions
         lines = panel.query_one("#quality-lines")
+        assert "system prompt" in str(lines.get_option("consistency:0").prompt)  # type: ignore[attr-defined]
         await pilot.press("ctrl+o")
         lines.highlighted = lines.get_option_index("deep:contradictions")  # type: ignore[attr-defined]
         await pilot.press("enter")
