@@ -558,10 +558,14 @@ async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path
 
 
 async def test_large_projects_check_contradictions_when_asked(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over the size limit the panel offers the check instead of running it; ctrl+k runs it."""
+    """Over the size limit the panel offers the check instead of running it; ctrl+k runs it.
+
+    Later writes keep the results on screen, marked as older than the data, until asked again.
+    """
     import tui.app as app_module
 
     monkeypatch.setattr(app_module, "DEEP_AUTO_MAX_PAIRS", 10)
+    monkeypatch.setattr(app_module, "DEEP_QUIET_S", 0.2)
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -574,7 +578,21 @@ async def test_large_projects_check_contradictions_when_asked(review_project: Pa
         assert "not checked automatically on 30 pairs" in str(panel.query_one("#quality-lines").get_option("deep:run").prompt)  # type: ignore[attr-defined]
         await pilot.press("ctrl+k")
         await settle(app, pilot)
-        assert panel.figures.deep.state == "done"
+        assert panel.figures.deep.state == "done" and not panel.figures.deep.stale
+        store = app.store
+        assert store is not None
+        writer = threading.Thread(target=store.add_pairs, args=([Pair.simple("A new question about queues?", "A new answer.")],))
+        writer.start()
+        writer.join()
+        for _ in range(200):
+            if panel.figures.deep.stale:
+                break
+            await pilot.pause(0.05)
+        assert panel.figures.deep.state == "done" and panel.figures.deep.stale
+        assert "before the latest changes" in str(panel.query_one("#quality-lines").get_option("deep:run").prompt)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+k")
+        await settle(app, pilot)
+        assert panel.figures.deep.state == "done" and not panel.figures.deep.stale
 
 
 async def test_streamed_answer_follows_one_job_when_several_stream(review_project: Path) -> None:

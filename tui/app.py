@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ class PairForgeApp(App[None]):
     def _on_store_change(self, changes: Sequence[PairChange]) -> None:
         # Called from whichever thread wrote: only post, never touch widgets here.
         self._quality_dirty.set()
-        if self._deep.state != "too-big":
+        if self._deep.state != "too-big" and not self._deep.stale:
             self._deep_due = time.monotonic() + DEEP_QUIET_S
         self.post_message(PairsChanged([c.pair_id for c in changes]))
 
@@ -199,7 +200,9 @@ class PairForgeApp(App[None]):
         if self._deep.state == "running":
             return
         if not forced and report.pair_count > DEEP_AUTO_MAX_PAIRS:
-            self._set_deep(DeepFigures("too-big", pairs=report.pair_count))
+            # Too big to recheck by itself: keep the last results, marked as older than the data.
+            done = self._deep.state == "done"
+            self._set_deep(replace(self._deep, stale=True) if done else DeepFigures("too-big", pairs=report.pair_count))
             return
         self._set_deep(DeepFigures("running", pairs=report.pair_count))
         self._deep_checks(report)

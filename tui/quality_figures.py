@@ -33,6 +33,7 @@ class DeepFigures:
     groups: int = 0
     pairs: int = 0
     duplicate_ids: set[int] = field(default_factory=set)  # every pair in a near-duplicate group
+    stale: bool = False  # done, but pairs changed since (on a project too big to recheck by itself)
 
 
 @dataclass

@@ -100,6 +100,9 @@ class QualityPanel(Vertical):
             lines.append(Option(Content.assemble(
                 (f"{deep.groups:>5} ", "bold $warning"), "near-duplicate group" + ("s" if deep.groups != 1 else ""),
             ), id="deep:groups"))
+        if deep.stale:
+            lines.append(Option(Content.styled(
+                "Checked before the latest changes; Enter (or ctrl+k) checks again.", "$text-muted"), id="deep:run"))
         return lines
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
