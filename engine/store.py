@@ -268,7 +268,6 @@ class Store:
         # worker thread never waits for, or makes wait, a read on another thread (WAL readers
         # run side by side); there are only ever as many as reads running at once.
         self._readers: list[sqlite3.Connection] = []
-        self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
 
@@ -328,13 +327,16 @@ class Store:
     _read_only = False
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Close the database connections.
+
+        Idle readers close now; one in use by another thread closes when that read ends
+        (closing a connection under a running query would crash the process).
+        """
         with self._lock, self._readers_lock:
             self._closed = True
-            for reader in self._all_readers:
+            for reader in self._readers:
                 reader.close()
             self._readers.clear()
-            self._all_readers.clear()
             self._conn.close()
 
     def __enter__(self) -> Store:
@@ -440,8 +442,6 @@ class Store:
             reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise _translate_sqlite_error(exc, self.db_path) from exc
-        with self._readers_lock:
-            self._all_readers.append(reader)
         return reader
 
     def _give_back_reader(self, reader: sqlite3.Connection) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ProjectBusyError
+from engine.errors import PairForgeError, ProjectBusyError
 from engine.models import Chunk, Document, Job, JobStatus, Pair, PairStatus
 from engine.store import DB_FILE, SCHEMA_VERSION, Store
 
@@ -215,3 +215,28 @@ def test_requeue_leaves_jobs_of_a_live_process_alone(project: Store) -> None:
         conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{os.getppid()}", job.id))
     assert project.requeue_interrupted() == 0
     assert project.job_counts(run_id)["running"] == 1
+
+
+def test_closing_while_another_thread_reads_lets_the_read_finish(project: Store) -> None:
+    """Close may come from the interface while a worker is mid-query: the query ends normally, then its connection closes."""
+    import time
+
+    started = threading.Event()
+    result: list[int] = []
+
+    def long_read() -> None:
+        started.set()
+        rows = project._read(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) FROM c"
+        )
+        result.append(rows[0][0])
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    assert started.wait(5)
+    time.sleep(0.05)  # the query is running now
+    project.close()
+    reader.join(30)
+    assert result == [2000000]
+    with pytest.raises(PairForgeError, match="closed"):
+        project.count_pairs()

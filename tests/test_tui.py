@@ -539,12 +539,9 @@ async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
+        await quality_report_shown(app, pilot)
         panel = app.screen.query_one(QualityPanel)
-        for _ in range(400):
-            if panel.figures is not None and panel.figures.deep.state == "done":
-                break
-            await pilot.pause(0.025)
-        assert panel.figures is not None
+        assert panel.figures is not None and panel.figures.deep.state == "done"
         assert (original, twin) in panel.figures.deep.contradictions
         lines = panel.query_one("#quality-lines")
         assert "system prompt" in str(lines.get_option("consistency:0").prompt)  # type: ignore[attr-defined]
@@ -662,3 +659,18 @@ async def test_secondary_text_is_readable_in_every_theme(review_project: Path, t
             assert style.color is not None
             color = Color.from_rich_color(style.color)
             assert abs(color.brightness - background.brightness) > 0.25, (theme, color.hex, background.hex)
+
+
+async def test_panel_keeps_the_highlighted_line_when_lines_are_added_above(review_project: Path) -> None:
+    """A refresh that adds a line above the highlighted one keeps the same line highlighted, so Enter opens what was chosen."""
+    from tui.quality_figures import PanelFigures
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        panel = app.screen.query_one(QualityPanel)
+        lines = panel.query_one("#quality-lines")
+        panel.show(PanelFigures(warnings=[("mimicry", "Copies its source", 8), ("too_short", "Too short", 2)]))
+        lines.highlighted = lines.get_option_index("warning:too_short")  # type: ignore[attr-defined]
+        panel.show(PanelFigures(composition=["A new composition warning."], warnings=[("mimicry", "Copies its source", 8), ("too_short", "Too short", 2)]))
+        assert lines.get_option_at_index(lines.highlighted).id == "warning:too_short"  # type: ignore[attr-defined]

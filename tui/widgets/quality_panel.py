@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Label, OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from engine.store import PairFilter
 from tui.messages import RunDeepChecks, ShowPairs
@@ -17,8 +17,8 @@ from tui.quality_figures import DeepFigures, PanelFigures
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK
 from tui.widgets.gauge import gauge_content
 
-# Cells of text in a panel line when the panel has its CSS width (34, less its border and padding).
-PANEL_TEXT_WIDTH = 31
+# Cells of text in a panel line: its CSS width (34) less its border, padding and scrollbar gutter.
+PANEL_TEXT_WIDTH = 30
 
 
 class QualityPanel(Vertical):
@@ -35,14 +35,15 @@ class QualityPanel(Vertical):
         yield OptionList(id="quality-lines")
 
     def show(self, figures: PanelFigures) -> None:
-        """Redraw from ``figures``, keeping the highlighted line where it was."""
+        """Redraw from ``figures``, keeping the same line highlighted (by what it is, not where it was)."""
         self.figures = figures
         options = self.query_one("#quality-lines", OptionList)
         highlighted = options.highlighted
+        highlighted_id = options.get_option_at_index(highlighted).id if highlighted is not None else None
         self._targets.clear()
         lines: list[Option | None] = []
-        # Before the first layout the list has no size yet: use the width the CSS gives it.
-        width = options.scrollable_content_region.width or PANEL_TEXT_WIDTH
+        # The panel's width is fixed in CSS (and it may be hidden now): draw for that width.
+        width = PANEL_TEXT_WIDTH
         for gauge in figures.gauges:
             key = f"gauge:{gauge.key}"
             self._targets[key] = (gauge.pair_filter, gauge.label)
@@ -68,8 +69,11 @@ class QualityPanel(Vertical):
         else:
             lines.append(Option(Content.styled("No pair warnings.", "$success"), id="no-warnings"))
         options.set_options(lines)
-        if highlighted is not None and highlighted < options.option_count:
-            options.highlighted = highlighted
+        if highlighted_id is not None:
+            try:
+                options.highlighted = options.get_option_index(highlighted_id)
+            except OptionDoesNotExist:  # that line is gone: stay near where it was
+                options.highlighted = min(highlighted or 0, options.option_count - 1) if options.option_count else None
 
     def _deep_lines(self, deep: DeepFigures) -> list[Option | None]:
         """Lines for the checks that compare pairs with each other."""
@@ -91,7 +95,7 @@ class QualityPanel(Vertical):
             ids = sorted({i for pair in deep.contradictions for i in pair})
             self._targets["deep:contradictions"] = (PairFilter(ids=ids), "contradicting pairs")
             lines.append(Option(Content.assemble(
-                (f"{len(deep.contradictions):>5} ", "bold $error"), "contradiction" + ("s" if len(deep.contradictions) != 1 else "") + " (same question, different answer)",
+                (f"{len(deep.contradictions):>5} ", "bold $error"), "contradiction" + ("s" if len(deep.contradictions) != 1 else ""),
             ), id="deep:contradictions"))
         else:
             lines.append(Option(Content.styled("No contradictions.", "$success"), id="deep:none"))
