@@ -91,7 +91,7 @@ def run_demo(project_dir: Path, *, pairs: int, backend: str, as_json: bool) -> d
         summary["check"] = {t.name: {"value": t.value, "target": t.target, "status": t.status} for t in snapshot.thresholds}
         for t in snapshot.thresholds:
             colour = {"ok": "green", "warning": "yellow"}.get(str(t.status), "red")
-            say(f"    [{colour}]{t.status:>7}[/] {escape(t.message)}")
+            say(f"    [{colour}]{t.status:>7}[/] · {escape(t.message)}")
         warned = store.count_pairs(PairFilter(warning="any"))
         summary["check"]["pairs_with_warnings"] = warned
         say(f"    {warned} of {store.count_pairs()} pairs carry a warning; `pairforge check` explains each.")
