@@ -101,14 +101,20 @@ class FrameClock:
         assert driver is not None
         event = events.Key(key, key if len(key) == 1 else None)
         event.set_sender(self.app)
+        return await self.time_to_frame(lambda: driver.send_message(event), done, timeout, what=repr(key))
+
+    async def time_to_frame(
+        self, act: Callable[[], None], done: Callable[[], bool], timeout: float = 5.0, *, what: str = "the change",
+    ) -> float:
+        """Seconds from ``act()`` until a frame after it, once ``done()`` holds and the screen is settled."""
         frames_before = len(self.frames)
-        sent = time.perf_counter()
-        driver.send_message(event)
-        while time.perf_counter() - sent < timeout:
+        start = time.perf_counter()
+        act()
+        while time.perf_counter() - start < timeout:
             await asyncio.sleep(0.0005)
             if len(self.frames) > frames_before and done() and self.settled():
-                return self.frames[-1] - sent
-        raise TimeoutError(f"{key!r} showed no settled frame within {timeout} s")
+                return self.frames[-1] - start
+        raise TimeoutError(f"{what} showed no settled frame within {timeout} s")
 
 
 def moved(review: ReviewPane, before: int) -> Callable[[], bool]:
@@ -168,12 +174,7 @@ async def drive(root: Path) -> dict[str, Any]:
         await asyncio.sleep(1.0)
 
         async def filtered(flt: PairFilter) -> float:
-            frames_before = len(clock.frames)
-            t = time.perf_counter()
-            review.show_filter(flt)
-            while not (len(clock.frames) > frames_before and clock.settled()):
-                await asyncio.sleep(0.0005)
-            return clock.frames[-1] - t
+            return await clock.time_to_frame(lambda: review.show_filter(flt), lambda: True, what=f"filter {flt}")
 
         figures["filter_s"] = await filtered(PairFilter(warning="mimicry", mode="thinker"))
         figures["filtered"] = len(review.pair_list.ids)

@@ -250,6 +250,14 @@ def _translate_sqlite_error(exc: sqlite3.Error, db_path: Path) -> PairForgeError
     return PairForgeError(f"The project database at {db_path} failed: {exc}.")
 
 
+def _connect(db_path: Path) -> sqlite3.Connection:
+    """A connection as every one of the store's is set up: autocommit, Row results, any thread, patient when busy."""
+    conn = sqlite3.connect(db_path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
 class Store:
     """A PairForge project: settings plus the SQLite database."""
 
@@ -307,11 +315,7 @@ class Store:
         settings = load_settings(root)
         db_path = root / DB_FILE
         try:
-            conn = sqlite3.connect(
-                db_path, timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn = _connect(db_path)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -436,9 +440,7 @@ class Store:
             if self._readers:
                 return self._readers.pop()
         try:
-            reader = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            reader.row_factory = sqlite3.Row
-            reader.execute("PRAGMA busy_timeout = 10000")
+            reader = _connect(self.db_path)
             reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise _translate_sqlite_error(exc, self.db_path) from exc

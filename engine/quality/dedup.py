@@ -34,6 +34,9 @@ RAREST_WORDS = 4
 MAX_BLOCK = 160
 # Indexes this small are compared all against all (exact, and cheaper than blocking).
 SMALL_INDEX = 600
+# Pairs indexed between calls to ``from_store``'s ``pause``.
+FROM_STORE_PAUSE_EVERY = 200
+
 
 @dataclass(frozen=True)
 class SimilarPair:
@@ -135,7 +138,7 @@ class NearDuplicateIndex:
         """
         index = cls(store.settings.quality.near_duplicate_threshold if threshold is None else threshold)
         for n, pair in enumerate(store.iter_pairs()):
-            if pause is not None and n % 200 == 0:
+            if pause is not None and n % FROM_STORE_PAUSE_EVERY == 0:
                 pause()
             if include_rejected or pair.status is not PairStatus.REJECTED:
                 index.add(pair)

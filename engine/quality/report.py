@@ -473,10 +473,6 @@ class LiveReport:
                         return CrossChecks(clusters=clusters, contradictions=found)
         return CrossChecks(clusters=clusters, contradictions=found)
 
-    def contradictions(self, limit: int = 50) -> list[Contradiction]:
-        """Near-identical questions whose answers differ materially (builds the near-duplicate index once)."""
-        return self.cross_checks(limit).contradictions
-
     def snapshot(self, *, contradictions: bool = True) -> DatasetReport:
         """The report as it stands now."""
         cross = self.cross_checks() if contradictions else None

@@ -484,17 +484,13 @@ class ReviewPane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # While a pair is edited in place, letters are text: no review key may act on them.
-        return not (self.detail.editing and action in self._own_actions)
+        return not (self.detail.editing and action in _REVIEW_ACTIONS)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # An edit in place keeps the keyboard until it is saved or cancelled.
         detail = self.detail
         if detail.editing and event.widget not in detail.query("TextArea"):
             detail.query_one("#response-editor").focus()
-
-    @property
-    def _own_actions(self) -> set[str]:
-        return {b.action.split("(")[0] for b in self.BINDINGS if isinstance(b, Binding)}
 
     def action_edit(self) -> None:
         """Edit the pair in place."""
@@ -577,5 +573,8 @@ class ReviewPane(Vertical):
         """A one-line note under the title (used for empty states)."""
         self.query_one("#review-title", Label).update(Text(text))
 
+
+# The review's own actions (without arguments): off while a pair is edited in place.
+_REVIEW_ACTIONS = frozenset(b.action.split("(")[0] for b in ReviewPane.BINDINGS if isinstance(b, Binding))
 
 __all__ = ["ReviewPane", "describe_filter"]

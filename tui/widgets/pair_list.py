@@ -94,10 +94,6 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
             self.move_to(0, force=True)
         self.refresh()
 
-    def lists_all(self, pair_ids: Sequence[int]) -> bool:
-        """Whether every one of ``pair_ids`` is already in the list."""
-        return all(self.index_of(pair_id) is not None for pair_id in pair_ids)
-
     @property
     def current_id(self) -> int | None:
         """The id of the pair under the cursor."""

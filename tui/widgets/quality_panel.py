@@ -18,6 +18,7 @@ from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK
 from tui.widgets.gauge import gauge_content
 
 # Cells of text in a panel line: its CSS width (34) less its border, padding and scrollbar gutter.
+# The width is fixed (and the panel may be hidden when it redraws), so lines are drawn for it.
 PANEL_TEXT_WIDTH = 30
 
 
@@ -42,12 +43,10 @@ class QualityPanel(Vertical):
         highlighted_id = options.get_option_at_index(highlighted).id if highlighted is not None else None
         self._targets.clear()
         lines: list[Option | None] = []
-        # The panel's width is fixed in CSS (and it may be hidden now): draw for that width.
-        width = PANEL_TEXT_WIDTH
         for gauge in figures.gauges:
             key = f"gauge:{gauge.key}"
             self._targets[key] = (gauge.pair_filter, gauge.label)
-            lines.append(Option(gauge_content(gauge.label, gauge.value, gauge.target, gauge.status, width=width), id=key))
+            lines.append(Option(gauge_content(gauge.label, gauge.value, gauge.target, gauge.status, width=PANEL_TEXT_WIDTH), id=key))
         if figures.corpus_line:
             self._targets["corpus"] = (PairFilter(), "all pairs")
             lines.append(Option(Content(figures.corpus_line), id="corpus"))
