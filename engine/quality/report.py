@@ -3,6 +3,10 @@
 ``LiveReport.build(store)`` reads the store once (streamed), keeps a few facts per pair, and then stays
 current from the store's pair-change notifications: each change adjusts counters and a sorted token list,
 so an update costs microseconds, not a recount.
+
+Changes arrive on whichever thread wrote the pair and snapshots are taken on others, so one lock owns
+every counter: ``apply`` changes them under it, and ``counts()`` copies them under it into an immutable
+``ReportCounts`` that the rest of the report (and any caller) reads without the lock.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ import math
 import random
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.models import Pair, PairKind, PairStatus, utcnow
 from engine.quality.textstats import answer_style, guess_language
@@ -89,7 +93,9 @@ class DocumentShare(BaseModel):
 
 
 class DatasetReport(BaseModel):
-    """A snapshot of everything known about the dataset as a whole."""
+    """A snapshot of everything known about the dataset as a whole (read-only: a copy nobody else changes)."""
+
+    model_config = ConfigDict(frozen=True)
 
     generated_at: datetime = Field(default_factory=utcnow)
     total: int
@@ -147,6 +153,40 @@ def _status_for(value: int, target: int, warn_from: int) -> Status:
 
 # Pairs read between calls to the build's ``pause`` (about 10 ms of work).
 BUILD_PAUSE_EVERY = 100
+# Changes counted per hold of the report's lock, so a big batch (a recheck of every pair) never
+# keeps a snapshot, or the interface asking for ``pair_count``, waiting for long.
+APPLY_PER_LOCK = 500
+
+
+@dataclass(frozen=True)
+class ReportCounts:
+    """The live report's counters at one moment: copies, so they never change under the reader."""
+
+    pairs: int
+    """Pairs counted, every status included."""
+    statuses: Mapping[str, int]
+    """Pairs per status (rejected ones included)."""
+    kinds: Mapping[str, int]
+    """Pairs per kind, rejected ones left out (as in every figure below)."""
+    modes: Mapping[str, int]
+    """Pairs per mode."""
+    documents: Mapping[int, int]
+    """Pairs citing a chunk of each document, by document id."""
+    checks: Mapping[str, int]
+    """Pairs carrying each check's warning."""
+    styles: Mapping[str, Mapping[str, int]]
+    """Answer styles (bullets, prose) per mode."""
+    languages: Mapping[str, int]
+    """Answers per guessed language."""
+    with_system: int
+    """Pairs with a system prompt."""
+    tokens: TokenStats
+    """Token statistics of the pairs."""
+
+    @property
+    def total(self) -> int:
+        """Pairs in the dataset (every status but rejected)."""
+        return sum(self.kinds.values())
 
 
 @dataclass
@@ -158,11 +198,15 @@ class CrossChecks:
 
 
 class LiveReport:
-    """The dataset report kept current from store notifications; call ``close()`` to stop listening."""
+    """The dataset report kept current from store notifications; call ``close()`` to stop listening.
+
+    Safe to use from several threads: ``_lock`` guards every counter below it.
+    """
 
     def __init__(self, store: Store, counter: TokenCounter | None = None) -> None:
         self.store = store
         self.counter = counter or TokenCounter.from_settings(store.settings.quality)
+        self._lock = threading.Lock()
         self._facts: dict[int, _Facts] = {}
         self._chunk_documents: dict[int, int] = {}
         self._kinds: Counter[str] = Counter()
@@ -219,11 +263,13 @@ class LiveReport:
             if pause is not None and n % BUILD_PAUSE_EVERY == 0:
                 pause()
             facts = report._facts_of_row(row)
-            report._count(row["id"], facts, sign=1, insert_tokens=False)
+            with report._lock:
+                report._count(row["id"], facts, sign=1, insert_tokens=False)
             if facts.status != PairStatus.REJECTED:
                 tokens.append(facts.tokens)
         tokens.sort()
-        report._tokens = tokens
+        with report._lock:
+            report._tokens = tokens
         with gate:
             report.apply(waiting)
             live = True
@@ -238,12 +284,14 @@ class LiveReport:
     # ------------------------------------------------------------------ incremental upkeep
 
     def _documents_of(self, sources: Sequence[int]) -> tuple[int, ...]:
-        unknown = [c for c in sources if c not in self._chunk_documents]
-        if unknown:  # chunks imported after the report was built
-            for chunk in self.store.get_chunks(unknown):
-                if chunk.id is not None and chunk.document_id is not None:
-                    self._chunk_documents[chunk.id] = chunk.document_id
-        return tuple(sorted({self._chunk_documents[c] for c in sources if c in self._chunk_documents}))
+        with self._lock:
+            unknown = [c for c in sources if c not in self._chunk_documents]
+        if unknown:  # chunks imported after the report was built; read without the lock
+            found = {c.id: c.document_id for c in self.store.get_chunks(unknown) if c.id is not None and c.document_id is not None}
+            with self._lock:
+                self._chunk_documents.update(found)
+        with self._lock:
+            return tuple(sorted({self._chunk_documents[c] for c in sources if c in self._chunk_documents}))
 
     def _facts_of(self, pair: Pair) -> _Facts:
         response = pair.response
@@ -284,6 +332,7 @@ class LiveReport:
         )
 
     def _count(self, pair_id: int, facts: _Facts, sign: int, *, insert_tokens: bool = True) -> None:
+        """Add (``sign`` 1) or take away (-1) one pair's facts; the caller holds ``_lock``."""
         self._statuses[facts.status] += sign
         if sign > 0:
             self._facts[pair_id] = facts
@@ -310,13 +359,18 @@ class LiveReport:
                     del self._tokens[position]
 
     def apply(self, changes: Sequence[PairChange]) -> None:
-        """Apply pair changes (what ``store.subscribe`` delivers)."""
-        for change in changes:
-            old = self._facts.get(change.pair_id)
-            if old is not None:
-                self._count(change.pair_id, old, sign=-1)
-            if change.after is not None:
-                self._count(change.pair_id, self._facts_of(change.after), sign=1)
+        """Apply pair changes (what ``store.subscribe`` delivers); any thread may call it."""
+        # Facts (token counts, chunk look-ups) are worked out before the lock is taken, so
+        # a snapshot never waits for them; the counting itself is a few dict updates.
+        prepared = [(c.pair_id, None if c.after is None else self._facts_of(c.after)) for c in changes]
+        for start in range(0, len(prepared), APPLY_PER_LOCK):
+            with self._lock:
+                for pair_id, facts in prepared[start : start + APPLY_PER_LOCK]:
+                    old = self._facts.get(pair_id)
+                    if old is not None:
+                        self._count(pair_id, old, sign=-1)
+                    if facts is not None:
+                        self._count(pair_id, facts, sign=1)
         if self._index_wanted:
             with self._index_changes_lock:
                 self._index_changes.extend(changes)
@@ -353,8 +407,25 @@ class LiveReport:
 
     # ------------------------------------------------------------------ snapshot
 
-    def _thresholds(self, total: int) -> list[Threshold]:
+    def counts(self) -> ReportCounts:
+        """A copy of every counter, taken at one moment under the report's lock."""
+        with self._lock:
+            return ReportCounts(
+                pairs=len(self._facts),
+                statuses=dict(self._statuses),
+                kinds=dict(self._kinds),
+                modes=dict(self._modes),
+                documents=dict(self._documents),
+                checks=dict(self._checks),
+                styles={mode: dict(styles) for mode, styles in self._styles.items()},
+                languages=dict(self._languages),
+                with_system=self._with_system,
+                tokens=self._token_stats(),
+            )
+
+    def _thresholds(self, counts: ReportCounts) -> list[Threshold]:
         quality = self.store.settings.quality
+        total = counts.total
         results: list[Threshold] = []
 
         def add(name: str, value: int, target: int, warn_from: int, what: str) -> None:
@@ -369,13 +440,14 @@ class LiveReport:
             if n_docs and low_docs <= n_docs <= high_docs:
                 add("pairs_for_corpus", total, upper, lower, f"pairs for {n_docs} document(s), guide {lower}-{upper}")
                 break
-        refusals = self._kinds.get(PairKind.REFUSAL, 0)
+        refusals = counts.kinds.get(PairKind.REFUSAL, 0)
         add("refusals", refusals, quality.min_refusals, quality.min_refusals // 2, "refusal pairs")
-        multi_hop = self._kinds.get(PairKind.MULTI_HOP, 0)
+        multi_hop = counts.kinds.get(PairKind.MULTI_HOP, 0)
         add("multi_hop", multi_hop, quality.min_multi_hop, quality.min_multi_hop // 2, "multi-hop pairs")
         return results
 
     def _token_stats(self) -> TokenStats:
+        """Token statistics from the sorted token list; the caller holds ``_lock``."""
         quality = self.store.settings.quality
         values = self._tokens
         stats = TokenStats(
@@ -395,12 +467,13 @@ class LiveReport:
         stats.over_configured_max = n - bisect.bisect_right(values, quality.max_seq_length)
         return stats
 
-    def _composition_warnings(self, total: int, documents: list[DocumentShare]) -> list[str]:
+    def _composition_warnings(self, counts: ReportCounts, documents: list[DocumentShare]) -> list[str]:
         limit = self.store.settings.quality.max_category_share
+        total = counts.total
         notes: list[str] = []
         if total >= 10:
-            for label, counts in (("mode", self._modes), ("kind", self._kinds)):
-                for name, count in counts.items():
+            for label, by_name in (("mode", counts.modes), ("kind", counts.kinds)):
+                for name, count in by_name.items():
                     if count / total > limit:
                         notes.append(
                             f"{count / total:.0%} of pairs have {label} {name} (limit {limit:.0%}); generate more of the other {label}s."
@@ -410,20 +483,21 @@ class LiveReport:
                 notes.append(f"{document.path} has no pairs; generate some from it or remove it from the project.")
         return notes
 
-    def _consistency_warnings(self, total: int) -> list[str]:
+    def _consistency_warnings(self, counts: ReportCounts) -> list[str]:
+        total, with_system = counts.total, counts.with_system
         notes: list[str] = []
-        for mode, styles in sorted(self._styles.items()):
+        for mode, styles in sorted(counts.styles.items()):
             bullets, prose = styles.get("bullets", 0), styles.get("prose", 0)
             count = bullets + prose
             if count >= 10 and min(bullets, prose) / count >= 0.2:
                 notes.append(
                     f"Mode {mode} mixes styles: {bullets / count:.0%} bullet-list and {prose / count:.0%} prose answers; pick one per mode."
                 )
-        if 0 < self._with_system < total:
+        if 0 < with_system < total:
             notes.append(
-                f"{self._with_system} of {total} pairs have a system prompt and the rest do not; give all or none one (export.system_prompt)."
+                f"{with_system} of {total} pairs have a system prompt and the rest do not; give all or none one (export.system_prompt)."
             )
-        languages = {k: v for k, v in self._languages.items() if k != "unknown" and v > 0}
+        languages = {k: v for k, v in counts.languages.items() if k != "unknown" and v > 0}
         if len(languages) > 1:
             main, _ = max(languages.items(), key=lambda kv: kv[1])
             others = {k: v for k, v in languages.items() if k != main and v >= max(2, 0.01 * total)}
@@ -474,58 +548,59 @@ class LiveReport:
         return CrossChecks(clusters=clusters, contradictions=found)
 
     def snapshot(self, *, contradictions: bool = True) -> DatasetReport:
-        """The report as it stands now."""
+        """The report as it stands now: every count from one moment (``counts()``), whatever writes meanwhile."""
         cross = self.cross_checks() if contradictions else None
-        total = sum(self._kinds.values())
+        counts = self.counts()
+        listed = self.store.list_documents()
         # Pairs imported from a dataset file belong to that file's document without citing its chunks.
         imported_from = self.store.document_pair_counts() if any(
-            self._documents.get(d.id or 0, 0) == 0 for d in self.store.list_documents()
+            counts.documents.get(d.id or 0, 0) == 0 for d in listed
         ) else {}
         documents = [
             DocumentShare(
                 document_id=d.id or 0,
                 path=Path(d.path).name if d.path else str(d.id),
-                pairs=self._documents.get(d.id or 0, 0) or imported_from.get(d.id or 0, 0),
+                pairs=counts.documents.get(d.id or 0, 0) or imported_from.get(d.id or 0, 0),
             )
-            for d in self.store.list_documents()
+            for d in listed
         ]
         return DatasetReport(
-            total=total,
-            by_status={k: v for k, v in self._statuses.items() if v},
-            thresholds=self._thresholds(total),
-            by_mode={k: v for k, v in self._modes.most_common() if v},
-            by_kind={k: v for k, v in self._kinds.most_common() if v},
+            total=counts.total,
+            by_status={k: v for k, v in counts.statuses.items() if v},
+            thresholds=self._thresholds(counts),
+            by_mode={k: v for k, v in Counter(counts.modes).most_common() if v},
+            by_kind={k: v for k, v in Counter(counts.kinds).most_common() if v},
             documents=documents,
-            composition_warnings=self._composition_warnings(total, documents),
-            style_by_mode={m: {k: v for k, v in s.items() if v} for m, s in sorted(self._styles.items()) if sum(s.values())},
-            with_system_prompt=self._with_system,
-            languages={k: v for k, v in self._languages.most_common() if v},
-            consistency_warnings=self._consistency_warnings(total),
+            composition_warnings=self._composition_warnings(counts, documents),
+            style_by_mode={m: {k: v for k, v in s.items() if v} for m, s in sorted(counts.styles.items()) if sum(s.values())},
+            with_system_prompt=counts.with_system,
+            languages={k: v for k, v in Counter(counts.languages).most_common() if v},
+            consistency_warnings=self._consistency_warnings(counts),
             contradictions=cross.contradictions if cross else [],
             duplicate_clusters=cross.clusters[:100] if cross else [],
-            tokens=self._token_stats(),
-            warning_counts={k: v for k, v in self._checks.most_common() if v},
+            tokens=counts.tokens,
+            warning_counts={k: v for k, v in Counter(counts.checks).most_common() if v},
         )
 
     @property
     def pair_count(self) -> int:
         """Pairs the report counts (every status)."""
-        return len(self._facts)
+        with self._lock:
+            return len(self._facts)
 
     @property
     def missing(self) -> bool:
         """Whether any threshold is missing right now."""
-        return any(t.status == "missing" for t in self._thresholds(sum(self._kinds.values())))
-
-    def _score_or_inf(self, pair_id: int) -> float:
-        score = self._facts[pair_id].score
-        return math.inf if score is None else score
+        return any(t.status == "missing" for t in self._thresholds(self.counts()))
 
     def review_sample(self, n: int = 20, seed: int | None = None, low_scores_first: bool = False) -> list[int]:
         """Up to ``n`` pair ids for a read-through, stratified over (kind, mode); lowest judge scores first if asked."""
         rng = random.Random(seed)
+        with self._lock:
+            facts_by_id = sorted(self._facts.items())
+        scores = {pair_id: math.inf if facts.score is None else facts.score for pair_id, facts in facts_by_id}
         strata: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for pair_id, facts in sorted(self._facts.items()):
+        for pair_id, facts in facts_by_id:
             if facts.status != PairStatus.REJECTED:
                 strata[(facts.kind, facts.mode)].append(pair_id)
         if not strata:
@@ -533,7 +608,7 @@ class LiveReport:
         for ids in strata.values():
             rng.shuffle(ids)
             if low_scores_first:
-                ids.sort(key=lambda i: self._score_or_inf(i))
+                ids.sort(key=lambda i: scores[i])
         total = sum(len(v) for v in strata.values())
         keys = sorted(strata, key=lambda k: (-len(strata[k]), k))
         quota = {k: min(len(strata[k]), max(1, round(n * len(strata[k]) / total))) for k in keys}
@@ -553,4 +628,7 @@ class LiveReport:
         return sorted(picked)
 
 
-__all__ = ["Contradiction", "CrossChecks", "DatasetReport", "DocumentShare", "LiveReport", "Threshold", "TokenStats", "round_up_seq_length"]
+__all__ = [
+    "Contradiction", "CrossChecks", "DatasetReport", "DocumentShare", "LiveReport", "ReportCounts", "Threshold", "TokenStats",
+    "round_up_seq_length",
+]
