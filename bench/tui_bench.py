@@ -146,8 +146,8 @@ async def drive(root: Path) -> dict[str, Any]:
         assert app.workspace is not None
         review = app.workspace.query_one(ReviewPane)
         # While the quality report reads every pair in the background.
-        figures["j_busy"] = await keys(clock, review, "j", 200, until=lambda: app._live_report is not None)
-        while app._live_report is None:
+        figures["j_busy"] = await keys(clock, review, "j", 200, until=lambda: app.quality.report is not None)
+        while app.quality.report is None:
             await asyncio.sleep(0.05)
         figures["report_s"] = time.perf_counter() - start
         await asyncio.sleep(1.0)  # let the panel's first full refresh land

@@ -515,11 +515,11 @@ async def test_large_project_builds_its_duplicate_index_only_when_asked(review_p
         await settle(app, pilot)
         await pilot.press("j")
         await settle(app, pilot)
-        assert not app.live_report.index_ready
+        assert not app.quality.report.index_ready
         assert "Press D" in near.text.plain
         await pilot.press("D")
         await settle(app, pilot)
-        assert app.live_report.index_ready
+        assert app.quality.report.index_ready
         assert "Press D" not in near.text.plain
         assert "Indexing" not in near.text.plain
 
@@ -552,6 +552,24 @@ async def test_panel_shows_contradictions_and_jumps_to_them(review_project: Path
         lst = app.screen.query_one(PairList)
         assert {original, twin} <= set(lst.ids)
         assert set(lst.ids) == {i for pair in panel.figures.deep.contradictions for i in pair}
+
+
+async def test_filter_bar_lists_pairs_with_near_duplicates(review_project: Path) -> None:
+    """Choosing "has near duplicates" in the filter bar lists every pair of a near-duplicate group."""
+    from textual.widgets import Select
+
+    from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        groups = app.quality.deep.duplicate_ids
+        assert groups
+        await pilot.press("f")
+        app.screen.query_one(FilterBar).query_one("#f-warning", Select).value = NEAR_DUPLICATE_CHECK
+        await settle(app, pilot)
+        assert set(app.screen.query_one(PairList).ids) == groups
 
 
 async def test_large_projects_check_contradictions_when_asked(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

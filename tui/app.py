@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import events, work
 from textual.app import App
@@ -20,16 +19,21 @@ from tui.commands import PairForgeCommands
 from tui.messages import (
     DeepChecksReady,
     EngineFailed,
+    LiveReportBuilt,
     PairsChanged,
     QualityReady,
     RunDeepChecks,
     ShowPairs,
 )
 from tui.quality_figures import DeepFigures, PanelFigures, figures_from_report, figures_from_store
+from tui.quality_model import QualityModel
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.workspace import WorkspaceScreen
 from tui.themes import DEFAULT_THEME, load_themes
+
+if TYPE_CHECKING:
+    from engine.quality import LiveReport
 
 STYLES = Path(__file__).parent / "styles"
 # The quality panel is recomputed at most this often while pairs stream in.
@@ -61,12 +65,12 @@ class PairForgeApp(App[None]):
         self.backend_override = backend
         self.create_if_missing = create
         self.store: Store | None = None
-        self._unsubscribe: Any = None
-        self._live_report: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+        # The live report and the cross-pair check state: changed only by this App's handlers,
+        # passed down to the panes that show them.
+        self.quality = QualityModel(auto_max_pairs=DEEP_AUTO_MAX_PAIRS, quiet_s=DEEP_QUIET_S)
         self._quality_dirty = threading.Event()
         self._last_key = 0.0
-        self._deep = DeepFigures()
-        self._deep_due: float | None = None
         self._last_figures: PanelFigures | None = None
         themes, self._theme_problems = load_themes()
         for theme in themes:
@@ -112,7 +116,7 @@ class PairForgeApp(App[None]):
         self.theme = theme if theme in self.available_themes else DEFAULT_THEME
         self.apply_keymap(store.settings.tui.keymap)
         self._unsubscribe = store.subscribe(self._on_store_change)
-        self.push_screen(WorkspaceScreen(store))
+        self.push_screen(WorkspaceScreen(store, self.quality))
 
     def on_workspace_screen_painted(self) -> None:
         # Background readers start once the first screen is up, so they never delay it.
@@ -138,36 +142,32 @@ class PairForgeApp(App[None]):
     # ------------------------------------------------------------------ live updates
 
     def _on_store_change(self, changes: Sequence[PairChange]) -> None:
-        # Called from whichever thread wrote: only post, never touch widgets here.
-        self._quality_dirty.set()
-        if self._deep.state != "too-big" and not self._deep.stale:
-            self._deep_due = time.monotonic() + DEEP_QUIET_S
+        # Called from whichever thread wrote: only post; the handler below owns the state.
         self.post_message(PairsChanged([c.pair_id for c in changes]))
 
     def on_pairs_changed(self, message: PairsChanged) -> None:
         self._quality_dirty.set()
+        self.quality.pairs_changed(time.monotonic())
         if (workspace := self.workspace) is not None:
             workspace.pairs_changed(message.pair_ids)
 
     @work(thread=True, exclusive=True, group="live-report", exit_on_error=False)
     def _start_live_report(self) -> None:
-        """Build the engine's live quality report, if this installation has one."""
-        try:
-            from engine.quality import LiveReport
-        except ImportError:
-            return
+        """Build the engine's live quality report off the UI thread; the handler takes it in."""
+        from engine.quality import LiveReport
+
         if self.store is None:
             return
         try:
-            self._live_report = LiveReport.build(self.store, pause=self._wait_while_typing)
+            report = LiveReport.build(self.store, pause=self._wait_while_typing)
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="quality report"))
         else:
-            self._deep_due = time.monotonic()
-            self.call_from_thread(self._live_report_ready)
-        self._quality_dirty.set()
+            self.post_message(LiveReportBuilt(report))
 
-    def _live_report_ready(self) -> None:
+    def on_live_report_built(self, message: LiveReportBuilt) -> None:
+        self.quality.report_built(message.report, time.monotonic())
+        self._quality_dirty.set()
         if (workspace := self.workspace) is not None:
             workspace.duplicates_checked(None)
 
@@ -187,28 +187,23 @@ class PairForgeApp(App[None]):
         if self._quality_dirty.is_set():
             self._quality_dirty.clear()
             self._compute_quality()
-        due = self._deep_due
-        if due is not None and time.monotonic() >= due and self._live_report is not None and self._deep.state != "running":
-            self._deep_due = None
+        if self.quality.take_due(time.monotonic()):
             self._run_deep_checks(forced=False)
 
     def _run_deep_checks(self, *, forced: bool) -> None:
-        report = self._live_report
+        report = self.quality.report
         if report is None:
             self.notify("The quality report is still being built; contradictions can be checked once it is ready.")
             return
-        if self._deep.state == "running":
-            return
-        if not forced and report.pair_count > DEEP_AUTO_MAX_PAIRS:
-            # Too big to recheck by itself: keep the last results, marked as older than the data.
-            done = self._deep.state == "done"
-            self._set_deep(replace(self._deep, stale=True) if done else DeepFigures("too-big", pairs=report.pair_count))
-            return
-        self._set_deep(DeepFigures("running", pairs=report.pair_count))
-        self._deep_checks(report)
+        deep = self.quality.next_deep(forced=forced)
+        if deep is None:
+            return  # running already
+        self._set_deep(deep)
+        if deep.state == "running":
+            self._deep_checks(report)
 
     @work(thread=True, exclusive=True, group="deep-checks", exit_on_error=False)
-    def _deep_checks(self, report: Any) -> None:
+    def _deep_checks(self, report: LiveReport) -> None:
         """Contradictions and near-duplicate groups, off the UI thread."""
         try:
             cross = report.cross_checks(DEEP_LIMIT)
@@ -217,12 +212,12 @@ class PairForgeApp(App[None]):
             self.post_message(DeepChecksReady(DeepFigures("failed")))
             return
         self.post_message(DeepChecksReady(DeepFigures(
-            "done", [tuple(c.pair_ids) for c in cross.contradictions], len(cross.clusters), report.pair_count,
+            "done", [c.pair_ids for c in cross.contradictions], len(cross.clusters), report.pair_count,
             {i for group in cross.clusters for i in group},
         )))
 
     def _set_deep(self, deep: DeepFigures) -> None:
-        self._deep = deep
+        self.quality.set_deep(deep)
         if self._last_figures is not None:
             self._last_figures.deep = deep
             if (workspace := self.workspace) is not None:
@@ -233,27 +228,9 @@ class PairForgeApp(App[None]):
         if (workspace := self.workspace) is not None:
             workspace.duplicates_checked(message.deep)
 
-    @property
-    def live_report(self) -> Any:
-        """The engine's live quality report (None until built): it also answers near-duplicate queries."""
-        return self._live_report
-
-    @property
-    def deep(self) -> DeepFigures:
-        """The latest contradiction and near-duplicate group figures."""
-        return self._deep
-
-    def near_duplicates_available(self) -> bool:
-        """Whether near-duplicate lookups may run now without the user asking (the index is cheap enough or built)."""
-        report = self._live_report
-        return report is not None and (report.index_ready or report.pair_count <= DEEP_AUTO_MAX_PAIRS)
-
-    def check_duplicates(self) -> None:
-        """Build the near-duplicate index and check contradictions now, whatever the project's size."""
-        self._run_deep_checks(forced=True)
-
     def on_run_deep_checks(self, message: RunDeepChecks) -> None:
-        self.check_duplicates()
+        # Asked for by the person: build the near-duplicate index and check now, whatever the project's size.
+        self._run_deep_checks(forced=True)
 
     @work(thread=True, exclusive=True, group="quality", exit_on_error=False)
     def _compute_quality(self) -> None:
@@ -261,10 +238,11 @@ class PairForgeApp(App[None]):
         store = self.store
         if store is None:
             return
+        report = self.quality.report
         try:
-            if self._live_report is not None:
+            if report is not None:
                 # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
-                figures = figures_from_report(self._live_report.snapshot(contradictions=False), store)
+                figures = figures_from_report(report.snapshot(contradictions=False), store)
             else:
                 figures = figures_from_store(store)
         except PairForgeError as exc:
@@ -273,8 +251,8 @@ class PairForgeApp(App[None]):
         self.post_message(QualityReady(figures))
 
     def on_quality_ready(self, message: QualityReady) -> None:
-        figures: PanelFigures = message.report
-        figures.deep = self._deep
+        figures = message.figures
+        figures.deep = self.quality.deep
         self._last_figures = figures
         if (workspace := self.workspace) is not None:
             workspace.show_quality(figures)
@@ -306,8 +284,7 @@ class PairForgeApp(App[None]):
                 self.notify(str(exc), severity="error")
 
     def on_unmount(self) -> None:
-        if self._live_report is not None:
-            self._live_report.close()
+        self.quality.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.store is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from engine.store import PairFilter
+from tui.quality_figures import DeepFigures, PanelFigures
+
+if TYPE_CHECKING:
+    from engine.quality import LiveReport
 
 
 class PairsChanged(Message):
@@ -27,11 +31,11 @@ class PairsChanged(Message):
 
 
 class QualityReady(Message):
-    """A fresh dataset report for the quality panel."""
+    """Fresh figures for the quality panel."""
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, figures: PanelFigures) -> None:
         super().__init__()
-        self.report = report
+        self.figures = figures
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, QualityReady)
@@ -40,9 +44,17 @@ class QualityReady(Message):
 class DeepChecksReady(Message):
     """Contradictions and near-duplicate groups were checked (or could not be)."""
 
-    def __init__(self, deep: Any) -> None:
+    def __init__(self, deep: DeepFigures) -> None:
         super().__init__()
         self.deep = deep
+
+
+class LiveReportBuilt(Message):
+    """The live quality report has read every pair and follows the store from now on."""
+
+    def __init__(self, report: LiveReport) -> None:
+        super().__init__()
+        self.report = report
 
 
 class RunDeepChecks(Message):
@@ -148,6 +160,7 @@ class ExportFinished(Message):
 
 
 __all__ = [
+    "DeepChecksReady",
     "EngineFailed",
     "ExportFinished",
     "ExportProgress",
@@ -157,7 +170,9 @@ __all__ = [
     "ImportFinished",
     "ImportOutcome",
     "ImportProgress",
+    "LiveReportBuilt",
     "PairsChanged",
     "QualityReady",
+    "RunDeepChecks",
     "ShowPairs",
 ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.store import PairFilter, Store
+
+if TYPE_CHECKING:
+    from engine.quality import DatasetReport
 
 # The guide's pairs-per-corpus-size table, used only when the quality engine is absent.
 _CORPUS_TARGETS = ((5, "500-1000"), (20, "1000-2000"), (50, "2000-5000"))
@@ -78,31 +81,27 @@ _GAUGE_FILTERS = {
 }
 
 
-def figures_from_report(report: Any, store: Store) -> PanelFigures:
-    """Turn the engine's DatasetReport into panel figures."""
+def figures_from_report(report: DatasetReport, store: Store) -> PanelFigures:
+    """Turn a snapshot of the engine's live report into panel figures."""
     figures = PanelFigures(source="quality")
     corpus: list[str] = []
-    for threshold in getattr(report, "thresholds", []) or []:
-        name = str(getattr(threshold, "name", ""))
-        status = str(getattr(threshold, "status", "ok"))
-        message = str(getattr(threshold, "message", "") or "")
-        value, target = getattr(threshold, "value", 0), getattr(threshold, "target", 0)
-        if isinstance(value, int | float) and isinstance(target, int | float) and name in _GAUGE_FILTERS:
+    for threshold in report.thresholds:
+        name, message = threshold.name, threshold.message
+        if name in _GAUGE_FILTERS:
             figures.gauges.append(
-                GaugeFigure(name, name.replace("min_", "").replace("_", "-"), int(value), int(target),
-                            status, message, _GAUGE_FILTERS[name])
+                GaugeFigure(name, name.replace("min_", "").replace("_", "-"), threshold.value, threshold.target,
+                            threshold.status, message, _GAUGE_FILTERS[name])
             )
         elif "corpus" in name:
-            corpus.append(message or f"{name}: {value} of {target}")
-        elif status != "ok":
-            figures.composition.append(message or f"{name}: {value} (target {target})")
+            corpus.append(message or f"{name}: {threshold.value} of {threshold.target}")
+        elif threshold.status != "ok":
+            figures.composition.append(message or f"{name}: {threshold.value} (target {threshold.target})")
     figures.corpus_line = " ".join(corpus)
-    for line in getattr(report, "composition_warnings", []) or []:
-        figures.composition.append(str(line))
-    figures.consistency = [str(line) for line in getattr(report, "consistency_warnings", []) or []]
+    figures.composition.extend(report.composition_warnings)
+    figures.consistency = list(report.consistency_warnings)
     titles = _check_titles()
-    counts = getattr(report, "warning_counts", None) or store.warning_counts()
-    figures.warnings = [(c, titles.get(c, c), int(n)) for c, n in sorted(dict(counts).items(), key=lambda kv: -kv[1])]
+    counts = report.warning_counts or store.warning_counts()
+    figures.warnings = [(c, titles.get(c, c), n) for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return figures
 
 

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import events, work
@@ -25,14 +25,18 @@ from textual.widgets import Label
 from engine.errors import PairForgeError
 from engine.models import Job, Pair, PairStatus
 from engine.store import PairFilter, Store
-from tui.messages import EngineFailed
+from tui.messages import EngineFailed, RunDeepChecks
 from tui.quality_figures import DeepFigures
+from tui.quality_model import QualityModel
 from tui.screens.confirm import BulkActionScreen
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
 from tui.widgets.near_duplicates import NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
 from tui.widgets.pair_list import PairList
 from tui.widgets.source_view import SourceView
+
+if TYPE_CHECKING:
+    from engine.quality import LiveReport
 
 SAMPLE_SIZE = 20
 # Near duplicates of the pair under the cursor are looked up once it has rested this long.
@@ -52,7 +56,11 @@ def describe_filter(flt: PairFilter) -> str:
 
 
 class ReviewPane(Vertical):
-    """Keyboard review: every key saves at once through the store."""
+    """Keyboard review: every key saves at once through the store.
+
+    The quality model comes down from the App (near duplicates, groups, the review sample);
+    asking for the cross-pair checks goes up as a ``RunDeepChecks`` message.
+    """
 
     BINDINGS = [
         # Moving is bound here, not on the list, so the list, title and detail change in one
@@ -91,9 +99,10 @@ class ReviewPane(Vertical):
             self.items = items
             self.reason = reason
 
-    def __init__(self, store: Store, *, id: str | None = None) -> None:
+    def __init__(self, store: Store, quality: QualityModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
+        self.quality = quality
         # Near duplicates are looked up once the cursor rests (this timer), so holding j starts no work.
         self._lookup_timer: Timer | None = None
         # "Has near duplicates" asked for before the groups were known: applied once they are.
@@ -135,13 +144,13 @@ class ReviewPane(Vertical):
     def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
         """List the pairs matching ``flt``."""
         if flt.warning == NEAR_DUPLICATE_CHECK:
-            deep: DeepFigures = self.app.deep  # type: ignore[attr-defined]
+            deep = self.quality.deep
             if deep.state == "done":
                 self._load_duplicate_filter(flt, deep)
             else:
                 self._pending_duplicate_filter = flt
                 self.notify("Finding near-duplicate groups; the list follows when they are known.")
-                self.app.check_duplicates()  # type: ignore[attr-defined]
+                self.post_message(RunDeepChecks())
             return
         self.pair_list.load(flt)
         self.query_one(FilterBar).set_filter(flt)
@@ -210,7 +219,7 @@ class ReviewPane(Vertical):
     def action_index_duplicates(self) -> None:
         """Build the near-duplicate index (in the background) and show the current pair's duplicates."""
         self.query_one(NearDuplicateList).show_unavailable("Indexing pairs for near duplicates…")
-        self.app.check_duplicates()  # type: ignore[attr-defined]
+        self.post_message(RunDeepChecks())
 
     def _show_pair(self, pair_id: int | None) -> None:
         pair: Pair | None = None
@@ -243,18 +252,18 @@ class ReviewPane(Vertical):
         if self._lookup_timer is not None:
             self._lookup_timer.stop()
             self._lookup_timer = None
-        app: Any = self.app
         near = self.query_one(NearDuplicateList)
-        if app.live_report is None:
+        if self.quality.report is None:
             near.show_unavailable("Near duplicates appear once the quality report is built.")
-        elif not app.near_duplicates_available():
+        elif not self.quality.near_duplicates_available():
             near.show_unavailable("Press D to index this large project for near duplicates.")
         else:
             self._lookup_timer = self.set_timer(DUPLICATE_LOOKUP_DELAY_S, partial(self._start_lookup, pair))
 
     def _start_lookup(self, pair: Pair) -> None:
         self._lookup_timer = None
-        self._find_duplicates(pair, self.app.live_report)  # type: ignore[attr-defined]
+        if (report := self.quality.report) is not None:
+            self._find_duplicates(pair, report)
 
     def duplicates_checked(self, deep: DeepFigures | None) -> None:
         """Lookups became possible (``None``) or the near-duplicate groups were found."""
@@ -276,7 +285,7 @@ class ReviewPane(Vertical):
         self._update_title()
 
     @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
-    def _find_duplicates(self, pair: Pair, report: Any) -> None:
+    def _find_duplicates(self, pair: Pair, report: LiveReport) -> None:
         """Look up near duplicates off the UI thread (the report builds its index once, on first use)."""
         try:
             from engine.quality import diff_words
@@ -441,7 +450,7 @@ class ReviewPane(Vertical):
     def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
         event.stop()
         if event.pair_filter.warning == NEAR_DUPLICATE_CHECK:
-            self._apply_duplicate_filter(event.pair_filter)
+            self.show_filter(event.pair_filter)
             return
         self.pair_list.load(event.pair_filter)
         self._update_title()
@@ -453,9 +462,8 @@ class ReviewPane(Vertical):
 
     def action_sample(self) -> None:
         """Show the 20-pair review sample (stratified by the quality engine, else seeded random)."""
-        live_report: Any = getattr(self.app, "_live_report", None)
-        if live_report is not None:
-            ids = sorted(live_report.review_sample(SAMPLE_SIZE))
+        if (report := self.quality.report) is not None:
+            ids = sorted(report.review_sample(SAMPLE_SIZE))
         else:
             every = self.store.pair_ids(PairFilter(status="pending")) or self.store.pair_ids()
             ids = sorted(random.Random(len(every)).sample(every, min(SAMPLE_SIZE, len(every))))

@@ -13,6 +13,7 @@ from textual.widgets import ContentSwitcher, Footer, Header
 from engine.store import PairFilter, Store
 from tui.messages import RunDeepChecks
 from tui.quality_figures import DeepFigures, PanelFigures
+from tui.quality_model import QualityModel
 from tui.screens.documents import DocumentsPane
 from tui.screens.export import ExportPane
 from tui.screens.generate import GeneratePane
@@ -48,16 +49,17 @@ class WorkspaceScreen(Screen[None]):
         Binding("ctrl+o", "focus_quality", "Quality lines", id="focus_quality", tooltip="Move to the quality panel to jump to the pairs behind a line.", show=False),
     ]
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, quality: QualityModel) -> None:
         super().__init__()
         self.store = store
+        self.quality = quality
         self._panel_forced: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="workspace"):
             with ContentSwitcher(initial="review", id="sections"):
-                yield ReviewPane(self.store, id="review")
+                yield ReviewPane(self.store, self.quality, id="review")
                 yield LogPane(self.store, id="log")
             yield QualityPanel(id="quality-panel")
         yield Footer()
