@@ -13,7 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from engine.models import (
     utcnow,
 )
 from engine.processes import pid_alive
-from engine.settings import SETTINGS_FILE, ProjectSettings, load_settings, save_settings
+from engine.settings import SETTINGS_FILE, ProjectSettings, SettingsLayers, create_settings_file
 
 DB_FILE = "pairforge.db"
 
@@ -261,10 +261,10 @@ def _connect(db_path: Path) -> sqlite3.Connection:
 class Store:
     """A PairForge project: settings plus the SQLite database."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection, settings: ProjectSettings) -> None:
+    def __init__(self, root: Path, conn: sqlite3.Connection, settings: SettingsLayers) -> None:
         self.root = root
         self.db_path = root / DB_FILE
-        self.settings = settings
+        self._settings = settings
         self._conn = conn
         self._lock = threading.RLock()
         self._listeners: list[PairListener] = []
@@ -292,9 +292,8 @@ class Store:
                 f"Cannot create the project folder {root}: {exc.strerror}; choose a writable location."
             ) from exc
         if not (root / SETTINGS_FILE).exists():
-            settings = ProjectSettings(name=name or root.name or "pairforge-project")
             try:
-                save_settings(root, settings)
+                create_settings_file(root, name or root.name or "pairforge-project")
             except PairForgeError as exc:
                 raise ProjectReadOnlyError(
                     f"Cannot write {root / SETTINGS_FILE}: the folder is not writable; "
@@ -312,7 +311,7 @@ class Store:
             raise ProjectNotFoundError(
                 f"No PairForge project in {root}: run `pairforge init {root}` or pass --project PATH."
             )
-        settings = load_settings(root)
+        settings = SettingsLayers.load(root)
         db_path = root / DB_FILE
         try:
             conn = _connect(db_path)
@@ -349,16 +348,39 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save_settings(self, settings: ProjectSettings | None = None) -> None:
-        """Validate and write the project's settings to ``pairforge.toml``."""
-        if settings is not None:
-            self.settings = settings
-        save_settings(self.root, self.settings)
+    @property
+    def settings(self) -> ProjectSettings:
+        """The effective settings (read-only): ``pairforge.toml`` with the environment and this run's flags on top."""
+        return self._settings.effective
+
+    @property
+    def file_settings(self) -> ProjectSettings:
+        """The file layer: ``pairforge.toml`` alone, as the person wrote and changed it."""
+        return self._settings.file
+
+    @property
+    def settings_layers(self) -> SettingsLayers:
+        """Both layers, and where each overridden value comes from."""
+        return self._settings
+
+    def change_settings(self, changes: Mapping[str, Any]) -> ProjectSettings:
+        """Save a change the person made on purpose to ``pairforge.toml``; returns the new effective settings.
+
+        ``changes`` is ``{section: {field: value}}`` (None empties a value). Only those values are
+        written; the environment and flags stay out of the file. Raises ConfigError on a bad value.
+        """
+        self._settings = self._settings.changed(changes)
+        return self._settings.effective
+
+    def override_settings(self, flags: Mapping[str, Any]) -> ProjectSettings:
+        """Put one-off values (command-line flags) on top for this run only; returns the new effective settings."""
+        self._settings = self._settings.with_flags(flags)
+        return self._settings.effective
 
     def reload_settings(self) -> ProjectSettings:
-        """Re-read ``pairforge.toml``; returns the new settings."""
-        self.settings = load_settings(self.root)
-        return self.settings
+        """Re-read ``pairforge.toml`` (keeping this run's environment and flags); returns the new effective settings."""
+        self._settings = SettingsLayers.load(self.root, flags=self._settings.flags)
+        return self._settings.effective
 
     @property
     def schema_version(self) -> int:

@@ -286,10 +286,7 @@ def _embedded_available() -> bool:
 
 @pytest.mark.skipif(not _embedded_available(), reason="llama-cpp-python and the Gemma 3 270M package are not installed")
 async def test_embedded_model_generates_real_pairs(corpus: Store) -> None:
-    settings = corpus.settings.model_copy(deep=True)
-    settings.generation.num_predict = 200
-    settings.generation.max_attempts = 3
-    corpus.settings = settings
+    corpus.override_settings({"generation": {"num_predict": 200, "max_attempts": 3}})
     # One short chunk keeps this test to a few seconds of CPU on a laptop.
     chunks = [c for c in corpus.list_chunks() if 300 < len(c.text) < 700][:1]
     run_id, _ = corpus.create_run(

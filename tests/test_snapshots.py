@@ -40,8 +40,7 @@ CASES = [
 def test_screen_snapshot(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int], theme: str) -> None:  # type: ignore[no-untyped-def]
     root = build_review_project(tmp_path / "proj")
     with Store.open(root) as store:
-        store.settings.tui.theme = theme
-        store.save_settings()
+        store.change_settings({"tui": {"theme": theme}})
     app = PairForgeApp(root)
 
     async def open_screen(pilot) -> None:  # type: ignore[no-untyped-def]

@@ -424,10 +424,48 @@ async def test_settings_are_validated_and_saved(review_project: Path) -> None:
         assert statuses(review_project)[pair_id] == "accepted"
 
 
+async def test_settings_save_only_what_was_changed_in_the_form(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values shown from the environment are marked and stay out of pairforge.toml; the edited one is saved."""
+    import tomllib
+
+    monkeypatch.setenv("PAIRFORGE_GENERATION__MODEL", "model-from-env")
+    before = tomllib.loads((review_project / "pairforge.toml").read_text())
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        assert app.screen.query_one("#set-model", Input).value == "model-from-env"
+        assert "PAIRFORGE_GENERATION__MODEL" in str(app.screen.query_one("#set-result", Static).render())
+        app.screen.query_one("#set-min-pairs", Input).value = "40"
+        await pilot.press("ctrl+s")
+        assert "quality.min_pairs" in str(app.screen.query_one("#set-result", Static).render())
+    after = tomllib.loads((review_project / "pairforge.toml").read_text())
+    before["quality"]["min_pairs"] = 40
+    assert after == before
+
+
+async def test_starting_generation_saves_only_the_server_fields_changed(review_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Generate form shows the model from the environment; starting saves the edited workers, not that model."""
+    import tomllib
+
+    from tui.screens.generate import GeneratePane
+
+    monkeypatch.setenv("PAIRFORGE_GENERATION__MODEL", "model-from-env")
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        pane = app.screen.query_one(GeneratePane)
+        assert pane.query_one("#gen-model", Input).value == "model-from-env"
+        pane.query_one("#gen-concurrency", Input).value = "3"
+        pane._save_settings(pane._form())
+    generation = tomllib.loads((review_project / "pairforge.toml").read_text())["generation"]
+    assert generation["concurrency"] == 3 and generation["model"] == "qwen2.5:7b-instruct"
+
+
 async def test_keymap_from_pairforge_toml_remaps_bindings(review_project: Path) -> None:
     with Store.open(review_project) as store:
-        store.settings.tui.keymap = {"reject": "x"}
-        store.save_settings()
+        store.change_settings({"tui": {"keymap": {"reject": "x"}}})
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -665,8 +703,7 @@ async def test_secondary_text_is_readable_in_every_theme(review_project: Path, t
     from textual.color import Color
 
     with Store.open(review_project) as store:
-        store.settings.tui.theme = theme
-        store.save_settings()
+        store.change_settings({"tui": {"theme": theme}})
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

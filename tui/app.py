@@ -72,6 +72,8 @@ class PairForgeApp(App[None]):
         self._quality_dirty = threading.Event()
         self._last_key = 0.0
         self._last_figures: PanelFigures | None = None
+        # True while the app applies the project's own theme: only a theme the person picks is saved.
+        self._applying_settings = False
         themes, self._theme_problems = load_themes()
         for theme in themes:
             self.register_theme(theme)
@@ -111,9 +113,17 @@ class PairForgeApp(App[None]):
     def _start(self, store: Store) -> None:
         store.requeue_interrupted()
         if self.backend_override:
-            store.settings.generation.backend = self.backend_override  # type: ignore[assignment]
+            try:
+                store.override_settings({"generation": {"backend": self.backend_override}})  # this run only
+            except PairForgeError as exc:
+                self.exit(message=str(exc))
+                return
         theme = store.settings.tui.theme
-        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self._applying_settings = True
+        try:
+            self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        finally:
+            self._applying_settings = False
         self.apply_keymap(store.settings.tui.keymap)
         self._unsubscribe = store.subscribe(self._on_store_change)
         self.push_screen(WorkspaceScreen(store, self.quality))
@@ -275,13 +285,14 @@ class PairForgeApp(App[None]):
             self.push_screen(HelpScreen())
 
     def watch_theme(self, theme: str) -> None:
-        # Remember the theme in pairforge.toml so the next start uses it.
-        if self.store is not None and self.store.settings.tui.theme != theme:
-            self.store.settings.tui.theme = theme
-            try:
-                self.store.save_settings()
-            except PairForgeError as exc:
-                self.notify(str(exc), severity="error")
+        # A theme the person picks is remembered in pairforge.toml for the next start; the one
+        # the app falls back to when the project's is missing is not.
+        if self.store is None or self._applying_settings or self.store.settings.tui.theme == theme:
+            return
+        try:
+            self.store.change_settings({"tui": {"theme": theme}})
+        except PairForgeError as exc:
+            self.notify(str(exc), severity="error")
 
     def on_unmount(self) -> None:
         self.quality.close()

@@ -21,17 +21,16 @@ DEFAULT_DEMO_DIR = "pairforge-demo"
 
 def demo_settings(store: Any, pairs: int, backend: str) -> None:
     """Scale the plan's minimums to a trial run and choose the backend; saved to pairforge.toml."""
-    settings = store.settings.model_copy(deep=True)
-    generation = settings.generation
-    generation.backend = backend  # type: ignore[assignment]
-    generation.target = pairs
-    # A trial run keeps the dataset's shape (refusals, multi-hop) at a tenth of the real minimums.
-    generation.min_refusals = max(2, pairs // 10)
-    generation.min_multi_hop = max(2, pairs // 12)
-    # The embedded model is small: shorter answers keep each pair to a few seconds.
-    generation.num_predict = min(generation.num_predict, 384)
-    generation.concurrency = 1
-    store.save_settings(settings)
+    store.change_settings({"generation": {
+        "backend": backend,
+        "target": pairs,
+        # A trial run keeps the dataset's shape (refusals, multi-hop) at a tenth of the real minimums.
+        "min_refusals": max(2, pairs // 10),
+        "min_multi_hop": max(2, pairs // 12),
+        # The embedded model is small: shorter answers keep each pair to a few seconds.
+        "num_predict": min(store.file_settings.generation.num_predict, 384),
+        "concurrency": 1,
+    }})
 
 
 def run_demo(project_dir: Path, *, pairs: int, backend: str, as_json: bool) -> dict[str, Any]:

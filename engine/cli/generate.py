@@ -210,12 +210,12 @@ def jobs_cmd(
 def models_cmd(ctx: click.Context, backend: str | None, hosts: tuple[str, ...], as_json: bool) -> None:
     """List the models a backend offers."""
     from engine.generate.hosts import backends_from_settings, close_backends
-    from engine.settings import ProjectSettings
+    from engine.settings import settings_without_project
 
     try:
         settings = open_store(ctx).settings
     except PairForgeError:
-        settings = ProjectSettings()  # listing models needs no project
+        settings = settings_without_project()  # listing models needs no project
     backends = backends_from_settings(settings, backend=backend, hosts=list(hosts) or None)
 
     async def gather() -> list[tuple[str, list[Any]]]:

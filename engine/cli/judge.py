@@ -67,11 +67,9 @@ def judge_cmd(
     if agreement:
         _print_agreement(agreement_report(store, config.threshold).as_dict(), as_json)
         return
-    if threshold is not None and threshold != store.settings.quality.judge_threshold:
+    if threshold is not None and threshold != store.file_settings.quality.judge_threshold:
         # One threshold for warnings, checks and the dataset card: the one in pairforge.toml.
-        settings = store.settings.model_copy(deep=True)
-        settings.quality.judge_threshold = threshold
-        store.save_settings(settings)
+        store.change_settings({"quality": {"judge_threshold": threshold}})
 
     run_id = plan_judging(store, only_changed=not judge_all, params={"model": config.model, "backend": config.backend})
     summary = _run(store, config, run_id, quiet=as_json)

@@ -26,7 +26,7 @@ def check_cmd(ctx: click.Context, as_json: bool, strict: bool, recheck: bool) ->
 
     store = open_store(ctx)
     if strict:
-        store.settings.quality.profile = "strict"
+        store.override_settings({"quality": {"profile": "strict"}})  # this run only, never saved
     changed = run_checks(store) if recheck else 0
     live = LiveReport.build(store)
     try:

@@ -51,6 +51,7 @@ class GeneratePane(Vertical):
         # Several jobs stream at once: the pane follows the one started last.
         self._stream_job: int | None = None
         self._last_pace = ""
+        self._shown_form: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
@@ -78,6 +79,8 @@ class GeneratePane(Vertical):
         yield Static(id="gen-stream")
 
     def on_mount(self) -> None:
+        # The server fields as shown: starting saves only what the person changed in them.
+        self._shown_form = self._form()
         self.reload()
 
     def reload(self) -> None:
@@ -161,10 +164,17 @@ class GeneratePane(Vertical):
         self.query_one("#gen-plan-view", Static).update(text)
 
     def _save_settings(self, form: dict[str, Any]) -> None:
-        settings = self.store.settings.model_copy(deep=True)
-        g = settings.generation
-        g.backend, g.model, g.hosts, g.concurrency = form["backend"], form["model"] or g.model, form["hosts"], form["concurrency"]
-        self.store.save_settings(settings)
+        """Save the backend, model, hosts and workers the person changed in the form to pairforge.toml.
+
+        Values shown as they came (perhaps from the environment or a flag for this run) stay out of the file.
+        """
+        edited = {
+            key: form[key] for key in ("backend", "model", "hosts", "concurrency")
+            if form[key] != self._shown_form[key] and (key != "model" or form[key])
+        }
+        if edited:
+            self.store.change_settings({"generation": edited})
+            self._shown_form.update(edited)
 
     def action_start(self) -> None:
         """Save the plan (planning first if needed) and run the queue."""

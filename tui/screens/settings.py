@@ -1,4 +1,8 @@
-"""Settings: backend, hosts, model, thresholds, tokenizer, theme, keymap; validated, saved to pairforge.toml."""
+"""Settings: backend, hosts, model, thresholds, tokenizer, theme, keymap; validated, saved to pairforge.toml.
+
+The form shows the effective settings; Save writes only the values the person changed in it,
+so a value that came from the environment or a flag for this run never lands in the file.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from engine.errors import PairForgeError
-from engine.settings import ProjectSettings
+from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
 from tui.widgets.form import field
 
@@ -31,8 +35,22 @@ def parse_keymap(text: str) -> dict[str, str]:
     return keymap
 
 
+def _changed_names(changes: dict[str, Any]) -> list[str]:
+    """``section.field`` for each changed value."""
+    names: list[str] = []
+    for section, value in changes.items():
+        if isinstance(value, dict):
+            names.extend(f"{section}.{name}" for name in value)
+        else:
+            names.append(section)
+    return names
+
+
 class SettingsPane(VerticalScroll):
     """A form over the project's settings; Save validates with the same model the engine uses."""
+
+    # The form's values as last shown or saved: Save writes what differs from them.
+    _shown: ProjectSettings | None = None
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="save_settings", tooltip="Validate and save to pairforge.toml."),
@@ -64,7 +82,22 @@ class SettingsPane(VerticalScroll):
         yield TextArea("\n".join(f"{k} = {v}" for k, v in s.tui.keymap.items()), id="set-keymap")
         with Horizontal(classes="form-row buttons"):
             yield Button("Save ^s", id="set-save", variant="primary")
-        yield Static(id="set-result")
+        yield Static(self._overrides_note(), id="set-result")
+
+    def _overrides_note(self) -> Text:
+        overridden = self.store.settings_layers.overridden()
+        if not overridden:
+            return Text("")
+        listed = ", ".join(f"{name} (from {source})" for name, source in sorted(overridden.items()))
+        return Text(f"For this run only: {listed}. Saving keeps them out of pairforge.toml unless you change them here.")
+
+    def on_mount(self) -> None:
+        self._shown = self._validated(self.collect())
+
+    @staticmethod
+    def _validated(data: dict[str, Any]) -> ProjectSettings:
+        data["quality"] = {k: v for k, v in data["quality"].items() if v is not None}
+        return ProjectSettings.model_validate(data)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "set-save":
@@ -94,10 +127,9 @@ class SettingsPane(VerticalScroll):
         """Validate the form and save it; a bad value is named with its fix."""
         result = self.query_one("#set-result", Static)
         try:
-            data = self.collect()
-            data["quality"] = {k: v for k, v in data["quality"].items() if v is not None}
-            settings = ProjectSettings.model_validate(data)
-            self.store.save_settings(settings)
+            settings = self._validated(self.collect())
+            changes = settings_changes(self._shown or self.store.settings, settings)
+            self.store.change_settings(changes)
         except ValueError as exc:
             if isinstance(exc, ValidationError):
                 first = exc.errors()[0]
@@ -112,11 +144,15 @@ class SettingsPane(VerticalScroll):
             result.update(Text(str(exc)))
             self.notify(str(exc), severity="error")
             return
+        self._shown = settings
         app: Any = self.app
         app.theme = settings.tui.theme
         app.apply_keymap(settings.tui.keymap)
-        result.update(Text(f"Saved to {self.store.root / 'pairforge.toml'}."))
-        self.notify("Settings saved.")
+        if changes:
+            result.update(Text(f"Saved {', '.join(_changed_names(changes))} to {self.store.root / 'pairforge.toml'}."))
+            self.notify("Settings saved.")
+        else:
+            result.update(Text("Nothing to save: no value was changed."))
 
 
 __all__ = ["SettingsPane", "parse_keymap"]
