@@ -146,7 +146,8 @@ class SettingsPane(VerticalScroll):
             return
         self._shown = settings
         app: Any = self.app
-        app.theme = settings.tui.theme
+        if "theme" in changes.get("tui", {}):
+            app.theme = settings.tui.theme  # a theme picked since the form was drawn stays otherwise
         app.apply_keymap(settings.tui.keymap)
         if changes:
             result.update(Text(f"Saved {', '.join(_changed_names(changes))} to {self.store.root / 'pairforge.toml'}."))
