@@ -63,6 +63,60 @@ def test_init_import_status_docs_chunks_log_undo(main: click.Group, tmp_path: Pa
     assert code == 0 and "unchanged" in out
 
 
+def _status_project(main: click.Group, args: list[str], env: dict[str, str] | None = None) -> str:
+    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.output)["project"])
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_project_and_json_are_accepted_before_and_after_the_command(
+    main: click.Group, tmp_path: Path, sample_docs: Path,
+) -> None:
+    project = tmp_path / "proj"
+    code, out = _run(main, project, "init")
+    assert code == 0, out
+    where = str(project.resolve())
+
+    result = CliRunner().invoke(main, ["import", str(sample_docs), "-p", str(project), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0 and len(json.loads(result.output)["imported"]) == 12
+
+    for command in ("status", "docs", "log"):
+        before = CliRunner().invoke(main, ["--project", str(project), command, "--json"], catch_exceptions=False)
+        after = CliRunner().invoke(main, [command, "--project", str(project), "--json"], catch_exceptions=False)
+        json_first = CliRunner().invoke(main, ["--json", command, "-p", str(project)], catch_exceptions=False)
+        assert before.exit_code == after.exit_code == json_first.exit_code == 0, (command, after.output)
+        assert json.loads(before.output) == json.loads(after.output) == json.loads(json_first.output)
+    assert _status_project(main, ["status", "--json", "--project", str(project)]) == where
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_project_after_the_command_wins(main: click.Group, tmp_path: Path) -> None:
+    chosen, other = tmp_path / "chosen", tmp_path / "other"
+    for folder in (chosen, other):
+        assert _run(main, folder, "init")[0] == 0
+    env = {"PAIRFORGE_PROJECT": str(other)}
+    assert _status_project(main, ["status", "--json"], env) == str(other.resolve())
+    assert _status_project(main, ["status", "--project", str(chosen), "--json"], env) == str(chosen.resolve())
+    assert _status_project(main, ["-p", str(other), "status", "-p", str(chosen), "--json"]) == str(chosen.resolve())
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_every_command_shows_project_and_json_in_its_help(main: click.Group) -> None:
+    ctx = click.Context(main)
+    names = main.list_commands(ctx)
+    assert "status" in names and "import" in names
+    for name in names:
+        command = main.get_command(ctx, name)
+        assert command is not None
+        result = CliRunner().invoke(main, [name, "--help"], catch_exceptions=False)
+        assert result.exit_code == 0, (name, result.output)
+        takes_json = any("--json" in p.opts for p in command.params)
+        assert ("--project" in result.output) == (name != "demo"), name
+        assert takes_json == ("--json" in result.output), name
+    assert "PAIRFORGE_PROJECT" in CliRunner().invoke(main, ["--help"]).output
+
+
 def test_import_exit_code_only_fails_when_nothing_imported(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     code, out = _run(engine.cli.main, project, "import", str(tmp_path / "missing.md"))

@@ -56,3 +56,19 @@ def test_screen_snapshot(snap_compare, tmp_path: Path, screen: str, size: tuple[
         await settle(app, pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=open_screen)
+
+
+def test_first_run_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A new project at 80x24: Documents, the path box focused, the guide on its first step."""
+    root = tmp_path / "proj"
+    Store.init(root, name="first-run").close()
+    app = PairForgeApp(root)
+
+    async def opened(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        for box in app.screen.query(Input):
+            box.cursor_blink = False
+        await settle(app, pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=opened)

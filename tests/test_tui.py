@@ -23,7 +23,7 @@ from tui.widgets.quality_panel import QualityPanel
 from tui.widgets.text_pane import TextPane
 
 SIZE = (120, 40)
-APP_WORKER_GROUPS = {"live-report", "quality", "deep-checks", "near-duplicates", "duplicate-filter", "import", "export", "generation", "models"}
+APP_WORKER_GROUPS = {"live-report", "quality", "deep-checks", "near-duplicates", "import", "export", "generation", "models", "flow-guide"}
 
 
 async def settle(app: PairForgeApp, pilot, delay: float = 0.0) -> None:  # type: ignore[no-untyped-def]

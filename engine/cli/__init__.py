@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from engine.cli.common import global_options, share_global_options
+
 # command name -> "module:attribute"; each feature owns its module.
 COMMANDS: dict[str, str] = {
     "init": "engine.cli.project:init_cmd",
@@ -73,6 +75,10 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self._find_command(cmd_name)
+        return share_global_options(command) if command is not None else None
+
+    def _find_command(self, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         target = self.lazy.get(cmd_name)
@@ -110,16 +116,12 @@ def build_group(**extra: Any) -> LazyGroup:
     """The top-level group; the app's entry point adds its own commands to it."""
 
     @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}, **extra)
-    @click.option(
-        "--project", "-p", "project", envvar="PAIRFORGE_PROJECT", type=click.Path(file_okay=False),
-        default=".", show_default=True, help="The project folder.",
-    )
+    @global_options
     @click.version_option(package_name="pairforge", prog_name="pairforge")
     @click.pass_context
     def group(ctx: click.Context, project: str) -> None:
         """PairForge: turn your documents into a fine-tuning dataset you can trust."""
-        ctx.ensure_object(dict)
-        ctx.obj["project"] = project
+        ctx.ensure_object(dict)["project"] = project
 
     return group  # type: ignore[return-value]
 

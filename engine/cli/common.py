@@ -19,11 +19,65 @@ F = TypeVar("F", bound=Callable[..., Any])
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+def _json_given_anywhere(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # `pairforge --json status` and `pairforge status --json` mean the same.
+    return bool(value or (ctx.find_root().obj or {}).get("as_json"))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_given_anywhere,
+                           help="Print machine-readable JSON.")
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["as_json"] = True
+
+
+def _remember_project(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # The group has stored the value given before the command (or PAIRFORGE_PROJECT) by now:
+    # one typed after the command is the last word, so it replaces it.
+    if value is not None:
+        ctx.ensure_object(dict)["project"] = value
+
+
+# Commands that do not work on an existing project (the demo makes its own, named with --dir).
+PROJECTLESS_COMMANDS = frozenset({"demo"})
+
+
+def share_global_options(command: click.Command) -> click.Command:
+    """Let ``command`` take ``--project`` (and ``--json``) after its name as well as before it.
+
+    The group's options are parsed before the command is known, so a command gets its own
+    ``--project``/``-p`` that overrides the group's; a command with ``--json`` reads the group's
+    too. Returns ``command``, changed in place (once).
+    """
+    if getattr(command, "_shares_global_options", False):
+        return command
+    names = {name for param in command.params for name in param.opts}
+    if command.name not in PROJECTLESS_COMMANDS and "--project" not in names:
+        command.params.append(click.Option(
+            ["--project", "-p"], type=click.Path(file_okay=False), expose_value=False, callback=_remember_project,
+            help="The project folder (wins over one given before the command and over PAIRFORGE_PROJECT).",
+        ))
+    command._shares_global_options = True  # type: ignore[attr-defined]
+    return command
+
+
+def global_options(func: F) -> F:
+    """The group's ``--project``/``-p`` (env ``PAIRFORGE_PROJECT``) and ``--json``."""
+    func = click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=_remember_json,
+        help="Print machine-readable JSON (the same as --json after the command).",
+    )(func)
+    return click.option(
+        "--project", "-p", "project", envvar="PAIRFORGE_PROJECT", show_envvar=True, type=click.Path(file_okay=False),
+        default=".", show_default=True, help="The project folder (also accepted after the command).",
+    )(func)
 
 
 def project_path(ctx: click.Context) -> Path:
-    """The project folder chosen with --project (default: the current folder)."""
+    """The project folder: --project after the command, else before it, else PAIRFORGE_PROJECT, else here."""
     root = ctx.find_root()
     return Path((root.obj or {}).get("project", ".")).expanduser()
 

@@ -52,6 +52,11 @@ class DocumentsPane(Vertical):
         self.query_one("#import-progress").display = False
         self.reload()
 
+    def focus_home(self) -> None:
+        """Focus the path box on a project without documents (a path is what comes next), else the documents."""
+        table = self.query_one("#documents-table", DataTable)
+        (table if table.row_count else self.query_one("#import-path", Input)).focus()
+
     def reload(self) -> None:
         """Re-read documents with their chunk and pair counts."""
         table = self.query_one("#documents-table", DataTable)
@@ -120,6 +125,8 @@ class DocumentsPane(Vertical):
         bar.update(total=None, progress=0)
         self.query_one("#import-result", Static).update(Text(f"Importing {path} …"))
         self.run_import(path)
+        # The path box gives the keyboard back, so section keys (2 for Generate) work at once.
+        self.query_one("#documents-table", DataTable).focus()
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def run_import(self, path: Path) -> None:

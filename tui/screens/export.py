@@ -152,7 +152,7 @@ class ExportPane(Vertical):
         self.query_one("#exp-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
 
     def on_export_finished(self, message: ExportFinished) -> None:
-        message.stop()
+        # Not stopped: the workspace's flow guide learns the dataset was exported.
         self.query_one("#exp-progress", ProgressBar).update(total=1, progress=1)
         paths = [Path(f) for f in message.files] or sorted(Path(message.out_dir).glob("*.jsonl"))
         self.query_one("#exp-summary", Label).update(Text(f"Wrote {len(paths)} file(s) to {message.out_dir}."))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.keys import format_key
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import ContentSwitcher, Footer, Header
+from textual.widgets import ContentSwitcher, Header, Input, TextArea
 
 from engine.store import PairFilter, Store
-from tui.messages import RunDeepChecks
+from tui.messages import ExportFinished, RunDeepChecks
 from tui.quality_figures import DeepFigures, PanelFigures
 from tui.quality_model import QualityModel
 from tui.screens.documents import DocumentsPane
@@ -20,12 +21,15 @@ from tui.screens.generate import GeneratePane
 from tui.screens.log import LogPane
 from tui.screens.review import ReviewPane
 from tui.screens.settings import SettingsPane
+from tui.widgets.flow_guide import FlowGuide
 from tui.widgets.form import COMPACT_BELOW_ROWS, set_compact
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.quality_panel import QualityPanel
 
 SECTIONS = ("documents", "generate", "review", "export", "settings", "log")
-# Review and Log exist from the start (Log collects errors); the others are built the first time
-# they are shown, so opening a big project paints without querying for sections not in view.
+# Review and Log exist from the start (Log collects errors), and Documents when a project with no
+# pairs opens on it; the others are built the first time they are shown, so opening a big project
+# paints without querying for sections not in view.
 SECTION_PANES: dict[str, type[Widget]] = {
     "documents": DocumentsPane, "generate": GeneratePane, "review": ReviewPane,
     "export": ExportPane, "settings": SettingsPane, "log": LogPane,
@@ -56,13 +60,28 @@ class WorkspaceScreen(Screen[None]):
         self._panel_forced: bool | None = None
 
     def compose(self) -> ComposeResult:
+        # A project without pairs starts where its next step is done: importing documents.
+        initial = "review" if self.store.count_pairs() else "documents"
         yield Header(show_clock=False)
+        yield FlowGuide(self.store, section_keys=self._section_keys(), section=initial, id="flow-guide")
         with Horizontal(id="workspace"):
-            with ContentSwitcher(initial="review", id="sections"):
+            with ContentSwitcher(initial=initial, id="sections"):
+                if initial == "documents":
+                    yield DocumentsPane(self.store, id="documents")
                 yield ReviewPane(self.store, self.quality, id="review")
                 yield LogPane(self.store, id="log")
             yield QualityPanel(id="quality-panel")
-        yield Footer()
+        yield KeyFooter()
+
+    def _section_keys(self) -> dict[str, str]:
+        # The first key of each section binding, as the person's keymap has it.
+        keymap = self.store.settings.tui.keymap
+        keys: dict[str, str] = {}
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id and binding.id.startswith("show_"):
+                chosen = keymap.get(binding.id, "").strip() or binding.key
+                keys[binding.id.removeprefix("show_")] = format_key(chosen.split(",")[0].strip())
+        return keys
 
     class Painted(Message):
         """The workspace has been drawn once: background work may start."""
@@ -101,19 +120,27 @@ class WorkspaceScreen(Screen[None]):
             self._apply_density()
         switcher.current = name
         self.focus_section()
+        self.query_one(FlowGuide).show_section(name)
         # A freshly built section has just read the store; one built earlier catches up now.
         if name == "log" or (built and name in ("documents", "generate")):
             self.query_one(f"#{name}").reload()  # type: ignore[attr-defined]
 
     def focus_section(self) -> None:
-        """Put focus on the first focusable widget of the current section."""
+        """Put focus on the current section's first control that is not a text box.
+
+        A text box would take the section keys as text; Documents on a project without documents
+        is the exception, its path box first.
+        """
         name = self.current_section
         pane = self.query_one(f"#{name}")
         if name == "review":
             pane.query_one("#pair-list").focus()
             return
+        if isinstance(pane, DocumentsPane):
+            pane.focus_home()
+            return
         for widget in pane.query("*"):
-            if widget.focusable and widget.display:
+            if widget.focusable and widget.display and not isinstance(widget, (Input, TextArea)):
                 widget.focus()
                 return
 
@@ -140,6 +167,7 @@ class WorkspaceScreen(Screen[None]):
         self.query_one(ContentSwitcher).current = "review"
         self.query_one(ReviewPane).show_filter(flt, label)
         self.focus_section()
+        self.query_one(FlowGuide).show_section("review")
 
     def show_quality(self, figures: PanelFigures) -> None:
         """Redraw the quality panel."""
@@ -148,6 +176,11 @@ class WorkspaceScreen(Screen[None]):
     def pairs_changed(self, pair_ids: list[int]) -> None:
         """Pairs changed in the store: refresh what shows them."""
         self.query_one(ReviewPane).refresh_after_change(pair_ids)
+        self.query_one(FlowGuide).project_changed()
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        # A first export completes the flow: the guide goes.
+        self.query_one(FlowGuide).project_changed()
 
     def duplicates_checked(self, deep: DeepFigures | None) -> None:
         """Near-duplicate lookups became possible, or groups were found: Review shows them."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.flow_guide import FlowGuide
 from tui.widgets.job_list import JobList
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.log_view import LogView
 from tui.widgets.near_duplicates import NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
@@ -13,7 +15,9 @@ from tui.widgets.source_view import SourceView
 
 __all__ = [
     "FilterBar",
+    "FlowGuide",
     "JobList",
+    "KeyFooter",
     "LogView",
     "NearDuplicateList",
     "PairDetail",

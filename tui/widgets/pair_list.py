@@ -7,7 +7,8 @@ small cache of light rows for what is on screen; the store stays the only copy o
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.segment import Segment
@@ -27,6 +28,45 @@ KIND_SHORT = {
 }
 # Rows fetched beyond the visible window so small moves need no query.
 PREFETCH = 40
+# Light rows kept in memory: many screens' worth, a small fraction of a big project.
+ROW_CACHE_SIZE = 2000
+
+
+class RowCache:
+    """Light pair rows by id, least recently used dropped first once ``capacity`` is reached."""
+
+    def __init__(self, capacity: int = ROW_CACHE_SIZE) -> None:
+        self.capacity = capacity
+        self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, pair_id: object) -> bool:
+        return pair_id in self._rows
+
+    def get(self, pair_id: int) -> dict[str, Any] | None:
+        """The cached row of ``pair_id`` (now the most recently used), or None."""
+        row = self._rows.get(pair_id)
+        if row is not None:
+            self._rows.move_to_end(pair_id)
+        return row
+
+    def put_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Cache fetched rows (keyed by their ``id``), dropping the least recently used beyond capacity."""
+        for row in rows:
+            self._rows[row["id"]] = row
+            self._rows.move_to_end(row["id"])
+        while len(self._rows) > self.capacity:
+            self._rows.popitem(last=False)
+
+    def forget(self, pair_id: int) -> None:
+        """Drop the row of ``pair_id`` (it changed in the store)."""
+        self._rows.pop(pair_id, None)
+
+    def clear(self) -> None:
+        """Drop every row."""
+        self._rows.clear()
 
 
 class PairList(ScrollView, can_focus=True, inherit_bindings=False):
@@ -44,7 +84,7 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
             super().__init__()
             self.pair_id = pair_id
 
-    def __init__(self, store: Store, *, id: str | None = None) -> None:
+    def __init__(self, store: Store, *, id: str | None = None, cache_size: int = ROW_CACHE_SIZE) -> None:
         super().__init__(id=id)
         self.store = store
         self.pair_filter = PairFilter()
@@ -54,7 +94,7 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
         self.duplicate_ids: set[int] = set()
         # A plain attribute, not a reactive: a move redraws only the two lines it touches.
         self.cursor = 0
-        self._rows: dict[int, dict[str, Any]] = {}
+        self._rows = RowCache(cache_size)
         self._styles: dict[str, Style] = {}
 
     # ------------------------------------------------------------------ data
@@ -80,7 +120,7 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
     def refresh_rows(self, pair_ids: Sequence[int]) -> None:
         """Forget cached rows of changed pairs and redraw the lines showing them."""
         for pair_id in pair_ids:
-            self._rows.pop(pair_id, None)
+            self._rows.forget(pair_id)
         self.refresh()
 
     def append_ids(self, pair_ids: Sequence[int]) -> None:
@@ -108,10 +148,7 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
             # One query fills the whole visible window plus a margin.
             start = max(int(self.scroll_offset.y) - PREFETCH, 0, min(index, len(self.ids)) - PREFETCH)
             stop = min(max(int(self.scroll_offset.y) + self.size.height, index + 1) + PREFETCH, len(self.ids))
-            if len(self._rows) > 2000:
-                self._rows.clear()
-            for fetched in self.store.pair_rows(self.ids[start:stop]):
-                self._rows[fetched["id"]] = fetched
+            self._rows.put_many(self.store.pair_rows(self.ids[start:stop]))
             row = self._rows.get(pair_id)
         return row
 
@@ -227,4 +264,4 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
         self.move_to(int(self.scroll_offset.y) + event.y)
 
 
-__all__ = ["PairList"]
+__all__ = ["PairList", "RowCache"]
