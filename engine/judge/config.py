@@ -61,16 +61,15 @@ def resolve_judge_config(
         raise ValueError(f"Unknown judge backend {kind!r}: choose one of {', '.join(BACKEND_KINDS)}.")
     if threshold is not None and not 0 <= threshold <= 10:
         raise ValueError(f"The threshold {threshold:g} is outside 0-10: pick a score between 0 and 10.")
+    per_host = concurrency or judge.concurrency or gen.concurrency
     if kind == "llamacpp":
-        # The embedded model is one file in this process: no hosts, one request at a time.
+        # The embedded model runs in this process: no hosts; its server decodes per_host at once.
         chosen = model or judge.model or gen.model_path or ""
         host_list: tuple[str | None, ...] = (None,)
-        per_host = 1
     else:
         chosen = model or judge.model or gen.model
         # The same host twice would only double its concurrency: keep each once.
         host_list = tuple(dict.fromkeys(hosts or judge.hosts or gen.hosts)) or (None,)
-        per_host = concurrency or judge.concurrency or gen.concurrency
     return JudgeConfig(
         backend=kind,
         model=chosen,
@@ -95,7 +94,9 @@ def make_judge_backends(config: JudgeConfig) -> list[ChatBackend]:
         if config.backend == "openai":
             backends.append(make_backend("openai", config.model, host, api_key=os.environ.get(config.api_key_env)))
         elif config.backend == "llamacpp":
-            backends.append(make_backend("llamacpp", config.model, None, n_ctx=config.num_ctx))
+            backends.append(make_backend(
+                "llamacpp", config.model, None, n_ctx=config.num_ctx, slots=config.concurrency
+            ))
         else:
             backends.append(make_backend(config.backend, config.model, host))
     return backends

