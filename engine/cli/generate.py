@@ -82,14 +82,26 @@ def _pending_run(store: Any) -> int | None:
     return None
 
 
-async def _run_queue(store: Any, backends: list[Any], run_id: int, concurrency: int | None, as_json: bool) -> Any:
+async def _run_queue(
+    store: Any, backends: list[Any], run_id: int, concurrency: int | None, as_json: bool,
+    *, probe: bool = True,
+) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.generate.hosts import check_backends, close_backends
+    from engine.generate.probe import PreflightError, probe_run
     from engine.generate.queue import GenerationQueue, QueueEvent
 
     try:
         await check_backends(backends)
+        if probe:
+            if not as_json:
+                err_console.print("[bold]pre-flight probe[/]: one pair of each planned kind ...")
+            report = await probe_run(store, backends, run_id)
+            if not report.ok:
+                raise PreflightError(report.message)
+            if not as_json:
+                err_console.print(f"    {escape(report.message)}")
         queue = GenerationQueue(store, backends, concurrency_per_host=concurrency)
         loop = asyncio.get_running_loop()
         # Ctrl-C stops cleanly: requests in flight are dropped and their jobs stay queued.
@@ -127,12 +139,13 @@ async def _run_queue(store: Any, backends: list[Any], run_id: int, concurrency: 
 @click.option("--host", "hosts", multiple=True, help="Server URL; repeat for several hosts sharing the queue.")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight per host.")
 @click.option("--run", "run_id", type=int, help="Resume this run instead of the latest queued one.")
+@click.option("--no-probe", is_flag=True, help="Skip the pre-flight probe (one pair of each planned kind first).")
 @json_option
 @handle_errors
 @click.pass_context
 def generate_cmd(
     ctx: click.Context, target: int | None, mix: str | None, backend: str | None, model: str | None,
-    hosts: tuple[str, ...], concurrency: int | None, run_id: int | None, as_json: bool,
+    hosts: tuple[str, ...], concurrency: int | None, run_id: int | None, no_probe: bool, as_json: bool,
 ) -> None:
     """Generate pairs as a persistent queue: plans a run when none is queued, then works through it."""
     from engine.generate.hosts import backends_from_settings
@@ -149,8 +162,10 @@ def generate_cmd(
             console.print(f"Planned run {run_id}: {len(plan.jobs)} jobs ({', '.join(f'{k} {v}' for k, v in plan.composition.items())}).")
     elif not as_json:
         console.print(f"Resuming run {run_id}.")
-    backends = backends_from_settings(store.settings, backend=backend, model=model, hosts=list(hosts) or None)
-    summary = asyncio.run(_run_queue(store, backends, run_id, concurrency, as_json))
+    backends = backends_from_settings(
+        store.settings, backend=backend, model=model, hosts=list(hosts) or None, concurrency=concurrency
+    )
+    summary = asyncio.run(_run_queue(store, backends, run_id, concurrency, as_json, probe=not no_probe))
     if as_json:
         emit_json({**summary.__dict__, "message": summary.message, "ok": summary.ok})
     else:
