@@ -1155,11 +1155,16 @@ class Store:
             ).fetchone()
         return self._job_from_row(row) if row else None
 
-    def complete_job(self, job_id: int, pairs: Sequence[Pair]) -> list[Pair]:
-        """Store a job's pairs and mark it done in one transaction (so no pair is lost or doubled)."""
+    def complete_job(self, job_id: int, pairs: Sequence[Pair], *, queued: bool = False) -> list[Pair]:
+        """Store a job's pairs and mark it done in one transaction (so no pair is lost or doubled).
+
+        Only a running job completes, or with ``queued`` one still waiting in the queue
+        (the pre-flight probe answers jobs before the queue claims them).
+        """
+        accepted = ("running", "queued") if queued else ("running",)
         with self.transaction() as conn:
             status = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if status is None or status["status"] != "running":
+            if status is None or status["status"] not in accepted:
                 # Cancelled or finished elsewhere meanwhile: keep nothing twice.
                 return []
             added = self._insert_pairs(conn, pairs)

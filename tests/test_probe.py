@@ -43,18 +43,30 @@ def _backends(store: Store, server: FakeOllama) -> list[Any]:
     return backends_from_settings(store.settings, backend="ollama", model=MODEL, hosts=[server.url])
 
 
-async def test_a_healthy_model_passes_every_kind_and_nothing_is_stored(
+async def test_a_healthy_model_passes_every_kind_and_its_pairs_are_kept(
     planned: tuple[Store, int], server: FakeOllama
 ) -> None:
     store, run_id = planned
-    before = (store.count_pairs(), store.job_counts(run_id))
+    before = store.count_pairs()
     report = await probe_run(store, _backends(store, server), run_id)
     assert report.ok, report.message
     kinds = {str(job.kind) for job in store.list_jobs(run_id=run_id)}
     assert {r.kind for r in report.results} == kinds and len(kinds) == 5
     assert len(server.requests_to("/api/chat")) == len(kinds)
-    assert (store.count_pairs(), store.job_counts(run_id)) == before
+    # Each probe answer is its job's pair: the queue does not ask for it again.
+    done = store.list_jobs(run_id=run_id, status="done")
+    assert {str(job.kind) for job in done} == kinds and len(done) == 5
+    assert store.count_pairs() == before + 5
+    assert store.job_counts(run_id)["queued"] == 40 - 5
     assert report.message.startswith("Pre-flight probe passed for every pair kind")
+
+
+async def test_a_kind_passes_when_a_retry_succeeds(planned: tuple[Store, int], server: FakeOllama) -> None:
+    """A small model's occasional bad answer is retried as the queue would, not a failed setup."""
+    store, run_id = planned
+    server.fail_next(5, 500)
+    report = await probe_run(store, _backends(store, server), run_id)
+    assert report.ok, report.message
 
 
 def test_a_model_that_cannot_write_json_stops_in_seconds(
@@ -74,8 +86,9 @@ def test_a_model_that_cannot_write_json_stops_in_seconds(
     assert "Error: The pre-flight probe stopped the run:" in output, output
     assert "pairs fail because the answers are not valid JSON of the pair schema" in output
     assert "structured output" in output and "--no-probe" in output
-    # Two tries per kind, then nothing more: every job is still queued, none failed.
-    assert len(server.requests_to("/api/chat")) == 2 * 5
+    # The queue's tries per kind (generation.max_attempts), then nothing more: every job
+    # is still queued, none failed.
+    assert len(server.requests_to("/api/chat")) == store.settings.generation.max_attempts * 5
     counts = store.job_counts(run_id)
     assert counts["failed"] == 0 and counts["done"] == 0 and counts["queued"] == 40
 

@@ -5,14 +5,16 @@ the answer schema, a prompt longer than the model's context, answers that fail
 the error-severity checks. The queue would find out after every job had been
 tried ``max_attempts`` times. The probe sends the first queued job of each kind
 the run plans, all at once, and checks each answer exactly as the queue would
-(parse, validate, build the pair, run the per-pair checks) without storing
-anything. A kind that fails every try stops the run with one sentence naming
-the kind, the reason and the fix.
+(parse, validate, build the pair, run the per-pair checks). A kind whose job
+fails as many tries as the queue would give it stops the run with one sentence
+naming the kind, the reason and the fix; a pair that passes is stored as that
+job's result, so the probe costs the run nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,10 +30,8 @@ from engine.generate.builders import GenerationContext, builder_for
 from engine.models import Job, JobStatus
 from engine.store import Store
 
-__all__ = ["PROBE_ATTEMPTS", "PreflightError", "ProbeReport", "ProbeResult", "probe_run"]
+__all__ = ["PreflightError", "ProbeReport", "ProbeResult", "probe_run"]
 
-# Two tries per kind: a small model's occasional bad answer is not a broken setup.
-PROBE_ATTEMPTS = 2
 SKIP_HINT = "pass --no-probe to generate anyway"
 
 
@@ -90,14 +90,17 @@ async def probe_run(
     backends: Sequence[ChatBackend],
     run_id: int,
     *,
-    attempts: int = PROBE_ATTEMPTS,
+    attempts: int | None = None,
 ) -> ProbeReport:
     """Send one job per pair kind of run ``run_id`` (in parallel, spread over ``backends``).
 
-    Returns the report; stores nothing and leaves every job queued. Errors no
-    retry can fix (an unreachable server, a model that is not pulled) are
-    raised as they are, as the queue would raise them.
+    Each job gets ``attempts`` tries (default: ``generation.max_attempts``, as in the
+    queue); only a kind whose job failed every try fails. A passing job's pair is
+    checked and stored as that job's result; the other jobs stay queued. Returns the
+    report. Errors no retry can fix (an unreachable server, a model that is not
+    pulled) are raised as they are, as the queue would raise them.
     """
+    tries = attempts or store.settings.generation.max_attempts
     if not backends:
         raise ValueError("the probe needs at least one backend")
     jobs = probe_jobs(store, run_id)
@@ -121,7 +124,7 @@ async def probe_run(
             num_predict=settings.generation.num_predict, seed=settings.generation.seed,
             keep_alive=settings.generation.keep_alive, timeout_s=settings.generation.timeout_s,
         )
-        for _ in range(attempts):
+        for attempt in range(tries):
             try:
                 result = await backend.chat(request.messages, request.schema, options)
                 if result.truncated:
@@ -132,12 +135,14 @@ async def probe_run(
                 if _fatal(exc):
                     raise
                 reason, fix = diagnose(exc)
+                if not isinstance(exc, InvalidModelOutputError):
+                    # A busy or failing server gets a moment, as the queue's backoff gives it.
+                    await asyncio.sleep(min(4.0, 0.25 * 2**attempt))
                 continue
-            errors = [
-                w for w in check_pair(pair, context.chunks_of(job), settings.quality)
-                if str(w.severity) == "error"
-            ]
+            pair.warnings = check_pair(pair, context.chunks_of(job), settings.quality)
+            errors = [w for w in pair.warnings if str(w.severity) == "error"]
             if not errors:
+                await asyncio.to_thread(store.complete_job, job.id or 0, [pair], queued=True)
                 return ProbeResult(kind, True, time.perf_counter() - started)
             reason = f"the pair fails the {errors[0].check} check ({errors[0].reason.rstrip('.')})"
             fix = "use a larger instruction model or change the prompt pack"
@@ -171,6 +176,13 @@ def diagnose(exc: PairForgeError) -> tuple[str, str]:
         )
     if "empty answer" in text:
         return "the model returned an empty answer", "use a larger instruction model"
+    detail = re.search(r"\(([^()]*)\)", str(exc))
+    if "does not match" in text and detail:
+        return (
+            f"the answers do not match the pair schema ({detail.group(1)})",
+            "a model with structured output (Ollama's format, a llama.cpp or vLLM server) "
+            "or a larger instruction model",
+        )
     if isinstance(exc, InvalidModelOutputError):
         return (
             "the answers are not valid JSON of the pair schema",
