@@ -1197,9 +1197,17 @@ class Store:
         tail = f"LIMIT {int(limit)}" if limit else ""
         return [self._job_from_row(r) for r in self._read(f"SELECT * FROM jobs {where} ORDER BY id {tail}", params)]
 
-    def job_counts(self, run_id: int | None = None) -> dict[str, int]:
-        """Job counts by status."""
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+    def job_counts(self, run_id: int | None = None, *, task: str | None = None) -> dict[str, int]:
+        """Job counts by status (of one run and of one task, when given)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        if task is not None:
+            clauses.append("task = ?")
+            params.append(task)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT status, COUNT(*) AS n FROM jobs {where} GROUP BY status", params)
         counts = {s.value: 0 for s in JobStatus}
         counts.update({r["status"]: r["n"] for r in rows})
