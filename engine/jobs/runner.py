@@ -7,6 +7,10 @@ together are stored in one transaction, each with its done state, so a crash los
 doubles nothing. Jobs are claimed for a host several at a time (one transaction hands
 every idle worker its next job).
 
+Every job the run holds carries a lease that the run renews while it works; a job whose
+lease ran out, or whose process is known to be gone, is queued again by the next run
+(:meth:`engine.store.Store.requeue_interrupted`), whatever pid it recorded.
+
 Malformed or truncated answers are asked for again at once (the server is healthy, only
 that answer was bad, so waiting would just leave a slot idle); transient server errors
 are retried with exponential backoff. Both stop at ``RetryPolicy.max_attempts``; a job
@@ -38,6 +42,7 @@ from engine.errors import (
 from engine.jobs.events import JobEvent, JobFailure, JobProgress, JobSummary
 from engine.jobs.handler import Finished, JobHandler, JobResult, TokenSink
 from engine.models import Job
+from engine.store import JOB_LEASE_S
 
 if TYPE_CHECKING:
     from engine.generate.backends import ChatBackend
@@ -84,12 +89,15 @@ class JobRunner:
         retry: RetryPolicy | None = None,
         stream_tokens: bool = False,
         check_backends: bool = False,
+        lease_s: float = JOB_LEASE_S,
     ) -> None:
         """Prepare a runner; nothing runs until :meth:`run`.
 
         ``stream_tokens`` streams answers and emits coalesced token events.
         ``check_backends`` asks every host first whether it serves the model: a host that
         does not is skipped when there are others, else the run stops with its error.
+        ``lease_s`` is how long a claimed job stays this run's without renewal; the run
+        renews its jobs' leases every third of it.
         """
         if not backends:
             raise ValueError("A job run needs at least one backend.")
@@ -100,6 +108,7 @@ class JobRunner:
         self.retry = retry or RetryPolicy()
         self.stream_tokens = stream_tokens
         self.check_backends = check_backends
+        self.lease_s = lease_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resume = asyncio.Event()
         self._resume.set()
@@ -195,6 +204,7 @@ class JobRunner:
         self._down: set[str] = set()
         self._unreachable: BackendError | None = None
         self._in_flight = 0
+        self._held: set[int] = set()
         self._finished: list[Finished[Any, Any]] = []
         self._commit_handle: asyncio.TimerHandle | None = None
         self.store.requeue_interrupted()
@@ -211,9 +221,11 @@ class JobRunner:
             backends = await self._usable_backends()
         self._claimed = {self._host(b): deque() for b in backends}
         workers: list[asyncio.Task[None]] = []
+        renewal: asyncio.Task[None] | None = None
         try:
             if self._to_do and backends:
                 self.handler.start()
+                renewal = asyncio.create_task(self._renew_leases(), name=f"{task}-leases")
                 workers = [
                     asyncio.create_task(self._worker(backend), name=f"{task}-{self._host(backend)}-{i}")
                     for backend in backends
@@ -226,6 +238,8 @@ class JobRunner:
             await asyncio.gather(*workers, return_exceptions=True)
             raise
         finally:
+            if renewal is not None:
+                renewal.cancel()
             self._drain()
             self._finish()
         if self._crash is not None:
@@ -253,6 +267,14 @@ class JobRunner:
         if not usable and first_error is not None:
             self._stop(first_error)
         return usable
+
+    async def _renew_leases(self) -> None:
+        """Renew the lease of every job this run holds, a few times per lease, until the run ends."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if self._held:
+                with contextlib.suppress(PairForgeError):  # a busy file: the next renewal comes well before expiry
+                    self.store.renew_leases(sorted(self._held), self.lease_s)
 
     def _drain(self) -> None:
         """Store every finished job still waiting and give claimed, unstarted jobs back to the queue."""
@@ -357,11 +379,14 @@ class JobRunner:
         jobs: list[Job] = []
         with self.store.transaction():  # every claim below joins this one transaction
             while len(jobs) < limit:
-                job = self.store.claim_job(host, run_id=self._run_id, task=self.handler.task)
+                job = self.store.claim_job(
+                    host, run_id=self._run_id, task=self.handler.task, lease_s=self.lease_s
+                )
                 if job is None:
                     break
                 jobs.append(job)
         for job in jobs:
+            self._held.add(job.id or 0)
             if job.run_id is not None:
                 self._run_ids.add(job.run_id)
         return jobs
@@ -373,6 +398,8 @@ class JobRunner:
         with contextlib.suppress(PairForgeError), self.store.transaction():
             for job in jobs:
                 self.store.release_job(job.id or 0)
+        for job in jobs:
+            self._held.discard(job.id or 0)
         self._move("running", "queued", len(jobs))
 
     def _release_claimed(self, host: str | None = None) -> None:
@@ -462,6 +489,7 @@ class JobRunner:
     def _record(self, batch: Sequence[Finished[Any, Any]], results: Sequence[JobResult | None]) -> None:
         summary = self._summary
         for item, result in zip(batch, results, strict=True):
+            self._held.discard(item.job.id or 0)
             if result is None:
                 continue  # cancelled meanwhile: nothing stored, nothing counted
             self._move("running", "done")
@@ -480,6 +508,7 @@ class JobRunner:
             self._release([job])
             self._stop(exc)
             return
+        self._held.discard(job.id or 0)
         self._move("running", "failed")
         summary = self._summary
         summary.failed += 1
