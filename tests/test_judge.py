@@ -323,6 +323,26 @@ def test_several_hosts_share_the_work(project: Store) -> None:
     assert summary.done == 6
 
 
+def test_a_host_that_goes_down_mid_run_leaves_its_work_to_the_others(project: Store) -> None:
+    make_pairs(project, 10)
+    run_id = plan_judging(project)
+    with fake_ollama(latency=0.05) as a, fake_ollama(latency=0.05) as b:
+        backends = [make_backend("ollama", MODEL, a.url), make_backend("ollama", MODEL, b.url)]
+        runner = judge_runner(project, backends, concurrency_per_host=1, max_attempts=2, backoff_s=0)
+        events: list[JobEvent] = []
+
+        def on_event(event: JobEvent) -> None:
+            events.append(event)
+            if event.kind == "job_done" and event.progress.done == 1:
+                a.set_fault("refuse")
+
+        summary = asyncio.run(runner.run(run_id, on_event)).raise_for_stop()
+    down = [e for e in events if e.kind == "host_down"]
+    assert [e.host for e in down] == [a.url] and "Cannot reach Ollama" in (down[0].error or "")
+    assert summary.done == 10 and summary.failed == 0 and summary.stopped_reason is None
+    assert project.job_counts(run_id) == {"queued": 0, "running": 0, "done": 10, "failed": 0, "cancelled": 0}
+
+
 def test_pause_resume_and_cancel(project: Store) -> None:
     make_pairs(project, 12)
     run_id = plan_judging(project)
