@@ -5,8 +5,7 @@ Prints, for a project holding the sample corpus:
 * requests/s through the whole engine (planner jobs -> queue -> backend -> builder ->
   quality checks -> store) with per-request latency L and server parallelism P,
   against the ideal P/L;
-* pairs/s with L=0 and the engine's CPU time per pair (store calls on the event loop
-  and, for comparison, in a worker thread);
+* pairs/s with L=0 and the engine's CPU time per pair;
 * with ``--llama`` and the optional extra installed: tokens/s of the embedded model
   through the engine against a direct llama-cpp call on the same prompt and grammar.
 
@@ -34,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.generate import GenerationQueue, backends_from_settings, make_plan, save_plan  # noqa: E402
-from engine.generate.queue import QueueEvent  # noqa: E402
+from engine.generate import backends_from_settings, generation_runner, make_plan, save_plan  # noqa: E402
+from engine.jobs import JobEvent  # noqa: E402
 from engine.store import Store  # noqa: E402
 from tests.test_generate_corpus import load_sample_corpus  # noqa: E402
 
@@ -66,7 +65,7 @@ def _project(jobs: int) -> tuple[Store, int]:
     return store, run_id
 
 
-def run_case(latency: float, parallel: int | None, concurrency: int, jobs: int, *, in_thread: bool = False) -> dict[str, float]:
+def run_case(latency: float, parallel: int | None, concurrency: int, jobs: int) -> dict[str, float]:
     """One timed run; returns wall seconds, CPU seconds, pairs and rates.
 
     ``rate`` counts the whole run (start-up included); ``steady`` counts the jobs finished
@@ -77,30 +76,29 @@ def run_case(latency: float, parallel: int | None, concurrency: int, jobs: int, 
     try:
         store, run_id = _project(jobs)
         backends = backends_from_settings(store.settings, backend="ollama", model=MODEL, hosts=[url])
-        queue = GenerationQueue(store, backends, concurrency_per_host=concurrency, store_in_thread=in_thread)
+        runner = generation_runner(store, backends, concurrency_per_host=concurrency)
         done: list[float] = []
 
-        def on_event(event: QueueEvent) -> None:
-            if event.type == "job_done":
+        def on_event(event: JobEvent) -> None:
+            if event.kind == "job_done":
                 done.append(time.perf_counter())
 
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        summary = asyncio.run(queue.run(run_id, on_event=on_event))
+        summary = asyncio.run(runner.run(run_id, on_event=on_event))
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         store.close()
     finally:
         proc.terminate()
         proc.wait()
-    pairs = summary.pairs_created
+    pairs = summary.pairs
     steady = (len(done) - concurrency) / (done[-1] - done[concurrency - 1]) if len(done) > 2 * concurrency else 0.0
     return {"pairs": pairs, "wall": wall, "cpu": cpu, "rate": pairs / wall, "steady": steady,
             "startup": (done[0] - wall0) if done else 0.0, "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1)}
 
 
-def median_case(repeat: int, latency: float, parallel: int | None, concurrency: int, jobs: int,
-                *, in_thread: bool = False) -> dict[str, float]:
+def median_case(repeat: int, latency: float, parallel: int | None, concurrency: int, jobs: int) -> dict[str, float]:
     """``repeat`` runs of :func:`run_case`; the median of each figure."""
-    runs = [run_case(latency, parallel, concurrency, jobs, in_thread=in_thread) for _ in range(repeat)]
+    runs = [run_case(latency, parallel, concurrency, jobs) for _ in range(repeat)]
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
 
@@ -129,9 +127,9 @@ def llama_case() -> None:
     jobs = [Job(kind=PairKind.INSTRUCTION, mode="factual", chunk_ids=[chunk.id or 0], params={"variant": i}) for i in range(3)]
     run_id, _ = store.create_run("generate", {}, jobs)
     backends = backends_from_settings(store.settings, backend="llamacpp")
-    queue = GenerationQueue(store, backends, concurrency_per_host=1)
+    runner = generation_runner(store, backends, concurrency_per_host=1)
     wall0 = time.perf_counter()
-    summary = asyncio.run(queue.run(run_id))
+    summary = asyncio.run(runner.run(run_id))
     engine_tps = summary.completion_tokens / (time.perf_counter() - wall0)
 
     import llama_cpp
@@ -146,7 +144,7 @@ def llama_case() -> None:
                                       temperature=0.7, repeat_penalty=1.2, stop=["\n### "])
         tokens += out["usage"]["completion_tokens"]
     direct_tps = tokens / (time.perf_counter() - wall0)
-    print(f"embedded Gemma 3 270M: engine {engine_tps:.1f} tok/s ({summary.pairs_created} pairs), "
+    print(f"embedded Gemma 3 270M: engine {engine_tps:.1f} tok/s ({summary.pairs} pairs), "
           f"direct llama-cpp {direct_tps:.1f} tok/s -> {100 * engine_tps / direct_tps:.0f}% (target >= 90%)")
 
 
@@ -155,7 +153,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the latency-bound case")
     parser.add_argument("--fast-jobs", type=int, default=1000, help="jobs in the L=0 case")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is printed")
-    parser.add_argument("--no-thread", action="store_true", help="skip the store-in-a-worker-thread case")
     parser.add_argument("--llama", action="store_true", help="also measure the embedded model")
     args = parser.parse_args()
 
@@ -167,11 +164,9 @@ def main() -> None:
           f"-> {100 * r['rate'] / ideal:.1f}% over the whole run (target >= 95%); steady state "
           f"{r['steady']:.2f} req/s -> {100 * r['steady'] / ideal:.1f}%; first pair after {r['startup']:.2f} s; "
           f"{r['pairs']:.0f} pairs in {r['wall']:.1f} s, engine CPU {r['cpu_ms_per_pair']:.2f} ms/pair")
-    for in_thread in (False,) if args.no_thread else (False, True):
-        r = median_case(args.repeat, 0.0, None, concurrency=8, jobs=args.fast_jobs, in_thread=in_thread)
-        where = "store in a worker thread" if in_thread else "store on the event loop"
-        print(f"L=0 concurrency 8, {where}: {r['rate']:.0f} pairs/s (target >= 300); "
-              f"engine CPU {r['cpu_ms_per_pair']:.2f} ms/pair over {r['pairs']:.0f} pairs")
+    r = median_case(args.repeat, 0.0, None, concurrency=8, jobs=args.fast_jobs)
+    print(f"L=0 concurrency 8: {r['rate']:.0f} pairs/s (target >= 300); "
+          f"engine CPU {r['cpu_ms_per_pair']:.2f} ms/pair over {r['pairs']:.0f} pairs")
     print(f"after: {load_average()}")
     if args.llama:
         llama_case()

@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.generate.backends import ChatOptions, make_backend, schema_for
+from engine.jobs import JobEvent
 from engine.judge import (
-    JudgeEvent,
-    JudgeRunner,
     JudgeVerdictOutput,
     build_judge_messages,
+    judge_runner,
     plan_judging,
 )
 from engine.models import Pair
@@ -90,16 +90,16 @@ async def _judge_run(store: Store, url: str, concurrency: int) -> tuple[float, f
     backend = make_backend("ollama", MODEL, url)
     marks: dict[str, float] = {}
 
-    def on_event(event: JudgeEvent) -> None:
+    def on_event(event: JobEvent) -> None:
         marks.setdefault(event.kind, time.perf_counter())
 
     started = time.perf_counter()
     run_id = plan_judging(store)
-    runner = JudgeRunner(store, [backend], options=ChatOptions(temperature=0.1), concurrency_per_host=concurrency)
-    summary = await runner.run(run_id, on_event)
+    runner = judge_runner(store, [backend], options=ChatOptions(temperature=0.1), concurrency_per_host=concurrency)
+    summary = (await runner.run(run_id, on_event)).raise_for_stop()
     ended = time.perf_counter()
     await backend.aclose()
-    return ended - started, ended - marks["started"], summary.judged
+    return ended - started, ended - marks["job_started"], summary.done
 
 
 async def _bare_chats(url: str, count: int, concurrency: int) -> float:

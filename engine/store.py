@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from engine.processes import pid_alive
 from engine.settings import SETTINGS_FILE, ProjectSettings, SettingsLayers, create_settings_file
 
 DB_FILE = "pairforge.db"
+
+# How long a claimed job stays its claimer's without renewal (see engine/jobs/runner.py).
+JOB_LEASE_S = 60.0
 
 # Each entry upgrades the schema by one version; never edit a released entry, append.
 MIGRATIONS: list[str] = [
@@ -186,6 +190,11 @@ MIGRATIONS: list[str] = [
     # 3: which process runs a job, so a second process never re-queues a live one
     """
     ALTER TABLE jobs ADD COLUMN owner TEXT;
+    """,
+    # 4: a lease on every running job, renewed by the run that holds it (unix seconds); a job
+    # whose lease ran out is queued again whatever pid it recorded, since pids are reused
+    """
+    ALTER TABLE jobs ADD COLUMN lease_expires_at REAL;
     """,
 ]
 
@@ -1120,24 +1129,35 @@ class Store:
         return [{**dict(r), "params": json.loads(r["params"])} for r in rows]
 
     def requeue_interrupted(self) -> int:
-        """Put jobs left 'running' by a process that died back in the queue; returns how many.
+        """Put jobs left 'running' by a run that stopped back in the queue; returns how many.
 
-        Jobs held by a process that is still alive (another run on the same project) are left alone.
+        A running job is queued again when its lease ran out (the run holding it stopped
+        renewing it), or at once when the process that claimed it is known to be gone (its
+        pid on this machine no longer exists). A live pid alone never keeps a job: after a
+        crash the pid may belong to an unrelated process. Jobs of a run that still renews
+        its leases (another process, or another run in this one) are left alone.
         """
+        now = time.time()
         with self.transaction() as conn:
-            rows = conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'").fetchall()
-            dead = [r["id"] for r in rows if not _owner_alive(r["owner"])]
+            rows = conn.execute("SELECT id, owner, lease_expires_at FROM jobs WHERE status = 'running'").fetchall()
+            stale = [
+                r["id"] for r in rows
+                if r["lease_expires_at"] is None or r["lease_expires_at"] <= now or _owner_gone(r["owner"])
+            ]
             conn.executemany(
-                "UPDATE jobs SET status = 'queued', host = NULL, owner = NULL WHERE id = ? AND status = 'running'",
-                [(i,) for i in dead],
+                "UPDATE jobs SET status = 'queued', host = NULL, owner = NULL, lease_expires_at = NULL "
+                "WHERE id = ? AND status = 'running'",
+                [(i,) for i in stale],
             )
-            n = len(dead)
+            n = len(stale)
         if n:
             self.log("queue", "requeued", n, f"{n} job(s) interrupted by a stopped process were queued again")
         return n
 
-    def claim_job(self, host: str | None, *, run_id: int | None = None, task: str | None = None) -> Job | None:
-        """Atomically take the next queued job and mark it running; None when the queue is empty."""
+    def claim_job(
+        self, host: str | None, *, run_id: int | None = None, task: str | None = None, lease_s: float = JOB_LEASE_S
+    ) -> Job | None:
+        """Atomically take the next queued job and mark it running under a lease of ``lease_s``; None when none is queued."""
         clauses = ["status = 'queued'"]
         params: list[Any] = []
         if run_id is not None:
@@ -1148,12 +1168,24 @@ class Store:
             params.append(task)
         with self.transaction() as conn:
             row = conn.execute(
-                "UPDATE jobs SET status = 'running', host = ?, owner = ?, attempts = attempts + 1, started_at = ? "
+                "UPDATE jobs SET status = 'running', host = ?, owner = ?, lease_expires_at = ?, "
+                "attempts = attempts + 1, started_at = ? "
                 f"WHERE id = (SELECT id FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT 1) "
                 "RETURNING *",
-                [host, _owner(), _now(), *params],
+                [host, _owner(), time.time() + lease_s, _now(), *params],
             ).fetchone()
         return self._job_from_row(row) if row else None
+
+    def renew_leases(self, job_ids: Sequence[int], lease_s: float = JOB_LEASE_S) -> int:
+        """Extend the lease of this process's running jobs among ``job_ids`` by ``lease_s``; returns how many."""
+        if not job_ids:
+            return 0
+        with self.transaction() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({','.join('?' * len(job_ids))}) "
+                "AND status = 'running' AND owner = ?",
+                [time.time() + lease_s, *job_ids, _owner()],
+            ).rowcount
 
     def complete_job(self, job_id: int, pairs: Sequence[Pair], *, queued: bool = False) -> list[Pair]:
         """Store a job's pairs and mark it done in one transaction (so no pair is lost or doubled).
@@ -1224,9 +1256,17 @@ class Store:
         tail = f"LIMIT {int(limit)}" if limit else ""
         return [self._job_from_row(r) for r in self._read(f"SELECT * FROM jobs {where} ORDER BY id {tail}", params)]
 
-    def job_counts(self, run_id: int | None = None) -> dict[str, int]:
-        """Job counts by status."""
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+    def job_counts(self, run_id: int | None = None, *, task: str | None = None) -> dict[str, int]:
+        """Job counts by status (of one run and of one task, when given)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        if task is not None:
+            clauses.append("task = ?")
+            params.append(task)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT status, COUNT(*) AS n FROM jobs {where} GROUP BY status", params)
         counts = {s.value: 0 for s in JobStatus}
         counts.update({r["status"]: r["n"] for r in rows})
@@ -1369,16 +1409,18 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(owner: str | None) -> bool:
-    """Whether the process that claimed a job is still running (on this machine)."""
+def _owner_gone(owner: str | None) -> bool:
+    """Whether the process that claimed a job is known to have exited (its pid on this machine is free).
+
+    Only a negative answer is sure: a pid that exists may have been reused by another process.
+    """
     if not owner or ":" not in owner:
         return False
     host, _, pid_text = owner.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    # Our own pid: another queue in this process (the app generating while it judges) still owns it.
-    return pid == os.getpid() or pid_alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def _split_sql(script: str) -> list[str]:

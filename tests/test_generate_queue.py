@@ -22,15 +22,15 @@ import pytest
 
 from engine.errors import PairForgeError
 from engine.generate import (
-    GenerationQueue,
     backends_from_settings,
     check_backends,
+    generation_runner,
     make_plan,
     save_plan,
 )
 from engine.generate.builders import GenerationContext
-from engine.generate.queue import QueueEvent
 from engine.generate.retrieval import CorpusIndex
+from engine.jobs import JobEvent, JobRunner
 from engine.models import Job, PairKind
 from engine.store import PairFilter, Store
 from tests.fake_ollama import FakeOllama, fake_ollama, schema_answer
@@ -51,10 +51,10 @@ def corpus(project: Store) -> Store:
     return load_sample_corpus(project)
 
 
-def _queue(store: Store, urls: list[str], *, model: str = MODEL, **kw: Any) -> GenerationQueue:
+def _queue(store: Store, urls: list[str], *, model: str = MODEL, **kw: Any) -> JobRunner:
     backends = backends_from_settings(store.settings, backend="ollama", model=model, hosts=urls)
     kw.setdefault("retry_base_s", 0.01)
-    return GenerationQueue(store, backends, **kw)
+    return generation_runner(store, backends, **kw)
 
 
 def _generated(store: Store) -> list[Any]:
@@ -70,9 +70,9 @@ def _one_job_run(store: Store, kind: PairKind = PairKind.INSTRUCTION) -> int:
 
 async def test_every_pair_type_is_generated_and_grounded(corpus: Store, server: FakeOllama) -> None:
     run_id = save_plan(corpus, make_plan(corpus, target=40))
-    events: list[QueueEvent] = []
+    events: list[JobEvent] = []
     summary = await _queue(corpus, [server.url], concurrency_per_host=4).run(run_id, on_event=events.append)
-    assert summary.ok and summary.pairs_created == 40 and summary.jobs_failed == 0
+    assert summary.ok and summary.pairs == 40 and summary.failed == 0
     pairs = _generated(corpus)
     assert len(pairs) == 40 and {str(p.kind) for p in pairs} == {
         "instruction", "multi_hop", "refusal", "thinking", "clarification"
@@ -99,10 +99,11 @@ async def test_every_pair_type_is_generated_and_grounded(corpus: Store, server: 
     # Every done job holds exactly its pair.
     for job in corpus.list_jobs(run_id=run_id):
         assert job.status == "done" and len(job.result_pair_ids) == 1
-    types = Counter(e.type for e in events)
-    assert types["pair_created"] == 40 and types["job_done"] == 40 and types["run_finished"] == 1
-    last = [e for e in events if e.progress][-1].progress
-    assert last is not None and last.pairs_per_min > 0 and last.tokens_per_s > 0
+    types = Counter(e.kind for e in events)
+    assert sum(len(e.pairs) for e in events if e.kind == "job_done") == 40
+    assert types["job_done"] == 40 and types["finished"] == 1
+    last = events[-1].progress
+    assert last.pairs_per_min > 0 and last.tokens_per_s > 0
 
 
 async def test_invalid_json_is_retried_then_succeeds(corpus: Store, server: FakeOllama) -> None:
@@ -114,9 +115,9 @@ async def test_invalid_json_is_retried_then_succeeds(corpus: Store, server: Fake
 
     server.responder = flaky
     run_id = _one_job_run(corpus)
-    retries: list[QueueEvent] = []
-    summary = await _queue(corpus, [server.url]).run(run_id, on_event=lambda e: retries.append(e) if e.type == "job_retry" else None)
-    assert summary.pairs_created == 1 and calls["n"] == 3
+    retries: list[JobEvent] = []
+    summary = await _queue(corpus, [server.url]).run(run_id, on_event=lambda e: retries.append(e) if e.kind == "retry" else None)
+    assert summary.pairs == 1 and calls["n"] == 3
     assert len(retries) == 2 and "not valid JSON" in (retries[0].error or "")
 
 
@@ -129,7 +130,7 @@ async def test_truncated_answer_is_retried_then_succeeds(corpus: Store, server: 
 
     server.responder = recover
     summary = await _queue(corpus, [server.url]).run(_one_job_run(corpus))
-    assert summary.pairs_created == 1 and len(server.requests_to("/api/chat")) == 2
+    assert summary.pairs == 1 and len(server.requests_to("/api/chat")) == 2
 
 
 async def test_job_fails_after_max_attempts_keeping_the_reason(corpus: Store, server: FakeOllama) -> None:
@@ -139,7 +140,7 @@ async def test_job_fails_after_max_attempts_keeping_the_reason(corpus: Store, se
     job = corpus.list_jobs(run_id=run_id)[0]
     assert job.status == "failed" and "not valid JSON" in (job.error or "") and "3 attempts" in (job.error or "")
     assert len(server.requests_to("/api/chat")) == 3
-    assert summary.pairs_created == 0
+    assert summary.pairs == 0
     assert summary.message.startswith("0 pairs: all 1 job(s) failed; the last error was: The model's answer is not valid JSON")
 
 
@@ -148,7 +149,7 @@ async def test_bad_answers_are_asked_again_without_waiting(corpus: Store, server
     server.set_fault("invalid_json")
     started = time.perf_counter()
     summary = await _queue(corpus, [server.url], max_attempts=3, retry_base_s=5.0).run(_one_job_run(corpus))
-    assert summary.jobs_failed == 1 and len(server.requests_to("/api/chat")) == 3
+    assert summary.failed == 1 and len(server.requests_to("/api/chat")) == 3
     assert time.perf_counter() - started < 4.0
 
 
@@ -168,7 +169,7 @@ async def test_jobs_are_claimed_and_stored_in_batches_and_none_is_left_running(c
     finally:
         del corpus.transaction
     counts = corpus.job_counts(run_id)
-    assert summary.pairs_created == 30 and counts["done"] == 30 and counts["running"] == 0
+    assert summary.pairs == 30 and counts["done"] == 30 and counts["running"] == 0
     # One claim and one completion per job would take at least 60.
     assert transactions["n"] < 50
     assert sorted(p.origin.job_id for p in _generated(corpus)) == sorted(j.id for j in corpus.list_jobs(run_id=run_id))
@@ -177,7 +178,7 @@ async def test_jobs_are_claimed_and_stored_in_batches_and_none_is_left_running(c
 async def test_transient_server_errors_are_retried(corpus: Store, server: FakeOllama) -> None:
     server.fail_next(2, status=503)
     summary = await _queue(corpus, [server.url]).run(_one_job_run(corpus))
-    assert summary.pairs_created == 1 and summary.errors
+    assert summary.pairs == 1 and summary.errors
 
 
 async def test_model_not_pulled_stops_the_run_with_the_sentence(corpus: Store, server: FakeOllama) -> None:
@@ -199,8 +200,8 @@ async def test_pause_resume_and_cancel(corpus: Store) -> None:
         queue = _queue(corpus, [srv.url], concurrency_per_host=2)
         done: list[int] = []
 
-        def on_event(event: QueueEvent) -> None:
-            if event.type == "job_done":
+        def on_event(event: JobEvent) -> None:
+            if event.kind == "job_done":
                 done.append(event.job_id or 0)
                 if len(done) == 2:
                     # Called from another thread, as a TUI would.
@@ -220,7 +221,7 @@ async def test_pause_resume_and_cancel(corpus: Store) -> None:
         summary = await asyncio.wait_for(task, 5)
     counts = corpus.job_counts(run_id)
     assert summary.cancelled and counts["running"] == 0
-    assert counts["done"] == summary.jobs_done == len(_generated(corpus)) and counts["queued"] == 40 - counts["done"]
+    assert counts["done"] == summary.done == len(_generated(corpus)) and counts["queued"] == 40 - counts["done"]
     assert "stay queued" in summary.message
 
 
@@ -228,7 +229,7 @@ async def test_two_hosts_share_one_queue(corpus: Store) -> None:
     with fake_ollama(latency=0.02) as one, fake_ollama(latency=0.02) as two:
         run_id = save_plan(corpus, make_plan(corpus, target=30))
         summary = await _queue(corpus, [one.url, two.url], concurrency_per_host=2).run(run_id)
-        assert summary.pairs_created == 30
+        assert summary.pairs == 30
         assert one.requests_to("/api/chat") and two.requests_to("/api/chat")
         assert {p.origin.host for p in _generated(corpus)} == {one.url, two.url}
 
@@ -243,7 +244,7 @@ async def test_unreachable_host_leaves_jobs_queued_with_the_sentence(corpus: Sto
 
 async def test_no_queued_jobs_says_so(project: Store, server: FakeOllama) -> None:
     summary = await _queue(project, [server.url]).run()
-    assert summary.pairs_created == 0 and summary.message.startswith("0 pairs: there were no queued jobs")
+    assert summary.pairs == 0 and summary.message.startswith("0 pairs: there were no queued jobs")
 
 
 def test_killed_generate_resumes_without_lost_or_duplicated_pairs(tmp_path: Path) -> None:
@@ -298,8 +299,8 @@ async def test_embedded_model_generates_real_pairs(corpus: Store) -> None:
     )
     backends = backends_from_settings(corpus.settings, backend="llamacpp")
     await check_backends(backends)
-    summary = await GenerationQueue(corpus, backends, concurrency_per_host=1, retry_base_s=0.0).run(run_id)
-    assert summary.pairs_created == 1, summary.message
+    summary = await generation_runner(corpus, backends, concurrency_per_host=1, retry_base_s=0.0).run(run_id)
+    assert summary.pairs == 1, summary.message
     pair = next(corpus.iter_pairs(PairFilter(kind="instruction")))
     assert pair.origin.backend == "llamacpp" and pair.origin.completion_tokens
     assert len(pair.instruction) >= 10 and len(pair.response) >= 20

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(
     "module", ["engine", "engine.cli", "engine.store", "engine.models", "engine.ingest", "engine.quality",
-               "engine.generate.queue", "engine.export"],
+               "engine.jobs", "engine.generate.handler", "engine.export"],
 )
 def test_engine_import_does_not_load_textual(module: str) -> None:
     code = (

@@ -25,11 +25,10 @@ from click.testing import CliRunner
 from engine.cli import main
 from engine.errors import InvalidModelOutputError, ModelNotFoundError
 from engine.generate.backends import ChatBackend, ChatOptions, make_backend
+from engine.jobs import JobEvent
 from engine.judge import (
     JUDGE_WARNING,
     RUBRIC,
-    JudgeEvent,
-    JudgeRunner,
     Rubric,
     agreement_report,
     apply_curation,
@@ -37,6 +36,7 @@ from engine.judge import (
     cohen_kappa,
     compute_total,
     criteria_for,
+    judge_runner,
     plan_curation,
     plan_judging,
     score_distribution,
@@ -86,7 +86,7 @@ def make_pairs(store: Store, n: int, **fields: Any) -> list[Pair]:
 def run_judge(store: Store, server: FakeOllama, *, run_id: int | None = None, **kw: Any):
     backend = make_backend("ollama", MODEL, server.url)
     kw.setdefault("backoff_s", 0.0)
-    runner = JudgeRunner(store, [backend], options=ChatOptions(temperature=0.1), **kw)
+    runner = judge_runner(store, [backend], options=ChatOptions(temperature=0.1), **kw)
 
     async def go():
         try:
@@ -94,7 +94,7 @@ def run_judge(store: Store, server: FakeOllama, *, run_id: int | None = None, **
         finally:
             await backend.aclose()
 
-    return asyncio.run(go())
+    return asyncio.run(go()).raise_for_stop()
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_verdicts_are_parsed_stored_and_the_models_total_is_not_trusted(project:
     run_id = plan_judging(project)
     assert run_id is not None
     summary = run_judge(project, server, run_id=run_id, threshold=7.0)
-    assert (summary.judged, summary.failed, summary.remaining) == (3, 0, 0)
+    assert (summary.done, summary.failed, summary.queued) == (3, 0, 0)
     verdicts = project.get_verdicts()
     for pair in pairs:
         verdict = verdicts[pair.id]
@@ -179,7 +179,7 @@ def test_malformed_verdicts_are_retried_then_recorded_as_failed(project: Store, 
     server.set_fault(fault)
     run_id = plan_judging(project)
     summary = run_judge(project, server, run_id=run_id, max_attempts=3)
-    assert (summary.judged, summary.failed) == (0, 1)
+    assert (summary.done, summary.failed) == (0, 1)
     assert len(server.requests_to("/api/chat")) == 3
     job = project.list_jobs(run_id=run_id)[0]
     assert job.status == "failed" and "after 3 attempt(s)" in (job.error or "")
@@ -216,7 +216,7 @@ def test_a_schema_violation_is_retried_until_a_valid_verdict_comes(project: Stor
     server.fail_next(1)  # and one server error first
     plan_judging(project)
     summary = run_judge(project, server)
-    assert (summary.judged, summary.failed) == (1, 0)
+    assert (summary.done, summary.failed) == (1, 0)
     assert calls["n"] == 2 and len(server.requests_to("/api/chat")) == 3
     assert project.get_pair(pair.id).score == 6.0
 
@@ -226,7 +226,7 @@ def test_a_model_that_is_not_pulled_stops_the_run_with_a_clear_error(project: St
     run_id = plan_judging(project)
     backend = make_backend("ollama", "missing-model", server.url)
     with pytest.raises(ModelNotFoundError, match="ollama pull missing-model"):
-        asyncio.run(JudgeRunner(project, [backend]).run(run_id))
+        asyncio.run(judge_runner(project, [backend]).run(run_id)).raise_for_stop()
     assert project.job_counts(run_id)["queued"] == 2  # nothing lost: the next run picks them up
 
 
@@ -237,7 +237,7 @@ def test_an_unreachable_host_fails_with_a_clear_error(project: Store) -> None:
     run_id = plan_judging(project)
     backend = make_backend("ollama", MODEL, url)
     with pytest.raises(Exception, match="Cannot reach Ollama"):
-        asyncio.run(JudgeRunner(project, [backend], backoff_s=0).run(run_id))
+        asyncio.run(judge_runner(project, [backend], backoff_s=0).run(run_id)).raise_for_stop()
     assert project.job_counts(run_id)["queued"] == 1
 
 
@@ -304,13 +304,13 @@ def test_runs_resume_after_a_crash_and_respect_concurrency(project: Store) -> No
     with project.transaction() as conn:  # left running by a process that has since died
         conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{_dead_pid()}", crashed.id))
     with fake_ollama(latency=0.1) as srv:
-        events: list[JudgeEvent] = []
+        events: list[JobEvent] = []
         backend = make_backend("ollama", MODEL, srv.url)
-        runner = JudgeRunner(project, [backend], concurrency_per_host=3)
+        runner = judge_runner(project, [backend], concurrency_per_host=3)
         summary = asyncio.run(runner.run(run_id, events.append))
         assert srv.peak_concurrency == 3
-    assert summary.judged == 8 and project.job_counts(run_id)["done"] == 8
-    last = [e for e in events if e.kind == "verdict"][-1]
+    assert summary.done == 8 and project.job_counts(run_id)["done"] == 8
+    last = [e for e in events if e.kind == "job_done"][-1].progress
     assert last.done == last.total == 8 and last.pairs_per_min > 0 and last.eta_s == 0
 
 
@@ -318,9 +318,29 @@ def test_several_hosts_share_the_work(project: Store) -> None:
     make_pairs(project, 6)
     with fake_ollama(latency=0.05) as a, fake_ollama(latency=0.05) as b:
         backends = [make_backend("ollama", MODEL, a.url), make_backend("ollama", MODEL, b.url)]
-        summary = asyncio.run(JudgeRunner(project, backends, concurrency_per_host=1).run(plan_judging(project)))
+        summary = asyncio.run(judge_runner(project, backends, concurrency_per_host=1).run(plan_judging(project)))
         assert a.requests_to("/api/chat") and b.requests_to("/api/chat")
-    assert summary.judged == 6
+    assert summary.done == 6
+
+
+def test_a_host_that_goes_down_mid_run_leaves_its_work_to_the_others(project: Store) -> None:
+    make_pairs(project, 10)
+    run_id = plan_judging(project)
+    with fake_ollama(latency=0.05) as a, fake_ollama(latency=0.05) as b:
+        backends = [make_backend("ollama", MODEL, a.url), make_backend("ollama", MODEL, b.url)]
+        runner = judge_runner(project, backends, concurrency_per_host=1, max_attempts=2, backoff_s=0)
+        events: list[JobEvent] = []
+
+        def on_event(event: JobEvent) -> None:
+            events.append(event)
+            if event.kind == "job_done" and event.progress.done == 1:
+                a.set_fault("refuse")
+
+        summary = asyncio.run(runner.run(run_id, on_event)).raise_for_stop()
+    down = [e for e in events if e.kind == "host_down"]
+    assert [e.host for e in down] == [a.url] and "Cannot reach Ollama" in (down[0].error or "")
+    assert summary.done == 10 and summary.failed == 0 and summary.stopped_reason is None
+    assert project.job_counts(run_id) == {"queued": 0, "running": 0, "done": 10, "failed": 0, "cancelled": 0}
 
 
 def test_pause_resume_and_cancel(project: Store) -> None:
@@ -328,12 +348,12 @@ def test_pause_resume_and_cancel(project: Store) -> None:
     run_id = plan_judging(project)
     with fake_ollama(latency=0.05) as srv:
         backend: ChatBackend = make_backend("ollama", MODEL, srv.url)
-        runner = JudgeRunner(project, [backend], concurrency_per_host=1)
+        runner = judge_runner(project, [backend], concurrency_per_host=1)
         seen: list[str] = []
 
-        def on_event(event: JudgeEvent) -> None:
+        def on_event(event: JobEvent) -> None:
             seen.append(event.kind)
-            if event.kind == "verdict" and event.done == 2:
+            if event.kind == "job_done" and event.progress.done == 2:
                 runner.pause()
 
         async def go():
@@ -356,7 +376,7 @@ def test_pause_resume_and_cancel(project: Store) -> None:
     assert summary.cancelled and "paused" in seen and "resumed" in seen and seen[-1] == "cancelled"
     counts = project.job_counts(run_id)
     assert counts["running"] == 0 and counts["queued"] == 0
-    assert counts["done"] == summary.judged and counts["cancelled"] == 12 - summary.judged
+    assert counts["done"] == summary.done and counts["cancelled"] == 12 - summary.done
 
 
 # ---------------------------------------------------------------- using the score
@@ -474,19 +494,19 @@ def test_cancel_from_another_thread_keeps_the_rest_queued(project: Store) -> Non
     run_id = plan_judging(project)
     with fake_ollama(latency=0.1) as srv:
         backend = make_backend("ollama", MODEL, srv.url)
-        runner = JudgeRunner(project, [backend], concurrency_per_host=2)
+        runner = judge_runner(project, [backend], concurrency_per_host=2)
 
-        def on_event(event: JudgeEvent) -> None:
-            if event.kind == "verdict" and event.done == 2:
+        def on_event(event: JobEvent) -> None:
+            if event.kind == "job_done" and event.progress.done == 2:
                 # A UI thread asks for the stop, as the app's worker threads do.
                 threading.Thread(target=runner.cancel).start()
 
         summary = asyncio.run(runner.run(run_id, on_event))
         counts = project.job_counts(run_id)
         assert summary.cancelled and counts["running"] == 0 and counts["cancelled"] == 0
-        assert counts["queued"] == summary.remaining == 10 - summary.judged
+        assert counts["queued"] == summary.queued == 10 - summary.done
         rest = run_judge(project, srv, run_id=run_id)  # a later run finishes them
-    assert rest.judged == 10 - summary.judged and project.job_counts(run_id)["done"] == 10
+    assert rest.done == 10 - summary.done and project.job_counts(run_id)["done"] == 10
 
 
 def _dead_pid() -> int:

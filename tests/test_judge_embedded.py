@@ -16,7 +16,7 @@ pytest.importorskip("xllamacpp")
 
 from engine.generate.backends import ChatOptions, make_backend
 from engine.generate.backends.llamacpp import BUILTIN_MODELS, DEFAULT_BUILTIN
-from engine.judge import JudgeRunner, compute_total, criteria_for, plan_judging
+from engine.judge import compute_total, criteria_for, judge_runner, plan_judging
 from engine.models import Pair, PairKind
 from engine.store import Store
 
@@ -33,13 +33,13 @@ def test_embedded_model_gives_real_verdicts(project: Store) -> None:
     ])
     run_id = plan_judging(project)
     backend = make_backend("llamacpp", None, None, n_ctx=2048)
-    runner = JudgeRunner(
+    runner = judge_runner(
         project, [backend], options=ChatOptions(temperature=0.1, num_predict=120, seed=7),
         concurrency_per_host=1, max_attempts=1, backoff_s=0,
     )
-    summary = asyncio.run(runner.run(run_id))
-    assert summary.judged + summary.failed == 2 and summary.remaining == 0
-    assert summary.judged >= 1, summary.failures  # the grammar keeps a real verdict schema-valid
+    summary = asyncio.run(runner.run(run_id)).raise_for_stop()
+    assert summary.done + summary.failed == 2 and summary.queued == 0
+    assert summary.done >= 1, summary.failures  # the grammar keeps a real verdict schema-valid
     verdicts = project.get_verdicts()
     for pair in project.get_pairs([p.id for p in pairs]):
         verdict = verdicts.get(pair.id)

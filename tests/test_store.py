@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,25 @@ def test_closing_while_another_thread_reads_lets_the_read_finish(project: Store)
     assert result == [2000000]
     with pytest.raises(PairForgeError, match="closed"):
         project.count_pairs()
+
+
+def test_a_job_whose_pid_was_reused_is_queued_again_once_its_lease_ran_out(
+    project: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, _ = project.create_run("generate", {}, [Job(kind="instruction", mode="factual")])
+    job = project.claim_job("host-a", run_id=run_id, task="generate")
+    assert job is not None
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        # The process that claimed the job crashed; its pid now belongs to an unrelated live process.
+        with project.transaction() as conn:
+            conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:{unrelated.pid}", job.id))
+        assert project.requeue_interrupted() == 0  # its lease still runs: the run may only be slow
+        an_hour_later = time.time() + 3600
+        monkeypatch.setattr(time, "time", lambda: an_hour_later)
+        assert project.requeue_interrupted() == 1  # nobody renewed it: the live pid does not keep it
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+    counts = project.job_counts(run_id)
+    assert counts["running"] == 0 and counts["queued"] == 1

@@ -84,7 +84,7 @@ def run_demo(
             backends = backends_from_settings(store.settings, backend=backend)
             try:
                 result = asyncio.run(_run_queue(store, backends, run_id, None, as_json, probe=probe))
-                summary["generate"] = {"message": result.message, "pairs": result.pairs_created}
+                summary["generate"] = {"message": result.message, "pairs": result.pairs}
                 say(f"    {escape(result.message)}")
             except PairForgeError as exc:
                 # The rest of the pipeline still runs on what was imported.

@@ -88,9 +88,10 @@ async def _run_queue(
 ) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from engine.generate.handler import generation_runner
     from engine.generate.hosts import check_backends, close_backends
     from engine.generate.probe import PreflightError, probe_run
-    from engine.generate.queue import GenerationQueue, QueueEvent
+    from engine.jobs import JobEvent
 
     try:
         await check_backends(backends)
@@ -102,11 +103,11 @@ async def _run_queue(
                 raise PreflightError(report.message)
             if not as_json:
                 err_console.print(f"    {escape(report.message)}")
-        queue = GenerationQueue(store, backends, concurrency_per_host=concurrency)
+        runner = generation_runner(store, backends, concurrency_per_host=concurrency)
         loop = asyncio.get_running_loop()
         # Ctrl-C stops cleanly: requests in flight are dropped and their jobs stay queued.
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, queue.cancel)
+            loop.add_signal_handler(sig, runner.cancel)
         counts = store.job_counts(run_id)
         total = sum(counts[s] for s in ("queued", "running", "done", "failed"))
         progress = Progress(
@@ -117,8 +118,8 @@ async def _run_queue(
         with progress:
             bar = progress.add_task("generate", total=total, completed=counts["done"] + counts["failed"], rates="")
 
-            def on_event(event: QueueEvent) -> None:
-                if event.type in ("job_done", "job_failed") and event.progress is not None:
+            def on_event(event: JobEvent) -> None:
+                if event.kind in ("job_done", "job_failed"):
                     p = event.progress
                     eta = f"ETA {p.eta_s:.0f}s" if p.eta_s is not None else "ETA -"
                     progress.update(
@@ -126,9 +127,20 @@ async def _run_queue(
                         rates=f"{p.pairs_per_min:.0f} pairs/min  {p.tokens_per_s:.0f} tok/s  {eta}",
                     )
 
-            return await queue.run(run_id, on_event=on_event)
+            return await runner.run(run_id, on_event=on_event)
     finally:
         await close_backends(backends)
+
+
+def generation_json(summary: Any) -> dict[str, Any]:
+    """A generation run's summary as ``generate --json`` prints it."""
+    return {
+        "run_id": summary.run_id, "pairs_created": summary.pairs, "jobs_done": summary.done,
+        "jobs_failed": summary.failed, "jobs_queued": summary.queued, "elapsed_s": summary.elapsed_s,
+        "completion_tokens": summary.completion_tokens, "stopped_reason": summary.stopped_reason,
+        "last_error": summary.last_error, "cancelled": summary.cancelled, "errors": summary.errors,
+        "message": summary.message, "ok": summary.ok,
+    }
 
 
 @click.command("generate")
@@ -167,11 +179,11 @@ def generate_cmd(
     )
     summary = asyncio.run(_run_queue(store, backends, run_id, concurrency, as_json, probe=not no_probe))
     if as_json:
-        emit_json({**summary.__dict__, "message": summary.message, "ok": summary.ok})
+        emit_json(generation_json(summary))
     else:
         style = "green" if summary.ok else "yellow" if summary.cancelled else "red"
         console.print(f"[{style}]{escape(summary.message)}[/]")
-    if summary.stopped_reason or (summary.pairs_created == 0 and summary.jobs_failed):
+    if summary.stopped_reason or (summary.pairs == 0 and summary.failed):
         sys.exit(1)
     if summary.cancelled:
         sys.exit(130)

@@ -102,11 +102,15 @@ def judge_cmd(
 
 
 def _run(store: Any, config: Any, run_id: int | None, *, quiet: bool) -> dict[str, Any]:
-    """Run every queued judge job (this run's and any left from an interrupted one) with a progress bar."""
-    from engine.judge import JudgeEvent, JudgeRunner, make_judge_backends
+    """Run every queued judge job (this run's and any left from an interrupted one) with a progress bar.
+
+    Raises the error that stopped the run (a model that is not pulled, every host down).
+    """
+    from engine.jobs import JobEvent
+    from engine.judge import judge_runner, make_judge_backends
 
     backends = make_judge_backends(config)
-    runner = JudgeRunner(
+    runner = judge_runner(
         store, backends, options=config.chat_options(), concurrency_per_host=config.concurrency,
         max_attempts=config.max_attempts, threshold=config.threshold,
     )
@@ -117,14 +121,15 @@ def _run(store: Any, config: Any, run_id: int | None, *, quiet: bool) -> dict[st
     )
     task = progress.add_task("judge", total=None, rate="", eta="-")
 
-    def on_event(event: JudgeEvent) -> None:
-        eta = f"{event.eta_s:.0f}s" if event.eta_s is not None else "-"
+    def on_event(event: JobEvent) -> None:
+        p = event.progress
+        eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "-"
         progress.update(
-            task, total=event.total or None, completed=event.done + event.failed,
-            rate=f"{event.pairs_per_min:.0f} pairs/min", eta=eta,
+            task, total=p.total or None, completed=p.done + p.failed,
+            rate=f"{p.pairs_per_min:.0f} pairs/min", eta=eta,
         )
         if event.kind == "host_down" and not quiet:
-            err_console.print(f"[yellow]Skipping {escape(event.host or '')}:[/] {escape(event.message)}")
+            err_console.print(f"[yellow]Skipping {escape(event.host or '')}:[/] {escape(event.error or '')}")
 
     async def go() -> Any:
         try:
@@ -135,9 +140,13 @@ def _run(store: Any, config: Any, run_id: int | None, *, quiet: bool) -> dict[st
 
     with progress:
         summary = asyncio.run(go())
-    result = summary.as_dict()
-    result["run_id"] = run_id
-    return result
+    summary.raise_for_stop()
+    return {
+        "run_ids": summary.run_ids, "judged": summary.done, "failed": summary.failed,
+        "remaining": summary.queued, "cancelled": summary.cancelled, "elapsed_s": round(summary.elapsed_s, 3),
+        "failures": [{"pair_id": f.pair_id, "error": f.error} for f in summary.failures],
+        "run_id": run_id,
+    }
 
 
 def _clip_line(text: str, width: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.judge.config import JudgeConfig, make_judge_backends, resolve_judge_config
+from engine.judge.handler import GIVE_UP_AFTER, JUDGE_TASK, JudgeHandler, judge_runner, plan_judging
 from engine.judge.prompts import build_judge_messages
 from engine.judge.rubric import (
     RUBRIC,
@@ -15,7 +16,6 @@ from engine.judge.rubric import (
     criteria_for,
     verdict_model_for,
 )
-from engine.judge.runner import JUDGE_TASK, JudgeEvent, JudgeRunner, JudgeSummary, plan_judging
 from engine.judge.scoring import (
     JUDGE_WARNING,
     MIN_AGREEMENT_DECISIONS,
@@ -32,6 +32,7 @@ from engine.judge.scoring import (
 )
 
 __all__ = [
+    "GIVE_UP_AFTER",
     "JUDGE_TASK",
     "JUDGE_WARNING",
     "MIN_AGREEMENT_DECISIONS",
@@ -41,9 +42,7 @@ __all__ = [
     "Criterion",
     "CurationPlan",
     "JudgeConfig",
-    "JudgeEvent",
-    "JudgeRunner",
-    "JudgeSummary",
+    "JudgeHandler",
     "JudgeVerdictOutput",
     "RefusalVerdictOutput",
     "Rubric",
@@ -55,6 +54,7 @@ __all__ = [
     "cohen_kappa",
     "compute_total",
     "criteria_for",
+    "judge_runner",
     "judge_warning",
     "make_judge_backends",
     "plan_curation",

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.errors import PairForgeError
+from engine.jobs import JobEvent, JobRunner
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
 from tui.safe_text import plain
@@ -21,6 +22,8 @@ from tui.widgets.job_list import JobList
 BACKENDS = ("ollama", "llamacpp", "openai")
 # The streamed answer keeps only its tail on screen.
 STREAM_TAIL_CHARS = 600
+# The run's events that change the figures shown (tokens and retries do not).
+PROGRESS_EVENTS = frozenset({"started", "job_done", "job_failed", "finished", "stopped", "cancelled"})
 
 
 def _seconds(value: Any) -> str:
@@ -45,7 +48,7 @@ class GeneratePane(Vertical):
         super().__init__(id=id)
         self.store = store
         self._plan: Any = None
-        self._queue: Any = None
+        self._queue: JobRunner | None = None
         self._paused = False
         self._stream = ""
         # Several jobs stream at once: the pane follows the one started last.
@@ -87,7 +90,7 @@ class GeneratePane(Vertical):
         """Show the job list and counts from the store."""
         self.query_one(JobList).refresh_from(self.store)
         counts = self.store.job_counts()
-        if not self._queue:
+        if self._queue is None:
             if any(counts.values()):
                 line = "Jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
                 line += f" · last run: {self._last_pace}" if self._last_pace else ""
@@ -183,9 +186,9 @@ class GeneratePane(Vertical):
             return
         form = self._form()
         try:
+            from engine.generate.handler import generation_runner
             from engine.generate.hosts import backends_from_settings
             from engine.generate.planner import save_plan
-            from engine.generate.queue import GenerationQueue
         except ImportError:
             self.post_message(EngineFailed("The generation queue is not available in this installation.", where="generate"))
             return
@@ -200,7 +203,7 @@ class GeneratePane(Vertical):
             backends = backends_from_settings(
                 self.store.settings, backend=form["backend"], model=form["model"] or None, hosts=form["hosts"] or None
             )
-            self._queue = GenerationQueue(
+            self._queue = generation_runner(
                 self.store, backends, concurrency_per_host=form["concurrency"], stream_tokens=True
             )
         except (PairForgeError, ValueError) as exc:
@@ -213,20 +216,21 @@ class GeneratePane(Vertical):
     async def run_queue(self, run_id: int | None) -> None:
         """Run the queue in the app's event loop; events become messages."""
         queue = self._queue
+        assert queue is not None, "action_start sets the runner first"
 
-        def on_event(event: Any) -> None:
+        def on_event(event: JobEvent) -> None:
             # Called in this event loop; only messages leave it.
-            if event.type == "token" and event.text:
+            if event.kind == "token" and event.text:
                 self.post_message(GenerationText(event.job_id, event.text))
-            elif event.type == "job_started":
+            elif event.kind == "job_started":
                 self.post_message(GenerationText(event.job_id, ""))
-            elif event.type == "job_failed" and event.error:
+            elif event.kind == "job_failed" and event.error:
                 self.post_message(EngineFailed(f"Job {event.job_id} failed: {event.error}", where="generate"))
-            progress = event.progress
-            if progress is not None:
+            if event.kind in PROGRESS_EVENTS:
+                progress = event.progress
                 self.post_message(GenerationUpdate({
                     **progress.counts, "pairs_per_min": progress.pairs_per_min,
-                    "tokens_per_s": progress.tokens_per_s, "eta_s": progress.eta_s, "pairs": progress.pairs_created,
+                    "tokens_per_s": progress.tokens_per_s, "eta_s": progress.eta_s, "pairs": progress.pairs,
                 }))
 
         summary = "Generation finished."
