@@ -88,3 +88,35 @@ async def test_import_generate_review_export(tmp_path: Path, sample_docs: Path) 
             await pilot.press("y")
             await settle(app, pilot, 0.2)
     assert any(r.path.startswith("/api/chat") for r in server.requests)  # type: ignore[attr-defined]
+
+
+async def test_a_run_starts_with_the_probe_and_a_model_without_json_stops_there(
+    tmp_path: Path, sample_docs: Path
+) -> None:
+    """The Generate section shows the probe as a run's first step; a model that cannot
+    write the answer schema stops it with one sentence, and no job is tried or failed."""
+    from engine.ingest import import_paths
+
+    root = tmp_path / "proj"
+    store = Store.init(root)
+    import_paths(store, [sample_docs])
+    store.close()
+    app = PairForgeApp(root)
+    with fake_ollama() as server:
+        server.set_fault("invalid_json")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("f3")
+            app.screen.query_one("#gen-backend", Select).value = "ollama"
+            app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
+            app.screen.query_one("#gen-hosts", Input).value = server.url
+            app.screen.query_one("#gen-target", Input).value = "12"
+            await pilot.press("ctrl+n")
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: app.screen.query_one("#generate")._queue is None)  # type: ignore[attr-defined]
+            await settle(app, pilot)
+            messages = [n.message for n in app._notifications]
+            stopped = [m for m in messages if m.startswith("The pre-flight probe stopped the run")]
+            assert stopped and "not valid JSON" in stopped[0] and "--no-probe" in stopped[0]
+            counts = app.store.job_counts() if app.store else {}
+            assert counts["failed"] == 0 and counts["done"] == 0 and counts["queued"] == 12

@@ -90,9 +90,10 @@ async def _run_queue(
 
     from engine.generate.handler import generation_runner
     from engine.generate.hosts import check_backends, close_backends
-    from engine.generate.probe import PreflightError, probe_run
+    from engine.generate.probe import PreflightError, ProbeReport, count_probe_in, probe_run
     from engine.jobs import JobEvent
 
+    report: ProbeReport | None = None
     try:
         await check_backends(backends)
         if probe:
@@ -127,7 +128,7 @@ async def _run_queue(
                         rates=f"{p.pairs_per_min:.0f} pairs/min  {p.tokens_per_s:.0f} tok/s  {eta}",
                     )
 
-            return await runner.run(run_id, on_event=on_event)
+            return count_probe_in(await runner.run(run_id, on_event=on_event), report)
     finally:
         await close_backends(backends)
 

@@ -27,10 +27,11 @@ from engine.errors import (
 )
 from engine.generate.backends import ChatBackend, ChatOptions, parse_structured
 from engine.generate.builders import GenerationContext, builder_for
+from engine.jobs import JobSummary
 from engine.models import Job, JobStatus
 from engine.store import Store
 
-__all__ = ["PreflightError", "ProbeReport", "ProbeResult", "probe_run"]
+__all__ = ["PreflightError", "ProbeReport", "ProbeResult", "count_probe_in", "probe_run"]
 
 SKIP_HINT = "pass --no-probe to generate anyway"
 
@@ -62,12 +63,17 @@ class ProbeReport:
         return all(r.ok for r in self.results)
 
     @property
+    def kept(self) -> int:
+        """Pairs the probe stored as their jobs' results (one per kind that passed)."""
+        return sum(1 for r in self.results if r.ok)
+
+    @property
     def message(self) -> str:
         """One sentence: every kind passed, or the first that failed with its reason and fix."""
         failed = [r for r in self.results if not r.ok]
         if not failed:
             kinds = ", ".join(f"{r.kind} {r.seconds:.1f} s" for r in self.results)
-            return f"Pre-flight probe passed for every pair kind ({kinds})."
+            return f"Pre-flight probe passed for every pair kind ({kinds}); its {self.kept} pair(s) are kept."
         first = failed[0]
         others = f" ({len(failed) - 1} other kind(s) failed too)" if len(failed) > 1 else ""
         return (
@@ -76,8 +82,17 @@ class ProbeReport:
         )
 
 
-def probe_jobs(store: Store, run_id: int) -> list[Job]:
-    """The first queued (or left running) job of each pair kind in run ``run_id``."""
+def count_probe_in(summary: JobSummary, report: ProbeReport | None) -> JobSummary:
+    """``summary`` of the run that followed the probe, with the probe's pairs counted in."""
+    if report is not None and report.kept:
+        summary.pairs += report.kept
+        summary.done += report.kept
+        summary.message = f"{summary.message.rstrip('.')} (plus {report.kept} from the pre-flight probe)."
+    return summary
+
+
+def probe_jobs(store: Store, run_id: int | None) -> list[Job]:
+    """The first queued (or left running) job of each pair kind in run ``run_id`` (None: any run)."""
     first: dict[str, Job] = {}
     for status in (JobStatus.QUEUED, JobStatus.RUNNING):
         for job in store.list_jobs(status=status.value, run_id=run_id):
@@ -88,11 +103,12 @@ def probe_jobs(store: Store, run_id: int) -> list[Job]:
 async def probe_run(
     store: Store,
     backends: Sequence[ChatBackend],
-    run_id: int,
+    run_id: int | None,
     *,
     attempts: int | None = None,
 ) -> ProbeReport:
-    """Send one job per pair kind of run ``run_id`` (in parallel, spread over ``backends``).
+    """Send one job per pair kind of run ``run_id`` (None: every queued job), in parallel,
+    spread over ``backends``.
 
     Each job gets ``attempts`` tries (default: ``generation.max_attempts``, as in the
     queue); only a kind whose job failed every try fails. A passing job's pair is

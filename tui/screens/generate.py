@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.errors import PairForgeError
+from engine.generate.probe import PreflightError, count_probe_in, probe_run
 from engine.jobs import JobEvent, JobRunner
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
@@ -235,7 +236,15 @@ class GeneratePane(Vertical):
 
         summary = "Generation finished."
         try:
-            result = await queue.run(run_id, on_event)
+            # The first step of every run: one pair of each planned kind, so a model that
+            # cannot do the job says so in seconds, not after every job has failed.
+            self.query_one("#gen-stats", Static).update(Text("Pre-flight probe: one pair of each planned kind…"))
+            probe = await probe_run(self.store, queue.backends, run_id)
+            if not probe.ok:
+                raise PreflightError(probe.message)
+            if probe.results:
+                self.notify(probe.message)
+            result = count_probe_in(await queue.run(run_id, on_event), probe)
             summary = result.message
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="generate"))
