@@ -1256,6 +1256,22 @@ class Store:
         tail = f"LIMIT {int(limit)}" if limit else ""
         return [self._job_from_row(r) for r in self._read(f"SELECT * FROM jobs {where} ORDER BY id {tail}", params)]
 
+    def job_ids(self) -> list[int]:
+        """Every job's id, oldest first: the cheap index a list view keeps."""
+        return [r["id"] for r in self._read("SELECT id FROM jobs ORDER BY id")]
+
+    def job_rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Light rows (id, status, kind, mode, host, error) of the jobs ``ids``, in that order."""
+        if not ids:
+            return []
+        marks = ",".join(str(int(i)) for i in ids)
+        rows = self._read(
+            "SELECT id, status, kind, mode, host, substr(error, 1, 200) AS error FROM jobs "
+            f"WHERE id IN ({marks})"
+        )
+        by_id = {r["id"]: dict(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
     def job_counts(self, run_id: int | None = None, *, task: str | None = None) -> dict[str, int]:
         """Job counts by status (of one run and of one task, when given)."""
         clauses: list[str] = []

@@ -110,14 +110,19 @@ class ImportFinished(Message):
 
 
 class GenerationUpdate(Message):
-    """Live figures of the running generation queue."""
+    """Live figures of the running generation queue, and the jobs that changed."""
 
-    def __init__(self, stats: dict[str, Any]) -> None:
+    def __init__(self, stats: dict[str, Any], job_ids: list[int] | None = None) -> None:
         super().__init__()
         self.stats = stats
+        self.job_ids = job_ids or []
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GenerationUpdate)
+        # The newer figures win; the changed jobs of both are kept, so no row goes stale.
+        if isinstance(message, GenerationUpdate):
+            message.job_ids = self.job_ids + message.job_ids
+            return True
+        return False
 
 
 class GenerationText(Message):

@@ -227,12 +227,12 @@ class GeneratePane(Vertical):
                 self.post_message(GenerationText(event.job_id, ""))
             elif event.kind == "job_failed" and event.error:
                 self.post_message(EngineFailed(f"Job {event.job_id} failed: {event.error}", where="generate"))
-            if event.kind in PROGRESS_EVENTS:
+            if event.kind in PROGRESS_EVENTS or event.kind == "job_started":
                 progress = event.progress
                 self.post_message(GenerationUpdate({
                     **progress.counts, "pairs_per_min": progress.pairs_per_min,
                     "tokens_per_s": progress.tokens_per_s, "eta_s": progress.eta_s, "pairs": progress.pairs,
-                }))
+                }, [event.job_id] if event.job_id is not None else []))
 
         summary = "Generation finished."
         try:
@@ -285,7 +285,7 @@ class GeneratePane(Vertical):
         parts.append(f"ETA {_seconds(s.get('eta_s'))}")
         self._last_pace = " · ".join(parts[-3:])
         self.query_one("#gen-stats", Static).update(Text(" · ".join(parts) + (" · paused" if self._paused else "")))
-        self.query_one(JobList).refresh_from(self.store)
+        self.query_one(JobList).jobs_changed(message.job_ids)
 
     def on_generation_text(self, message: GenerationText) -> None:
         message.stop()
