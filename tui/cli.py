@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from engine.cli import build_group
-from engine.cli.common import handle_errors, project_path
+from engine.cli.common import BACKEND_CHOICE, handle_errors, project_path
 
 main = build_group(name="pairforge", invoke_without_command=True)
 
@@ -29,7 +29,7 @@ def _default(ctx: click.Context, *_: object, **__: object) -> None:
 
 @main.command("open")
 @click.argument("path", required=False, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(["ollama", "llamacpp", "openai"]), help="Override the project's backend.")
+@click.option("--backend", type=BACKEND_CHOICE, help="Override the project's backend.")
 @click.pass_context
 def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
     """Open the app on the project in PATH (default: --project or the current folder)."""

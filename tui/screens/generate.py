@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.errors import PairForgeError
+from engine.generate.backends import BACKEND_KINDS
 from engine.jobs import JobEvent, JobRunner
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
@@ -19,7 +20,6 @@ from tui.safe_text import plain
 from tui.widgets.form import field
 from tui.widgets.job_list import JobList
 
-BACKENDS = ("ollama", "llamacpp", "openai")
 # The streamed answer keeps only its tail on screen.
 STREAM_TAIL_CHARS = 600
 # The run's events that change the figures shown (tokens and retries do not).
@@ -59,7 +59,7 @@ class GeneratePane(Vertical):
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
         with Horizontal(classes="form-row"):
-            yield field("backend", Select([(b, b) for b in BACKENDS], value=g.backend, allow_blank=False, id="gen-backend"),
+            yield field("backend", Select([(b, b) for b in BACKEND_KINDS], value=g.backend, allow_blank=False, id="gen-backend"),
                         classes="narrow")
             yield field("model", Input(g.model, placeholder="model name", id="gen-model"))
             yield field("pick", Select([], prompt="^l lists", id="gen-models"))

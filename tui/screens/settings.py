@@ -16,6 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from engine.errors import PairForgeError
+from engine.generate.backends import BACKEND_KINDS
 from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
 from tui.widgets.form import field
@@ -64,7 +65,7 @@ class SettingsPane(VerticalScroll):
         s = self.store.settings
         yield Label("Generation", classes="detail-heading")
         with Horizontal(classes="form-row"):
-            yield field("backend", Select([(b, b) for b in ("ollama", "llamacpp", "openai")], value=s.generation.backend,
+            yield field("backend", Select([(b, b) for b in BACKEND_KINDS], value=s.generation.backend,
                                           allow_blank=False, id="set-backend"))
             yield field("model", Input(s.generation.model, placeholder="model name", id="set-model"))
         yield field("hosts", Input(",".join(s.generation.hosts), placeholder="comma separated (empty: default)", id="set-hosts"))
