@@ -131,11 +131,8 @@ class DocumentsPane(Vertical):
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def run_import(self, path: Path) -> None:
         """Run the engine's import off the UI thread, posting progress and the outcome."""
-        try:
-            from engine.ingest import import_paths
-        except ImportError:
-            self.post_message(EngineFailed("Import is not available in this installation.", where="import"))
-            return
+        # Imported here: the loaders pull in PDF and dataset readers the first paint does not need.
+        from engine.ingest import import_paths
 
         def progress(update: Any) -> None:
             self.post_message(ImportProgress(update.done_files, update.total_files, str(update.current)))

@@ -123,11 +123,9 @@ class ExportPane(Vertical):
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool) -> None:
         """Run the engine's export off the UI thread."""
-        try:
-            from engine.export import ExportOptions, export_dataset
-        except ImportError:
-            self.post_message(EngineFailed("Export is not available in this installation.", where="export"))
-            return
+        # Imported here: the writers pull in the datasets library, which the first paint does not need.
+        from engine.export import ExportOptions, export_dataset
+
         try:
             options = ExportOptions(**form, force=overwrite)
 

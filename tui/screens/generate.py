@@ -126,11 +126,8 @@ class GeneratePane(Vertical):
     async def action_list_models(self) -> None:
         """Ask the backend for its models and offer them in the model list."""
         form = self._form()
-        try:
-            from engine.generate.backends.base import make_backend
-        except ImportError:
-            self.post_message(EngineFailed("Generation backends are not available in this installation.", where="models"))
-            return
+        from engine.generate.backends import make_backend
+
         try:
             backend = make_backend(form["backend"], form["model"] or "none", (form["hosts"] or [None])[0])
             models = await backend.list_models()
@@ -145,11 +142,8 @@ class GeneratePane(Vertical):
 
     def action_make_plan(self) -> None:
         """Plan a run and show its composition (nothing is saved yet)."""
-        try:
-            from engine.generate.planner import make_plan, parse_mix
-        except ImportError:
-            self.post_message(EngineFailed("The generation planner is not available in this installation.", where="plan"))
-            return
+        from engine.generate.planner import make_plan, parse_mix
+
         form = self._form()
         try:
             mix = parse_mix(form["mix"]) if form["mix"] else None
@@ -185,13 +179,10 @@ class GeneratePane(Vertical):
             self.notify("Generation is already running.")
             return
         form = self._form()
-        try:
-            from engine.generate.handler import generation_runner
-            from engine.generate.hosts import backends_from_settings
-            from engine.generate.planner import save_plan
-        except ImportError:
-            self.post_message(EngineFailed("The generation queue is not available in this installation.", where="generate"))
-            return
+        from engine.generate.handler import generation_runner
+        from engine.generate.hosts import backends_from_settings
+        from engine.generate.planner import save_plan
+
         try:
             self._save_settings(form)
             if self._plan is not None:

@@ -287,13 +287,8 @@ class ReviewPane(Vertical):
     @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
     def _find_duplicates(self, pair: Pair, report: LiveReport) -> None:
         """Look up near duplicates off the UI thread (the report builds its index once, on first use)."""
-        try:
-            from engine.quality import diff_words
-        except ImportError:
-            self.post_message(self.DuplicatesFound(
-                pair.id or 0, [], "Near-duplicate search is not available in this installation."
-            ))
-            return
+        from engine.quality import diff_words
+
         try:
             found = report.similar_to(pair, 5)
             others = {p.id: p for p in self.store.get_pairs([s.pair_id for s in found])}
@@ -533,10 +528,8 @@ class ReviewPane(Vertical):
         self.notify(f"Saved pair #{pair_id}. Press u to undo.")
 
     def _recheck(self, ids: list[int]) -> None:
-        try:
-            from engine.quality import recheck
-        except ImportError:
-            return
+        from engine.quality import recheck
+
         recheck(self.store, ids)
 
     def action_edit_external(self) -> None:
