@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from engine.errors import PairForgeError, ProjectNotFoundError
 from engine.settings import SETTINGS_FILE
@@ -31,6 +32,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.workspace import WorkspaceScreen
 from tui.themes import DEFAULT_THEME, load_themes
+from tui.worker_errors import failure_details, failure_sentence
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
@@ -168,12 +170,9 @@ class PairForgeApp(App[None]):
 
         if self.store is None:
             return
-        try:
-            report = LiveReport.build(self.store, pause=self._wait_while_typing)
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="quality report"))
-        else:
-            self.post_message(LiveReportBuilt(report))
+        # A failure goes to the worker-failure handler: the panel keeps the quick counts meanwhile.
+        report = LiveReport.build(self.store, pause=self._wait_while_typing)
+        self.post_message(LiveReportBuilt(report))
 
     def on_live_report_built(self, message: LiveReportBuilt) -> None:
         self.quality.report_built(message.report, time.monotonic())
@@ -215,16 +214,18 @@ class PairForgeApp(App[None]):
     @work(thread=True, exclusive=True, group="deep-checks", exit_on_error=False)
     def _deep_checks(self, report: LiveReport) -> None:
         """Contradictions and near-duplicate groups, off the UI thread."""
+        figures = DeepFigures("failed")
         try:
             cross = report.cross_checks(DEEP_LIMIT)
+            figures = DeepFigures(
+                "done", [c.pair_ids for c in cross.contradictions], len(cross.clusters), report.pair_count,
+                {i for group in cross.clusters for i in group},
+            )
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="contradictions"))
-            self.post_message(DeepChecksReady(DeepFigures("failed")))
-            return
-        self.post_message(DeepChecksReady(DeepFigures(
-            "done", [c.pair_ids for c in cross.contradictions], len(cross.clusters), report.pair_count,
-            {i for group in cross.clusters for i in group},
-        )))
+        finally:
+            # Never left "running": an unexpected error goes on to the worker-failure handler.
+            self.post_message(DeepChecksReady(figures))
 
     def _set_deep(self, deep: DeepFigures) -> None:
         self.quality.set_deep(deep)
@@ -249,15 +250,12 @@ class PairForgeApp(App[None]):
         if store is None:
             return
         report = self.quality.report
-        try:
-            if report is not None:
-                # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
-                figures = figures_from_report(report.snapshot(contradictions=False), store)
-            else:
-                figures = figures_from_store(store)
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="quality panel"))
-            return
+        # A failure goes to the worker-failure handler; the panel keeps its last figures.
+        if report is not None:
+            # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
+            figures = figures_from_report(report.snapshot(contradictions=False), store)
+        else:
+            figures = figures_from_store(store)
         self.post_message(QualityReady(figures))
 
     def on_quality_ready(self, message: QualityReady) -> None:
@@ -273,9 +271,21 @@ class PairForgeApp(App[None]):
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         """One clear notification, and a line in the log view."""
-        self.notify(message.text, title=message.where or "PairForge", severity="error", timeout=8)
+        self._report_error(message.text, where=message.where)
+
+    @on(Worker.StateChanged)
+    def _report_worker_failure(self, event: Worker.StateChanged) -> None:
+        """Every failed worker, of the App or of a pane (``ReportsWorkerFailures``), is logged and notified."""
+        if event.state is not WorkerState.ERROR:
+            return
+        worker = event.worker
+        self.log.error(f"worker {worker.name!r} (group {worker.group!r}) failed", worker.error)
+        self._report_error(failure_sentence(worker), where=worker.group, details=failure_details(worker))
+
+    def _report_error(self, text: str, *, where: str = "", details: Sequence[str] = ()) -> None:
+        self.notify(text, title=where or "PairForge", severity="error", timeout=8, markup=False)
         if (workspace := self.workspace) is not None:
-            workspace.query_one("#log").add_error(message.text)  # type: ignore[attr-defined]
+            workspace.log_error(text, details)
 
     # ------------------------------------------------------------------ actions
 

@@ -18,9 +18,10 @@ from engine.text import strip_control
 from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress
 from tui.path_suggester import PathSuggester
 from tui.safe_text import plain
+from tui.worker_errors import ReportsWorkerFailures
 
 
-class DocumentsPane(Vertical):
+class DocumentsPane(ReportsWorkerFailures, Vertical):
     """Import with a progress bar and per-file errors; documents with chunk and pair counts."""
 
     BINDINGS = [
@@ -137,18 +138,21 @@ class DocumentsPane(Vertical):
         def progress(update: Any) -> None:
             self.post_message(ImportProgress(update.done_files, update.total_files, str(update.current)))
 
+        outcome = ImportOutcome(failed=[(str(path), "the import stopped on an unexpected error (see the Log section)")])
         try:
             report = import_paths(self.store, [path], on_progress=progress)
+            outcome = ImportOutcome(
+                imported=[*report.imported, *report.replaced],
+                unchanged=list(report.unchanged),
+                failed=[(p.path, p.reason) for p in report.failed],
+            )
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="import"))
-            self.post_message(ImportFinished(ImportOutcome(failed=[(str(path), str(exc))])))
-            return
-        outcome = ImportOutcome(
-            imported=[*report.imported, *report.replaced],
-            unchanged=list(report.unchanged),
-            failed=[(p.path, p.reason) for p in report.failed],
-        )
-        self.post_message(ImportFinished(outcome))
+            outcome = ImportOutcome(failed=[(str(path), str(exc))])
+        finally:
+            # The pane leaves its importing state whatever happened; an unexpected error goes on
+            # to the App's worker-failure handler.
+            self.post_message(ImportFinished(outcome))
 
     def on_import_progress(self, message: ImportProgress) -> None:
         message.stop()

@@ -18,6 +18,7 @@ from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.form import field
+from tui.worker_errors import ReportsWorkerFailures
 
 FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
 # A dataset is never exported with system prompts on some pairs only: strip them all or set one.
@@ -42,7 +43,7 @@ def preview_files(paths: list[Path]) -> Text:
     return text
 
 
-class ExportPane(Vertical):
+class ExportPane(ReportsWorkerFailures, Vertical):
     """Choose what to export and where; the card shows when it is done."""
 
     BINDINGS = [

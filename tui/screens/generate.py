@@ -19,6 +19,7 @@ from tui.messages import EngineFailed, GenerationFinished, GenerationText, Gener
 from tui.safe_text import plain
 from tui.widgets.form import field
 from tui.widgets.job_list import JobList
+from tui.worker_errors import ReportsWorkerFailures
 
 # The streamed answer keeps only its tail on screen.
 STREAM_TAIL_CHARS = 600
@@ -33,7 +34,7 @@ def _seconds(value: Any) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-class GeneratePane(Vertical):
+class GeneratePane(ReportsWorkerFailures, Vertical):
     """Plan before running; start, pause, resume and cancel; watch jobs and throughput."""
 
     BINDINGS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label
@@ -16,7 +18,7 @@ class LogPane(Vertical):
     def __init__(self, store: Store, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
-        self._errors: list[str] = []
+        self._errors: list[tuple[str, Sequence[str]]] = []
 
     def compose(self) -> ComposeResult:
         yield Label("Log · pipeline decisions and errors")
@@ -26,13 +28,13 @@ class LogPane(Vertical):
         """Re-read the pipeline log and repeat this session's errors after it."""
         view = self.query_one(LogView)
         view.load_from(self.store)
-        for error in self._errors:
-            view.add_error(error)
+        for text, details in self._errors:
+            view.add_error(text, details)
 
-    def add_error(self, text: str) -> None:
-        """Record an error for this session."""
-        self._errors.append(text)
-        self.query_one(LogView).add_error(text)
+    def add_error(self, text: str, details: Sequence[str] = ()) -> None:
+        """Record an error for this session, with the lines explaining it (a traceback's tail)."""
+        self._errors.append((text, details))
+        self.query_one(LogView).add_error(text, details)
 
 
 __all__ = ["LogPane"]

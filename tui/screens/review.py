@@ -34,6 +34,7 @@ from tui.widgets.near_duplicates import NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
 from tui.widgets.pair_list import PairList
 from tui.widgets.source_view import SourceView
+from tui.worker_errors import ReportsWorkerFailures
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
@@ -55,7 +56,7 @@ def describe_filter(flt: PairFilter) -> str:
     return ", ".join(parts) or "all pairs"
 
 
-class ReviewPane(Vertical):
+class ReviewPane(ReportsWorkerFailures, Vertical):
     """Keyboard review: every key saves at once through the store.
 
     The quality model comes down from the App (near duplicates, groups, the review sample);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -181,6 +183,10 @@ class WorkspaceScreen(Screen[None]):
     def on_export_finished(self, message: ExportFinished) -> None:
         # A first export completes the flow: the guide goes.
         self.query_one(FlowGuide).project_changed()
+
+    def log_error(self, text: str, details: Sequence[str] = ()) -> None:
+        """Add an error (and the lines explaining it) to the Log section."""
+        self.query_one(LogPane).add_error(text, details)
 
     def duplicates_checked(self, deep: DeepFigures | None) -> None:
         """Near-duplicate lookups became possible, or groups were found: Review shows them."""
