@@ -8,17 +8,26 @@ passes the failures of the node it is mixed into up to the App.
 from __future__ import annotations
 
 import traceback
+from typing import TYPE_CHECKING
 
-from textual.dom import DOMNode
 from textual.worker import Worker, WorkerState
 
 from engine.errors import PairForgeError
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+    _MixinBase = DOMNode
+else:
+    # A plain class at run time: a DOMNode base placed first would replace the widget's own
+    # base for CSS (Textual follows the first DOMNode base), dropping e.g. Vertical's styles.
+    _MixinBase = object
 
 # Frames of an unexpected failure's traceback written to the Log section: enough to find the bug.
 TRACEBACK_LINES = 12
 
 
-class ReportsWorkerFailures(DOMNode):
+class ReportsWorkerFailures(_MixinBase):
     """Mixed into every node that runs workers: their failures go up to the App's handler."""
 
     def _on_worker_state_changed(self, event: Worker.StateChanged) -> None:
