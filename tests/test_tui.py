@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.binding import Binding
+from textual.widgets import ContentSwitcher, DataTable, Input, Static
 from textual.worker import WorkerState
 
 from engine.models import Pair, PairKind, PairStatus
@@ -500,7 +501,7 @@ async def test_help_lists_every_binding(review_project: Path) -> None:
         console = Console(width=200, record=True)
         console.print(table_text)
         rendered = console.export_text()
-        for entry in all_keys():
+        for entry in all_keys(PairForgeApp):
             assert entry.tooltip in rendered and entry.binding_id in rendered
         assert "question_mark" not in rendered and "slash" not in rendered
         assert "?" in rendered and "pgdn" in rendered
@@ -508,10 +509,27 @@ async def test_help_lists_every_binding(review_project: Path) -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
+def test_section_keys_help_and_palette_come_from_each_sections_declaration() -> None:
+    """Each pane declares its section; the keys, the help table and the palette scopes are read from that."""
+    from tui.screens.workspace import SECTION_PANES, WorkspaceScreen
+
+    shows = {b.id: b for b in WorkspaceScreen.BINDINGS if isinstance(b, Binding) and (b.id or "").startswith("show_")}
+    assert list(shows) == [f"show_{pane.SECTION.name}" for pane in SECTION_PANES]
+    for n, pane in enumerate(SECTION_PANES, 1):
+        binding = shows[f"show_{pane.SECTION.name}"]
+        assert (binding.key, binding.description, binding.tooltip) == (f"{n},f{n + 1}", pane.SECTION.label, pane.SECTION.tooltip)
+    entries = all_keys(PairForgeApp)
+    by_owner = {entry.owner: entry.where for entry in entries}
+    for pane in SECTION_PANES:
+        if pane.BINDINGS:
+            assert by_owner[pane] == pane.SECTION.title
+    assert {"Review: editing", "Review: filters", "Review: bulk"} <= set(by_owner.values())
+
+
 def test_every_binding_has_an_id_description_and_tooltip() -> None:
-    ids = [entry.binding_id for entry in all_keys()]
+    ids = [entry.binding_id for entry in all_keys(PairForgeApp)]
     assert len(ids) == len(set(ids)), "binding ids must be unique so the keymap can address each"
-    for entry in all_keys():
+    for entry in all_keys(PairForgeApp):
         assert entry.description and entry.tooltip, entry.binding_id
     assert {"accept", "reject", "edit", "edit_external", "delete", "undo", "redo", "mark", "bulk",
             "next_warning", "previous_warning", "search", "regenerate", "sample", "filters"} <= set(ids)
@@ -532,6 +550,14 @@ async def test_command_palette_offers_actions_by_name(review_project: Path) -> N
         callback = dict((n, c) for n, _, c in provider._commands())["Review: Accept"]
         await callback()
         await pilot.pause()
+        # An action of a section not built yet: the palette shows the section, then runs it there.
+        tree_callback = dict((n, c) for n, _, c in provider._commands())["Documents: Tree"]
+        await tree_callback()
+        await pilot.pause()
+        assert app.screen.query_one("#sections", ContentSwitcher).current == "documents"
+        assert app.screen.query_one("#import-tree").display
+        # Dialog and filter-bar keys act only while those are open: listed in help, not offered by name.
+        assert not [n for n in names if n.startswith(("Review: bulk", "Review: filters"))]
     assert statuses(review_project)[pair_id] == str(PairStatus.ACCEPTED)
 
 

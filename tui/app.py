@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from engine.errors import PairForgeError, ProjectNotFoundError
 from engine.settings import SETTINGS_FILE
 from engine.store import PairChange, Store
 from tui.commands import PairForgeCommands
+from tui.keys import KeyEntry, KeyOwner, all_keys
 from tui.messages import (
     DeepChecksReady,
     EngineFailed,
@@ -24,6 +26,7 @@ from tui.messages import (
     PairsChanged,
     QualityReady,
     RunDeepChecks,
+    SettingsSaved,
     ShowPairs,
 )
 from tui.quality_figures import DeepFigures, PanelFigures, figures_from_report, figures_from_store
@@ -50,12 +53,13 @@ DEEP_QUIET_S = 5.0
 DEEP_LIMIT = 500
 
 
-class PairForgeApp(App[None]):
+class PairForgeApp(KeyOwner, App[None]):
     """Import, generate, review and export a fine-tuning dataset from the keyboard."""
 
     TITLE = "PairForge"
     CSS_PATH = [STYLES / "app.tcss"]
     COMMANDS = App.COMMANDS | {PairForgeCommands}
+    KEY_PARTS = (WorkspaceScreen,)
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="help", tooltip="List every key and what it does."),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit; everything is already saved.", priority=True),
@@ -292,7 +296,27 @@ class PairForgeApp(App[None]):
     def action_help(self) -> None:
         """Show every key and what it does."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            keymap = self.store.settings.tui.keymap if self.store is not None else {}
+            self.push_screen(HelpScreen(all_keys(type(self), keymap)))
+
+    async def run_key_action(self, entry: KeyEntry) -> None:
+        """Run ``entry``'s action (from the palette) on the node it belongs to, showing its section first."""
+        if isinstance(self, entry.owner):
+            await self.run_action(entry.action)
+            return
+        if (workspace := self.workspace) is None:
+            return
+        if entry.scope.section is not None:
+            await workspace.action_section(entry.scope.section)
+        nodes = [workspace, *workspace.walk_children(Widget)]
+        target = next((node for node in nodes if isinstance(node, entry.owner)), None)
+        if target is not None:
+            await target.run_action(entry.action)
+
+    def on_settings_saved(self, message: SettingsSaved) -> None:
+        if message.theme_changed:
+            self.theme = message.settings.tui.theme
+        self.apply_keymap(message.settings.tui.keymap)
 
     def watch_theme(self, theme: str) -> None:
         # A theme the person picks is remembered in pairforge.toml for the next start; the one

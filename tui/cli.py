@@ -22,7 +22,7 @@ def _launch(path: str, *, backend: str | None = None) -> None:
 
 @main.result_callback()
 @click.pass_context
-def _default(ctx: click.Context, *_: object, **__: object) -> None:
+def _default(ctx: click.Context, /, *_: object, **__: object) -> None:
     if ctx.invoked_subcommand is None:
         handle_errors(_launch)(str(project_path(ctx)))
 
@@ -40,7 +40,7 @@ def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
 @click.option("--app/--no-app", "open_app", default=True, show_default=True,
               help="Open the app on the demo project afterwards (only when run in a terminal).")
 @click.pass_context
-def demo_cmd(ctx: click.Context, open_app: bool, **options: object) -> None:
+def demo_cmd(ctx: click.Context, /, open_app: bool, **options: object) -> None:
     """Run the whole pipeline on the bundled sample documents (offline with the embedded model), then open the app."""
     import sys
     from pathlib import Path

@@ -32,7 +32,7 @@ class ReportsWorkerFailures(_MixinBase):
 
     def _on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The private name keeps this running when the class also handles on_worker_state_changed.
-        if event.state is WorkerState.ERROR and self.app is not self:
+        if event.state is WorkerState.ERROR:
             self.app.post_message(Worker.StateChanged(event.worker, event.state))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -15,14 +15,20 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar,
 from engine.errors import PairForgeError
 from engine.store import Store
 from engine.text import strip_control
-from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress
+from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress, PairsChanged
 from tui.path_suggester import PathSuggester
 from tui.safe_text import plain
+from tui.sections import Section, SectionPane
 from tui.worker_errors import ReportsWorkerFailures
 
+if TYPE_CHECKING:
+    import engine.ingest
 
-class DocumentsPane(ReportsWorkerFailures, Vertical):
+
+class DocumentsPane(SectionPane, ReportsWorkerFailures, Vertical):
     """Import with a progress bar and per-file errors; documents with chunk and pair counts."""
+
+    SECTION = Section("documents", "Documents", "Docs", "Import documents and browse chunks.")
 
     BINDINGS = [
         Binding("ctrl+r", "import_path", "Import", id="import_path", tooltip="Import the typed or selected path.", show=False),
@@ -135,7 +141,7 @@ class DocumentsPane(ReportsWorkerFailures, Vertical):
         # Imported here: the loaders pull in PDF and dataset readers the first paint does not need.
         from engine.ingest import import_paths
 
-        def progress(update: Any) -> None:
+        def progress(update: engine.ingest.ImportProgress) -> None:
             self.post_message(ImportProgress(update.done_files, update.total_files, str(update.current)))
 
         outcome = ImportOutcome(failed=[(str(path), "the import stopped on an unexpected error (see the Log section)")])
@@ -171,18 +177,12 @@ class DocumentsPane(ReportsWorkerFailures, Vertical):
             text.append(plain(f"{Path(path).name}: {reason}"))
         self.query_one("#import-result", Static).update(text)
         self.reload()
-        self.app.post_message(_quality_nudge())
+        # Documents change the corpus-size target, so the quality panel must recompute.
+        self.app.post_message(PairsChanged([]))
         if outcome.failed:
             self.notify(f"{len(outcome.failed)} file(s) could not be imported; see the list under the path box.", severity="warning")
         else:
             self.notify(f"Imported {len(outcome.imported)} file(s).")
-
-
-def _quality_nudge() -> Any:
-    # Documents change the corpus-size target, so the quality panel must recompute.
-    from tui.messages import PairsChanged
-
-    return PairsChanged([])
 
 
 __all__ = ["DocumentsPane"]

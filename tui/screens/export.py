@@ -17,6 +17,7 @@ from engine.store import Store
 from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
+from tui.sections import Section, SectionPane
 from tui.widgets.form import field
 from tui.worker_errors import ReportsWorkerFailures
 
@@ -43,8 +44,10 @@ def preview_files(paths: list[Path]) -> Text:
     return text
 
 
-class ExportPane(ReportsWorkerFailures, Vertical):
+class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
     """Choose what to export and where; the card shows when it is done."""
+
+    SECTION = Section("export", "Export", "Export", "Export the dataset and its card.")
 
     BINDINGS = [
         Binding("ctrl+r", "run_export", "Export", id="run_export", tooltip="Write the dataset files and the card."),
@@ -126,11 +129,12 @@ class ExportPane(ReportsWorkerFailures, Vertical):
         """Run the engine's export off the UI thread."""
         # Imported here: the writers pull in the datasets library, which the first paint does not need.
         from engine.export import ExportOptions, export_dataset
+        from engine.export import ExportProgress as ExportProgressFigures
 
         try:
             options = ExportOptions(**form, force=overwrite)
 
-            def progress(update: Any) -> None:
+            def progress(update: ExportProgressFigures) -> None:
                 self.post_message(ExportProgress(update.done, update.total))
 
             result = export_dataset(self.store, out_dir, options, on_progress=progress)

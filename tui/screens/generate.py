@@ -17,6 +17,7 @@ from engine.jobs import JobEvent, JobRunner
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
 from tui.safe_text import plain
+from tui.sections import Section, SectionPane
 from tui.widgets.form import field
 from tui.widgets.job_list import JobList
 from tui.worker_errors import ReportsWorkerFailures
@@ -34,8 +35,10 @@ def _seconds(value: Any) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-class GeneratePane(ReportsWorkerFailures, Vertical):
+class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
     """Plan before running; start, pause, resume and cancel; watch jobs and throughput."""
+
+    SECTION = Section("generate", "Generate", "Generate", "Plan and run generation.")
 
     BINDINGS = [
         Binding("ctrl+l", "list_models", "Models", id="list_models", tooltip="Ask the backend which models it offers."),

@@ -9,11 +9,14 @@ from textual.containers import Vertical
 from textual.widgets import Label
 
 from engine.store import Store
+from tui.sections import Section, SectionPane
 from tui.widgets.log_view import LogView
 
 
-class LogPane(Vertical):
+class LogPane(SectionPane, Vertical):
     """The pipeline log, newest last, plus errors as they happen."""
+
+    SECTION = Section("log", "Log", "Log", "The pipeline log and errors.")
 
     def __init__(self, store: Store, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -19,6 +19,8 @@ from engine.errors import PairForgeError
 from engine.generate.backends import BACKEND_KINDS
 from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
+from tui.messages import SettingsSaved
+from tui.sections import Section, SectionPane
 from tui.widgets.form import field
 
 
@@ -47,8 +49,10 @@ def _changed_names(changes: dict[str, Any]) -> list[str]:
     return names
 
 
-class SettingsPane(VerticalScroll):
+class SettingsPane(SectionPane, VerticalScroll):
     """A form over the project's settings; Save validates with the same model the engine uses."""
+
+    SECTION = Section("settings", "Settings", "Settings", "Edit the project's settings.")
 
     # The form's values as last shown or saved: Save writes what differs from them.
     _shown: ProjectSettings | None = None
@@ -146,10 +150,9 @@ class SettingsPane(VerticalScroll):
             self.notify(str(exc), severity="error")
             return
         self._shown = settings
-        app: Any = self.app
-        if "theme" in changes.get("tui", {}):
-            app.theme = settings.tui.theme  # a theme picked since the form was drawn stays otherwise
-        app.apply_keymap(settings.tui.keymap)
+        # The App applies the keymap, and the theme only if it was changed here: a theme picked
+        # since the form was drawn stays otherwise.
+        self.post_message(SettingsSaved(settings, theme_changed="theme" in changes.get("tui", {})))
         if changes:
             result.update(Text(f"Saved {', '.join(_changed_names(changes))} to {self.store.root / 'pairforge.toml'}."))
             self.notify("Settings saved.")
