@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.binding import Binding
+from textual.color import Color
 from textual.widgets import ContentSwitcher, DataTable, Input, Static
 from textual.worker import WorkerState
 
@@ -347,6 +348,51 @@ async def test_quality_panel_collapses_at_80_columns(review_project: Path) -> No
         assert not panel.display
         await pilot.press("ctrl+b")
         assert panel.display
+
+
+async def test_the_three_thresholds_stay_on_screen_at_80_columns(review_project: Path) -> None:
+    """With the panel collapsed, one line shows pairs, refusals and multi-hop against their targets."""
+    from tui.widgets.quality_strip import QualityStrip
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        await settle(app, pilot)
+        strip = app.screen.query_one(QualityStrip)
+        panel = app.screen.query_one(QualityPanel)
+        assert strip.display and not panel.display
+        assert strip.region.width == 80 and strip.region.height == 1
+        gauges = panel.figures.gauges if panel.figures is not None else []
+        assert [g.label for g in gauges] == ["pairs", "refusals", "multi-hop"]
+        drawn = "".join(segment.text for segment in strip.render_line(0))
+        assert drawn.startswith("^b pairs")  # the key that opens the panel, first so it is never cut off
+        for gauge in gauges:
+            assert f"{gauge.label} {gauge.value}/{gauge.target}" in drawn
+        # Each count in its status colour (a missing one in the theme's error colour), its word too.
+        error = Color.parse(app.current_theme.error or "red").rgb
+        missing = next(g for g in gauges if g.status == "missing")
+        figures_at = drawn.index(f"{missing.value}/{missing.target}")
+        x = 0
+        for segment in strip.render_line(0):
+            if x <= figures_at < x + len(segment.text):
+                assert segment.style is not None and segment.style.color is not None
+                triplet = segment.style.color.triplet
+                # The theme variable may be blended by a shade: close to the error colour, not exact.
+                assert triplet is not None and all(abs(a - b) <= 3 for a, b in zip(triplet, error, strict=True))
+                break
+            x += len(segment.text)
+        else:
+            raise AssertionError("no segment holds the missing count")
+        # The panel is one key away, and the strip gives way to it.
+        await pilot.press("ctrl+b")
+        assert panel.display and not strip.display
+        await pilot.press("ctrl+b")
+        assert strip.display
+    wide = PairForgeApp(review_project)
+    async with wide.run_test(size=SIZE) as pilot:
+        await settle(wide, pilot)
+        assert not wide.screen.query_one(QualityStrip).display
 
 
 async def test_import_sample_docs_from_the_documents_screen(tmp_path: Path, sample_docs: Path) -> None:

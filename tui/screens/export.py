@@ -18,7 +18,7 @@ from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
 from tui.sections import Section, SectionPane
-from tui.widgets.form import field
+from tui.widgets.form import field, give_keys_back
 from tui.worker_errors import ReportsWorkerFailures
 
 FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
@@ -123,6 +123,7 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
         bar.display = True
         bar.update(total=None, progress=0)
         self.run_export(out_dir, self._options(), overwrite)
+        give_keys_back(self.query_one("#exp-run", Button))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool) -> None:

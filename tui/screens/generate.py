@@ -18,7 +18,7 @@ from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
 from tui.safe_text import plain
 from tui.sections import Section, SectionPane
-from tui.widgets.form import field
+from tui.widgets.form import field, give_keys_back
 from tui.widgets.job_list import JobList
 from tui.worker_errors import ReportsWorkerFailures
 
@@ -206,6 +206,7 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
             return
         self._paused = False
         self.run_queue(run_id)
+        give_keys_back(self.query_one(JobList))
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def run_queue(self, run_id: int | None) -> None:

@@ -21,7 +21,7 @@ from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
 from tui.messages import SettingsSaved
 from tui.sections import Section, SectionPane
-from tui.widgets.form import field
+from tui.widgets.form import field, give_keys_back
 
 
 def parse_keymap(text: str) -> dict[str, str]:
@@ -153,6 +153,7 @@ class SettingsPane(SectionPane, VerticalScroll):
         # The App applies the keymap, and the theme only if it was changed here: a theme picked
         # since the form was drawn stays otherwise.
         self.post_message(SettingsSaved(settings, theme_changed="theme" in changes.get("tui", {})))
+        give_keys_back(self.query_one("#set-save", Button))
         if changes:
             result.update(Text(f"Saved {', '.join(_changed_names(changes))} to {self.store.root / 'pairforge.toml'}."))
             self.notify("Settings saved.")

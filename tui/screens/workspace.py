@@ -28,6 +28,7 @@ from tui.widgets.flow_guide import FlowGuide
 from tui.widgets.form import COMPACT_BELOW_ROWS, set_compact
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.quality_panel import QualityPanel
+from tui.widgets.quality_strip import QualityStrip
 
 # The sections in the order of their keys; each pane declares its name, label and tooltip.
 # Review and Log exist from the start (Log collects errors), and Documents when a project with no
@@ -80,17 +81,26 @@ class WorkspaceScreen(KeyOwner, Screen[None]):
                 yield ReviewPane.for_project(self.store, self.quality)
                 yield LogPane.for_project(self.store, self.quality)
             yield QualityPanel(id="quality-panel")
+        yield QualityStrip(panel_key=self._panel_key_display(), id="quality-strip")
         yield KeyFooter()
 
     def _section_keys(self) -> dict[str, str]:
         # The first key of each section binding, as the person's keymap has it.
-        keymap = self.store.settings.tui.keymap
-        keys: dict[str, str] = {}
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.id and binding.id.startswith("show_"):
-                chosen = keymap.get(binding.id, "").strip() or binding.key
-                keys[binding.id.removeprefix("show_")] = format_key(chosen.split(",")[0].strip())
-        return keys
+        return {name: self._binding_key(f"show_{name}") for name in SECTIONS}
+
+    def _panel_key_display(self) -> str:
+        # As the footer would show it (^b).
+        return self.app.get_key_display(Binding(self._first_key("toggle_quality"), "toggle_quality"))
+
+    def _binding_key(self, binding_id: str) -> str:
+        """The first key of this screen's binding ``binding_id`` as a person types it."""
+        return format_key(self._first_key(binding_id))
+
+    def _first_key(self, binding_id: str) -> str:
+        # The first key of the binding, as the person's keymap has it.
+        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+        chosen = self.store.settings.tui.keymap.get(binding_id, "").strip() or binding.key
+        return chosen.split(",")[0].strip()
 
     class Painted(Message):
         """The workspace has been drawn once: background work may start."""
@@ -115,6 +125,8 @@ class WorkspaceScreen(KeyOwner, Screen[None]):
     def _apply_panel_width(self) -> None:
         visible = self._panel_forced if self._panel_forced is not None else self.size.width >= PANEL_MIN_WIDTH
         self.query_one(QualityPanel).display = visible
+        # The thresholds stay on screen: one line of counts while the panel is collapsed.
+        self.query_one(QualityStrip).display = not visible
 
     @property
     def current_section(self) -> str:
@@ -180,8 +192,9 @@ class WorkspaceScreen(KeyOwner, Screen[None]):
         self.query_one(FlowGuide).show_section("review")
 
     def show_quality(self, figures: PanelFigures) -> None:
-        """Redraw the quality panel."""
+        """Redraw the quality panel and the strip standing in for it."""
         self.query_one(QualityPanel).show(figures)
+        self.query_one(QualityStrip).figures = figures
 
     def pairs_changed(self, pair_ids: list[int]) -> None:
         """Pairs changed in the store: refresh what shows them."""
