@@ -146,3 +146,36 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == ""
+
+
+def _backend_options(group: click.Group) -> dict[str, click.Option]:
+    """Every ``--backend`` option of ``group``'s commands, by command name."""
+    found: dict[str, click.Option] = {}
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        for param in command.params if command is not None else []:
+            if isinstance(param, click.Option) and "--backend" in param.opts:
+                found[name] = param
+    return found
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_every_backend_option_offers_the_registered_kinds(main: click.Group) -> None:
+    """The backend names come from the engine's one list, in both entry points."""
+    from engine.generate.backends import BACKEND_KINDS
+
+    options = _backend_options(main)
+    assert {"generate", "judge", "demo"} <= set(options)
+    if main is tui.cli.main:
+        assert "open" in options
+    for name, option in options.items():
+        assert isinstance(option.type, click.Choice), name
+        assert tuple(option.type.choices) == BACKEND_KINDS, name
+
+
+@pytest.mark.parametrize("main", ENTRY_POINTS)
+def test_an_unknown_backend_is_refused_with_the_registered_kinds(main: click.Group, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--project", str(tmp_path / "p"), "generate", "--backend", "nope"])
+    assert result.exit_code == 2
+    assert "'ollama', 'llamacpp', 'openai'" in result.output

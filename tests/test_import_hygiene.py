@@ -39,3 +39,37 @@ def test_import_linter_contracts_pass() -> None:
     assert lint_imports, "import-linter is not installed in this environment"
     result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _guarded_own_imports(source: str) -> list[int]:
+    """Lines of ``try: import engine/tui ... except ImportError`` blocks in ``source``."""
+    import ast
+
+    found: list[int] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+        if not caught & {"ImportError", "ModuleNotFoundError"}:
+            continue
+        for stmt in node.body:
+            names = [a.name for a in stmt.names] if isinstance(stmt, ast.Import) else (
+                [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) else [])
+            if any(name.split(".")[0] in {"engine", "tui"} for name in names):
+                found.append(node.lineno)
+    return found
+
+
+def test_guard_finder_sees_a_guard() -> None:
+    assert _guarded_own_imports("try:\n    from engine.quality import CHECKS\nexcept ImportError:\n    pass\n") == [1]
+    assert _guarded_own_imports("try:\n    import xllamacpp\nexcept ImportError:\n    pass\n") == []
+
+
+def test_the_app_never_hides_a_broken_module_of_its_own() -> None:
+    """A bug in PairForge's own modules is a traceback, never 'not available in this installation'."""
+    guarded = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / "tui").rglob("*.py"))
+        if (lines := _guarded_own_imports(path.read_text(encoding="utf-8")))
+    }
+    assert guarded == {}

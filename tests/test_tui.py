@@ -6,7 +6,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.binding import Binding
+from textual.color import Color
+from textual.widgets import ContentSwitcher, DataTable, Input, Static
 from textual.worker import WorkerState
 
 from engine.models import Pair, PairKind, PairStatus
@@ -348,6 +350,51 @@ async def test_quality_panel_collapses_at_80_columns(review_project: Path) -> No
         assert panel.display
 
 
+async def test_the_three_thresholds_stay_on_screen_at_80_columns(review_project: Path) -> None:
+    """With the panel collapsed, one line shows pairs, refusals and multi-hop against their targets."""
+    from tui.widgets.quality_strip import QualityStrip
+
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        await settle(app, pilot)
+        strip = app.screen.query_one(QualityStrip)
+        panel = app.screen.query_one(QualityPanel)
+        assert strip.display and not panel.display
+        assert strip.region.width == 80 and strip.region.height == 1
+        gauges = panel.figures.gauges if panel.figures is not None else []
+        assert [g.label for g in gauges] == ["pairs", "refusals", "multi-hop"]
+        drawn = "".join(segment.text for segment in strip.render_line(0))
+        assert drawn.startswith("^b pairs")  # the key that opens the panel, first so it is never cut off
+        for gauge in gauges:
+            assert f"{gauge.label} {gauge.value}/{gauge.target}" in drawn
+        # Each count in its status colour (a missing one in the theme's error colour), its word too.
+        error = Color.parse(app.current_theme.error or "red").rgb
+        missing = next(g for g in gauges if g.status == "missing")
+        figures_at = drawn.index(f"{missing.value}/{missing.target}")
+        x = 0
+        for segment in strip.render_line(0):
+            if x <= figures_at < x + len(segment.text):
+                assert segment.style is not None and segment.style.color is not None
+                triplet = segment.style.color.triplet
+                # The theme variable may be blended by a shade: close to the error colour, not exact.
+                assert triplet is not None and all(abs(a - b) <= 3 for a, b in zip(triplet, error, strict=True))
+                break
+            x += len(segment.text)
+        else:
+            raise AssertionError("no segment holds the missing count")
+        # The panel is one key away, and the strip gives way to it.
+        await pilot.press("ctrl+b")
+        assert panel.display and not strip.display
+        await pilot.press("ctrl+b")
+        assert strip.display
+    wide = PairForgeApp(review_project)
+    async with wide.run_test(size=SIZE) as pilot:
+        await settle(wide, pilot)
+        assert not wide.screen.query_one(QualityStrip).display
+
+
 async def test_import_sample_docs_from_the_documents_screen(tmp_path: Path, sample_docs: Path) -> None:
     """Type a path, Enter imports in a worker; documents appear with counts; failures are listed."""
     root = tmp_path / "proj"
@@ -500,7 +547,7 @@ async def test_help_lists_every_binding(review_project: Path) -> None:
         console = Console(width=200, record=True)
         console.print(table_text)
         rendered = console.export_text()
-        for entry in all_keys():
+        for entry in all_keys(PairForgeApp):
             assert entry.tooltip in rendered and entry.binding_id in rendered
         assert "question_mark" not in rendered and "slash" not in rendered
         assert "?" in rendered and "pgdn" in rendered
@@ -508,10 +555,27 @@ async def test_help_lists_every_binding(review_project: Path) -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
+def test_section_keys_help_and_palette_come_from_each_sections_declaration() -> None:
+    """Each pane declares its section; the keys, the help table and the palette scopes are read from that."""
+    from tui.screens.workspace import SECTION_PANES, WorkspaceScreen
+
+    shows = {b.id: b for b in WorkspaceScreen.BINDINGS if isinstance(b, Binding) and (b.id or "").startswith("show_")}
+    assert list(shows) == [f"show_{pane.SECTION.name}" for pane in SECTION_PANES]
+    for n, pane in enumerate(SECTION_PANES, 1):
+        binding = shows[f"show_{pane.SECTION.name}"]
+        assert (binding.key, binding.description, binding.tooltip) == (f"{n},f{n + 1}", pane.SECTION.label, pane.SECTION.tooltip)
+    entries = all_keys(PairForgeApp)
+    by_owner = {entry.owner: entry.where for entry in entries}
+    for pane in SECTION_PANES:
+        if pane.BINDINGS:
+            assert by_owner[pane] == pane.SECTION.title
+    assert {"Review: editing", "Review: filters", "Review: bulk"} <= set(by_owner.values())
+
+
 def test_every_binding_has_an_id_description_and_tooltip() -> None:
-    ids = [entry.binding_id for entry in all_keys()]
+    ids = [entry.binding_id for entry in all_keys(PairForgeApp)]
     assert len(ids) == len(set(ids)), "binding ids must be unique so the keymap can address each"
-    for entry in all_keys():
+    for entry in all_keys(PairForgeApp):
         assert entry.description and entry.tooltip, entry.binding_id
     assert {"accept", "reject", "edit", "edit_external", "delete", "undo", "redo", "mark", "bulk",
             "next_warning", "previous_warning", "search", "regenerate", "sample", "filters"} <= set(ids)
@@ -532,6 +596,14 @@ async def test_command_palette_offers_actions_by_name(review_project: Path) -> N
         callback = dict((n, c) for n, _, c in provider._commands())["Review: Accept"]
         await callback()
         await pilot.pause()
+        # An action of a section not built yet: the palette shows the section, then runs it there.
+        tree_callback = dict((n, c) for n, _, c in provider._commands())["Documents: Tree"]
+        await tree_callback()
+        await pilot.pause()
+        assert app.screen.query_one("#sections", ContentSwitcher).current == "documents"
+        assert app.screen.query_one("#import-tree").display
+        # Dialog and filter-bar keys act only while those are open: listed in help, not offered by name.
+        assert not [n for n in names if n.startswith(("Review: bulk", "Review: filters"))]
     assert statuses(review_project)[pair_id] == str(PairStatus.ACCEPTED)
 
 

@@ -141,3 +141,42 @@ def test_flow_state_names_the_first_step_not_done() -> None:
     assert state(documents=3, chunks=20, pairs=40, generated=40).next_step == "review"
     assert state(documents=3, chunks=20, pairs=40, generated=40, reviewed=1).next_step == "export"
     assert state(documents=3, chunks=20, pairs=40, generated=40, exported=1).next_step is None
+
+
+@pytest.mark.parametrize(
+    ("section_key", "box", "typed", "action_key"),
+    [
+        ("2", "#gen-target", "40", "ctrl+r"),
+        ("4", "#exp-kinds", "instruction", "ctrl+r"),
+        ("5", "#set-model", "qwen3:4b", "ctrl+s"),
+    ],
+    ids=["generate", "export", "settings"],
+)
+async def test_a_text_box_gives_the_keys_back_after_its_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section_key: str, box: str, typed: str, action_key: str
+) -> None:
+    """After Start, Export or Save from a text box, the digit keys switch sections again instead of typing."""
+    from tui.screens.generate import GeneratePane
+
+    # The run itself needs a model server; what matters here is where the keyboard goes once it starts.
+    def no_run(self: GeneratePane, run_id: int | None) -> None:
+        self._queue = None
+
+    monkeypatch.setattr(GeneratePane, "run_queue", no_run)
+    root = build_review_project(tmp_path / "proj")
+    app = PairForgeApp(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press(section_key)
+        await settle(app, pilot)
+        text_box = app.screen.query_one(box, Input)
+        text_box.focus()
+        text_box.value = ""
+        await pilot.press(*typed)
+        await pilot.press(action_key)
+        await settle(app, pilot)
+        assert not isinstance(app.focused, Input), app.focused
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert section(app) == "review"
+        assert text_box.value == typed  # the digit went to the section key, not into the box

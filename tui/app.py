@@ -8,14 +8,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState
 
 from engine.errors import PairForgeError, ProjectNotFoundError
 from engine.settings import SETTINGS_FILE
 from engine.store import PairChange, Store
 from tui.commands import PairForgeCommands
+from tui.keys import KeyEntry, KeyOwner, all_keys
 from tui.messages import (
     DeepChecksReady,
     EngineFailed,
@@ -23,6 +26,7 @@ from tui.messages import (
     PairsChanged,
     QualityReady,
     RunDeepChecks,
+    SettingsSaved,
     ShowPairs,
 )
 from tui.quality_figures import DeepFigures, PanelFigures, figures_from_report, figures_from_store
@@ -31,6 +35,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.workspace import WorkspaceScreen
 from tui.themes import DEFAULT_THEME, load_themes
+from tui.worker_errors import failure_details, failure_sentence
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
@@ -48,12 +53,13 @@ DEEP_QUIET_S = 5.0
 DEEP_LIMIT = 500
 
 
-class PairForgeApp(App[None]):
+class PairForgeApp(KeyOwner, App[None]):
     """Import, generate, review and export a fine-tuning dataset from the keyboard."""
 
     TITLE = "PairForge"
     CSS_PATH = [STYLES / "app.tcss"]
     COMMANDS = App.COMMANDS | {PairForgeCommands}
+    KEY_PARTS = (WorkspaceScreen,)
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="help", tooltip="List every key and what it does."),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit; everything is already saved.", priority=True),
@@ -168,12 +174,9 @@ class PairForgeApp(App[None]):
 
         if self.store is None:
             return
-        try:
-            report = LiveReport.build(self.store, pause=self._wait_while_typing)
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="quality report"))
-        else:
-            self.post_message(LiveReportBuilt(report))
+        # A failure goes to the worker-failure handler: the panel keeps the quick counts meanwhile.
+        report = LiveReport.build(self.store, pause=self._wait_while_typing)
+        self.post_message(LiveReportBuilt(report))
 
     def on_live_report_built(self, message: LiveReportBuilt) -> None:
         self.quality.report_built(message.report, time.monotonic())
@@ -215,16 +218,18 @@ class PairForgeApp(App[None]):
     @work(thread=True, exclusive=True, group="deep-checks", exit_on_error=False)
     def _deep_checks(self, report: LiveReport) -> None:
         """Contradictions and near-duplicate groups, off the UI thread."""
+        figures = DeepFigures("failed")
         try:
             cross = report.cross_checks(DEEP_LIMIT)
+            figures = DeepFigures(
+                "done", [c.pair_ids for c in cross.contradictions], len(cross.clusters), report.pair_count,
+                {i for group in cross.clusters for i in group},
+            )
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="contradictions"))
-            self.post_message(DeepChecksReady(DeepFigures("failed")))
-            return
-        self.post_message(DeepChecksReady(DeepFigures(
-            "done", [c.pair_ids for c in cross.contradictions], len(cross.clusters), report.pair_count,
-            {i for group in cross.clusters for i in group},
-        )))
+        finally:
+            # Never left "running": an unexpected error goes on to the worker-failure handler.
+            self.post_message(DeepChecksReady(figures))
 
     def _set_deep(self, deep: DeepFigures) -> None:
         self.quality.set_deep(deep)
@@ -249,15 +254,12 @@ class PairForgeApp(App[None]):
         if store is None:
             return
         report = self.quality.report
-        try:
-            if report is not None:
-                # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
-                figures = figures_from_report(report.snapshot(contradictions=False), store)
-            else:
-                figures = figures_from_store(store)
-        except PairForgeError as exc:
-            self.post_message(EngineFailed(str(exc), where="quality panel"))
-            return
+        # A failure goes to the worker-failure handler; the panel keeps its last figures.
+        if report is not None:
+            # Contradictions compare every pair with every near neighbour (seconds on big sets); the panel shows counts only.
+            figures = figures_from_report(report.snapshot(contradictions=False), store)
+        else:
+            figures = figures_from_store(store)
         self.post_message(QualityReady(figures))
 
     def on_quality_ready(self, message: QualityReady) -> None:
@@ -273,16 +275,48 @@ class PairForgeApp(App[None]):
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         """One clear notification, and a line in the log view."""
-        self.notify(message.text, title=message.where or "PairForge", severity="error", timeout=8)
+        self._report_error(message.text, where=message.where)
+
+    @on(Worker.StateChanged)
+    def _report_worker_failure(self, event: Worker.StateChanged) -> None:
+        """Every failed worker, of the App or of a pane (``ReportsWorkerFailures``), is logged and notified."""
+        if event.state is not WorkerState.ERROR:
+            return
+        worker = event.worker
+        self.log.error(f"worker {worker.name!r} (group {worker.group!r}) failed", worker.error)
+        self._report_error(failure_sentence(worker), where=worker.group, details=failure_details(worker))
+
+    def _report_error(self, text: str, *, where: str = "", details: Sequence[str] = ()) -> None:
+        self.notify(text, title=where or "PairForge", severity="error", timeout=8, markup=False)
         if (workspace := self.workspace) is not None:
-            workspace.query_one("#log").add_error(message.text)  # type: ignore[attr-defined]
+            workspace.log_error(text, details)
 
     # ------------------------------------------------------------------ actions
 
     def action_help(self) -> None:
         """Show every key and what it does."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            keymap = self.store.settings.tui.keymap if self.store is not None else {}
+            self.push_screen(HelpScreen(all_keys(type(self), keymap)))
+
+    async def run_key_action(self, entry: KeyEntry) -> None:
+        """Run ``entry``'s action (from the palette) on the node it belongs to, showing its section first."""
+        if isinstance(self, entry.owner):
+            await self.run_action(entry.action)
+            return
+        if (workspace := self.workspace) is None:
+            return
+        if entry.scope.section is not None:
+            await workspace.action_section(entry.scope.section)
+        nodes = [workspace, *workspace.walk_children(Widget)]
+        target = next((node for node in nodes if isinstance(node, entry.owner)), None)
+        if target is not None:
+            await target.run_action(entry.action)
+
+    def on_settings_saved(self, message: SettingsSaved) -> None:
+        if message.theme_changed:
+            self.theme = message.settings.tui.theme
+        self.apply_keymap(message.settings.tui.keymap)
 
     def watch_theme(self, theme: str) -> None:
         # A theme the person picks is remembered in pairforge.toml for the next start; the one

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from engine.cli import build_group
-from engine.cli.common import handle_errors, project_path
+from engine.cli.common import BACKEND_CHOICE, handle_errors, project_path
 
 main = build_group(name="pairforge", invoke_without_command=True)
 
@@ -22,14 +22,14 @@ def _launch(path: str, *, backend: str | None = None) -> None:
 
 @main.result_callback()
 @click.pass_context
-def _default(ctx: click.Context, *_: object, **__: object) -> None:
+def _default(ctx: click.Context, /, *_: object, **__: object) -> None:
     if ctx.invoked_subcommand is None:
         handle_errors(_launch)(str(project_path(ctx)))
 
 
 @main.command("open")
 @click.argument("path", required=False, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(["ollama", "llamacpp", "openai"]), help="Override the project's backend.")
+@click.option("--backend", type=BACKEND_CHOICE, help="Override the project's backend.")
 @click.pass_context
 def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
     """Open the app on the project in PATH (default: --project or the current folder)."""
@@ -40,7 +40,7 @@ def open_cmd(ctx: click.Context, path: str | None, backend: str | None) -> None:
 @click.option("--app/--no-app", "open_app", default=True, show_default=True,
               help="Open the app on the demo project afterwards (only when run in a terminal).")
 @click.pass_context
-def demo_cmd(ctx: click.Context, open_app: bool, **options: object) -> None:
+def demo_cmd(ctx: click.Context, /, open_app: bool, **options: object) -> None:
     """Run the whole pipeline on the bundled sample documents (offline with the embedded model), then open the app."""
     import sys
     from pathlib import Path

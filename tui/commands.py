@@ -2,54 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.keys import all_keys
+from tui.keys import KeyOwner, RunsKeyActions, all_keys
 
-# Where each binding's action runs: the screen, or a pane found by id.
-_TARGETS = {
-    "Everywhere": None, "Review": "#review", "Review: editing": "#pair-detail",
-    "Documents": "#documents", "Generate": "#generate", "Export": "#export", "Settings": "#settings",
-}
+Command = tuple[str, str, Callable[[], Any]]
 
 
 class PairForgeCommands(Provider):
-    """Every binding's action and every theme, by name."""
+    """Every binding's action and every theme, by name.
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
-        app: Any = self.app
-        commands: list[tuple[str, str, Callable[[], Any]]] = []
-        workspace = getattr(app, "workspace", None)
-        for entry in all_keys():
-            if entry.where not in _TARGETS or entry.binding_id in {"help_close"}:
-                continue
-            selector = _TARGETS[entry.where]
-            name = f"{entry.where}: {entry.description}" if entry.where != "Everywhere" else entry.description
-            commands.append((name, f"{entry.tooltip} ({entry.shown})", partial(self._run, selector, entry.action, entry.where)))
+    The actions are read from the App's key declarations (``tui.keys``) and run by the App,
+    which knows where each applies; this provider knows neither the App nor its panes.
+    """
+
+    def _commands(self) -> list[Command]:
+        app = self.app
+        root = type(app)
+        commands: list[Command] = []
+        if isinstance(app, RunsKeyActions) and issubclass(root, KeyOwner):
+            for entry in all_keys(root):
+                if not entry.scope.in_palette:
+                    continue
+                name = entry.description if entry.scope.section is None else f"{entry.where}: {entry.description}"
+                run: Callable[[], Coroutine[Any, Any, None]] = partial(app.run_key_action, entry)
+                commands.append((name, f"{entry.tooltip} ({entry.shown})", run))
         for theme in sorted(app.available_themes):
             commands.append((f"Theme: {theme}", "Switch to this theme (remembered).", partial(setattr, app, "theme", theme)))
-        del workspace
         return commands
-
-    async def _run(self, selector: str | None, action: str, where: str) -> None:
-        app: Any = self.app
-        workspace = app.workspace
-        if selector is None:
-            target = app if action in {"help", "quit"} else workspace
-        else:
-            if workspace is None:
-                return
-            section = selector.lstrip("#")
-            if where.startswith("Review"):
-                section = "review"
-            await workspace.action_section(section)
-            target = workspace.query_one(selector)
-        if target is not None:
-            await target.run_action(action)
 
     async def discover(self) -> Hits:
         """Every command, for an empty query."""

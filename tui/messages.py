@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from engine.settings import ProjectSettings
 from engine.store import PairFilter
 from tui.quality_figures import DeepFigures, PanelFigures
 
@@ -77,6 +78,15 @@ class EngineFailed(Message):
         super().__init__()
         self.text = text
         self.where = where
+
+
+class SettingsSaved(Message):
+    """The Settings form saved ``settings``: the App applies the keymap (and the theme if it changed there)."""
+
+    def __init__(self, settings: ProjectSettings, *, theme_changed: bool) -> None:
+        super().__init__()
+        self.settings = settings
+        self.theme_changed = theme_changed
 
 
 class ImportProgress(Message):
@@ -179,5 +189,6 @@ __all__ = [
     "PairsChanged",
     "QualityReady",
     "RunDeepChecks",
+    "SettingsSaved",
     "ShowPairs",
 ]

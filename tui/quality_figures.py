@@ -59,14 +59,10 @@ def _status(value: int, target: int) -> str:
 
 
 def _check_titles() -> dict[str, str]:
-    try:
-        from engine.quality import CHECKS
-    except ImportError:
-        return {}
-    titles: dict[str, str] = {}
-    for check_id, info in dict(CHECKS).items():
-        titles[str(check_id)] = str(getattr(info, "title", None) or (info.get("title") if isinstance(info, dict) else check_id))
-    return titles
+    # Imported here: the quality package loads its detectors, which the first paint does not need.
+    from engine.quality import CHECKS
+
+    return {check_id: info.title for check_id, info in CHECKS.items()}
 
 
 _GAUGE_FILTERS = {

@@ -25,6 +25,32 @@ def _json_given_anywhere(ctx: click.Context, _param: click.Parameter, value: boo
     return bool(value or (ctx.find_root().obj or {}).get("as_json"))
 
 
+class BackendChoice(click.Choice[str]):
+    """The backend kinds the engine registers (``BACKEND_KINDS``), named nowhere else.
+
+    They are read when an option first checks or lists them, not at import: ``pairforge --help``
+    would otherwise load the generation package before showing one line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The registered backend kinds."""
+        from engine.generate.backends import BACKEND_KINDS
+
+        return BACKEND_KINDS
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        # click.Choice assigns its choices once in __init__; the engine's list stays the source.
+        pass
+
+
+# Every command offering --backend takes the kinds the engine registers.
+BACKEND_CHOICE = BackendChoice()
+
 json_option = click.option("--json", "as_json", is_flag=True, callback=_json_given_anywhere,
                            help="Print machine-readable JSON.")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from engine.cli.common import console, emit_json, escape, handle_errors, json_option
+from engine.cli.common import BACKEND_CHOICE, console, emit_json, escape, handle_errors, json_option
 from engine.errors import PairForgeError
 
 DEFAULT_DEMO_DIR = "pairforge-demo"
@@ -142,7 +142,7 @@ def run_demo(
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=DEFAULT_DEMO_DIR, show_default=True,
               help="Where to create the demo project.")
 @click.option("--pairs", type=click.IntRange(5, 2000), default=12, show_default=True, help="Pairs to generate.")
-@click.option("--backend", type=click.Choice(["llamacpp", "ollama", "openai"]), default="llamacpp", show_default=True,
+@click.option("--backend", type=BACKEND_CHOICE, default="llamacpp", show_default=True,
               help="The embedded model needs no server.")
 @click.option("--model", help="Model: for the embedded backend a built-in name (smollm2, gemma3) or a GGUF path.")
 @click.option("--no-probe", is_flag=True, help="Skip the pre-flight probe (one pair of each planned kind first).")

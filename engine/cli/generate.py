@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from engine.cli.common import (
+    BACKEND_CHOICE,
     console,
     emit_json,
     err_console,
@@ -20,8 +21,6 @@ from engine.cli.common import (
     open_store,
 )
 from engine.errors import PairForgeError
-
-BACKEND_CHOICE = click.Choice(["ollama", "llamacpp", "openai"])
 
 
 def _plan_table(summary: dict[str, Any]) -> Table:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine.cli.common import (
+    BACKEND_CHOICE,
     console,
     emit_json,
     err_console,
@@ -28,7 +29,7 @@ def _bad_value(exc: ValueError) -> ConfigError:
 @click.command("judge")
 @click.option("--threshold", type=float, help="Score below which a pair is flagged (saved as quality.judge_threshold).")
 @click.option("--model", help="Judge model (default: judge.model, else the generation model).")
-@click.option("--backend", type=click.Choice(["ollama", "llamacpp", "openai"]), help="Judge backend (default: judge.backend, else the generation backend).")
+@click.option("--backend", type=BACKEND_CHOICE, help="Judge backend (default: judge.backend, else the generation backend).")
 @click.option("--host", "hosts", multiple=True, help="Server URL; repeat for several (default: judge.hosts, else generation.hosts).")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight per host.")
 @click.option("--all", "judge_all", is_flag=True, help="Judge every pair again, not only new or edited ones.")

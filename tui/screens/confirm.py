@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from tui.keys import KeyOwner, KeyScope
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question; dismisses with True or False."""
@@ -37,9 +39,10 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class BulkActionScreen(ModalScreen[str | None]):
+class BulkActionScreen(KeyOwner, ModalScreen[str | None]):
     """Choose accept, reject or delete for many pairs; dismisses with the choice or None."""
 
+    KEY_SCOPE = KeyScope("Review: bulk", in_palette=False)
     BINDINGS = [
         Binding("a", "choose('accepted')", "Accept all", id="bulk_accept", tooltip="Accept every pair in scope."),
         Binding("r", "choose('rejected')", "Reject all", id="bulk_reject", tooltip="Reject every pair in scope."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -15,13 +15,20 @@ from textual.widgets import DataTable, DirectoryTree, Input, Label, ProgressBar,
 from engine.errors import PairForgeError
 from engine.store import Store
 from engine.text import strip_control
-from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress
+from tui.messages import EngineFailed, ImportFinished, ImportOutcome, ImportProgress, PairsChanged
 from tui.path_suggester import PathSuggester
 from tui.safe_text import plain
+from tui.sections import Section, SectionPane
+from tui.worker_errors import ReportsWorkerFailures
+
+if TYPE_CHECKING:
+    import engine.ingest
 
 
-class DocumentsPane(Vertical):
+class DocumentsPane(SectionPane, ReportsWorkerFailures, Vertical):
     """Import with a progress bar and per-file errors; documents with chunk and pair counts."""
+
+    SECTION = Section("documents", "Documents", "Docs", "Import documents and browse chunks.")
 
     BINDINGS = [
         Binding("ctrl+r", "import_path", "Import", id="import_path", tooltip="Import the typed or selected path.", show=False),
@@ -131,27 +138,27 @@ class DocumentsPane(Vertical):
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def run_import(self, path: Path) -> None:
         """Run the engine's import off the UI thread, posting progress and the outcome."""
-        try:
-            from engine.ingest import import_paths
-        except ImportError:
-            self.post_message(EngineFailed("Import is not available in this installation.", where="import"))
-            return
+        # Imported here: the loaders pull in PDF and dataset readers the first paint does not need.
+        from engine.ingest import import_paths
 
-        def progress(update: Any) -> None:
+        def progress(update: engine.ingest.ImportProgress) -> None:
             self.post_message(ImportProgress(update.done_files, update.total_files, str(update.current)))
 
+        outcome = ImportOutcome(failed=[(str(path), "the import stopped on an unexpected error (see the Log section)")])
         try:
             report = import_paths(self.store, [path], on_progress=progress)
+            outcome = ImportOutcome(
+                imported=[*report.imported, *report.replaced],
+                unchanged=list(report.unchanged),
+                failed=[(p.path, p.reason) for p in report.failed],
+            )
         except PairForgeError as exc:
             self.post_message(EngineFailed(str(exc), where="import"))
-            self.post_message(ImportFinished(ImportOutcome(failed=[(str(path), str(exc))])))
-            return
-        outcome = ImportOutcome(
-            imported=[*report.imported, *report.replaced],
-            unchanged=list(report.unchanged),
-            failed=[(p.path, p.reason) for p in report.failed],
-        )
-        self.post_message(ImportFinished(outcome))
+            outcome = ImportOutcome(failed=[(str(path), str(exc))])
+        finally:
+            # The pane leaves its importing state whatever happened; an unexpected error goes on
+            # to the App's worker-failure handler.
+            self.post_message(ImportFinished(outcome))
 
     def on_import_progress(self, message: ImportProgress) -> None:
         message.stop()
@@ -170,18 +177,12 @@ class DocumentsPane(Vertical):
             text.append(plain(f"{Path(path).name}: {reason}"))
         self.query_one("#import-result", Static).update(text)
         self.reload()
-        self.app.post_message(_quality_nudge())
+        # Documents change the corpus-size target, so the quality panel must recompute.
+        self.app.post_message(PairsChanged([]))
         if outcome.failed:
             self.notify(f"{len(outcome.failed)} file(s) could not be imported; see the list under the path box.", severity="warning")
         else:
             self.notify(f"Imported {len(outcome.imported)} file(s).")
-
-
-def _quality_nudge() -> Any:
-    # Documents change the corpus-size target, so the quality panel must recompute.
-    from tui.messages import PairsChanged
-
-    return PairsChanged([])
 
 
 __all__ = ["DocumentsPane"]

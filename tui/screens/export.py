@@ -17,7 +17,9 @@ from engine.store import Store
 from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
 from tui.screens.confirm import ConfirmScreen
-from tui.widgets.form import field
+from tui.sections import Section, SectionPane
+from tui.widgets.form import field, give_keys_back
+from tui.worker_errors import ReportsWorkerFailures
 
 FORMATS = ("messages", "alpaca", "sharegpt", "completion", "hf", "all")
 # A dataset is never exported with system prompts on some pairs only: strip them all or set one.
@@ -42,8 +44,10 @@ def preview_files(paths: list[Path]) -> Text:
     return text
 
 
-class ExportPane(Vertical):
+class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
     """Choose what to export and where; the card shows when it is done."""
+
+    SECTION = Section("export", "Export", "Export", "Export the dataset and its card.")
 
     BINDINGS = [
         Binding("ctrl+r", "run_export", "Export", id="run_export", tooltip="Write the dataset files and the card."),
@@ -119,19 +123,19 @@ class ExportPane(Vertical):
         bar.display = True
         bar.update(total=None, progress=0)
         self.run_export(out_dir, self._options(), overwrite)
+        give_keys_back(self.query_one("#exp-run", Button))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool) -> None:
         """Run the engine's export off the UI thread."""
-        try:
-            from engine.export import ExportOptions, export_dataset
-        except ImportError:
-            self.post_message(EngineFailed("Export is not available in this installation.", where="export"))
-            return
+        # Imported here: the writers pull in the datasets library, which the first paint does not need.
+        from engine.export import ExportOptions, export_dataset
+        from engine.export import ExportProgress as ExportProgressFigures
+
         try:
             options = ExportOptions(**form, force=overwrite)
 
-            def progress(update: Any) -> None:
+            def progress(update: ExportProgressFigures) -> None:
                 self.post_message(ExportProgress(update.done, update.total))
 
             result = export_dataset(self.store, out_dir, options, on_progress=progress)

@@ -12,15 +12,17 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.errors import PairForgeError
+from engine.generate.backends import BACKEND_KINDS
 from engine.generate.probe import PreflightError, count_probe_in, probe_run
 from engine.jobs import JobEvent, JobRunner
 from engine.store import Store
 from tui.messages import EngineFailed, GenerationFinished, GenerationText, GenerationUpdate
 from tui.safe_text import plain
-from tui.widgets.form import field
+from tui.sections import Section, SectionPane
+from tui.widgets.form import field, give_keys_back
 from tui.widgets.job_list import JobList
+from tui.worker_errors import ReportsWorkerFailures
 
-BACKENDS = ("ollama", "llamacpp", "openai")
 # The streamed answer keeps only its tail on screen.
 STREAM_TAIL_CHARS = 600
 # The run's events that change the figures shown (tokens and retries do not).
@@ -34,8 +36,10 @@ def _seconds(value: Any) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-class GeneratePane(Vertical):
+class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
     """Plan before running; start, pause, resume and cancel; watch jobs and throughput."""
+
+    SECTION = Section("generate", "Generate", "Generate", "Plan and run generation.")
 
     BINDINGS = [
         Binding("ctrl+l", "list_models", "Models", id="list_models", tooltip="Ask the backend which models it offers."),
@@ -60,7 +64,7 @@ class GeneratePane(Vertical):
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
         with Horizontal(classes="form-row"):
-            yield field("backend", Select([(b, b) for b in BACKENDS], value=g.backend, allow_blank=False, id="gen-backend"),
+            yield field("backend", Select([(b, b) for b in BACKEND_KINDS], value=g.backend, allow_blank=False, id="gen-backend"),
                         classes="narrow")
             yield field("model", Input(g.model, placeholder="model name", id="gen-model"))
             yield field("pick", Select([], prompt="^l lists", id="gen-models"))
@@ -127,11 +131,8 @@ class GeneratePane(Vertical):
     async def action_list_models(self) -> None:
         """Ask the backend for its models and offer them in the model list."""
         form = self._form()
-        try:
-            from engine.generate.backends.base import make_backend
-        except ImportError:
-            self.post_message(EngineFailed("Generation backends are not available in this installation.", where="models"))
-            return
+        from engine.generate.backends import make_backend
+
         try:
             backend = make_backend(form["backend"], form["model"] or "none", (form["hosts"] or [None])[0])
             models = await backend.list_models()
@@ -146,11 +147,8 @@ class GeneratePane(Vertical):
 
     def action_make_plan(self) -> None:
         """Plan a run and show its composition (nothing is saved yet)."""
-        try:
-            from engine.generate.planner import make_plan, parse_mix
-        except ImportError:
-            self.post_message(EngineFailed("The generation planner is not available in this installation.", where="plan"))
-            return
+        from engine.generate.planner import make_plan, parse_mix
+
         form = self._form()
         try:
             mix = parse_mix(form["mix"]) if form["mix"] else None
@@ -186,13 +184,10 @@ class GeneratePane(Vertical):
             self.notify("Generation is already running.")
             return
         form = self._form()
-        try:
-            from engine.generate.handler import generation_runner
-            from engine.generate.hosts import backends_from_settings
-            from engine.generate.planner import save_plan
-        except ImportError:
-            self.post_message(EngineFailed("The generation queue is not available in this installation.", where="generate"))
-            return
+        from engine.generate.handler import generation_runner
+        from engine.generate.hosts import backends_from_settings
+        from engine.generate.planner import save_plan
+
         try:
             self._save_settings(form)
             if self._plan is not None:
@@ -212,6 +207,7 @@ class GeneratePane(Vertical):
             return
         self._paused = False
         self.run_queue(run_id)
+        give_keys_back(self.query_one(JobList))
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def run_queue(self, run_id: int | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from rich.table import Table
 from rich.text import Text
@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.keys import all_keys
+from tui.keys import KeyEntry
 
 
 class HelpScreen(ModalScreen[None]):
@@ -22,14 +22,17 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,f1", "dismiss", "Close", id="help_close", tooltip="Close the help."),
     ]
 
+    def __init__(self, entries: Sequence[KeyEntry]) -> None:
+        super().__init__()
+        # Every binding with the keys the person's keymap gives it, passed down by the App.
+        self.entries = entries
+
     def compose(self) -> ComposeResult:
-        store: Any = getattr(self.app, "store", None)
-        keymap = store.settings.tui.keymap if store is not None else {}
         table = Table(expand=True, box=None, show_edge=False, pad_edge=False)
         table.add_column("where", no_wrap=True)
         table.add_column("keys", no_wrap=True, style="bold")
         table.add_column("does  (keymap id)", ratio=1)
-        for entry in all_keys(keymap):
+        for entry in self.entries:
             does = Text(entry.tooltip or entry.description)
             does.append(f"  {entry.binding_id}", style="dim")
             table.add_row(entry.where, entry.shown, does)

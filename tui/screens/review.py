@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, work
@@ -29,11 +29,13 @@ from tui.messages import EngineFailed, RunDeepChecks
 from tui.quality_figures import DeepFigures
 from tui.quality_model import QualityModel
 from tui.screens.confirm import BulkActionScreen
+from tui.sections import Section, SectionPane
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
-from tui.widgets.near_duplicates import NearDuplicateList
+from tui.widgets.near_duplicates import DuplicateItem, NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
 from tui.widgets.pair_list import PairList
 from tui.widgets.source_view import SourceView
+from tui.worker_errors import ReportsWorkerFailures
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
@@ -55,12 +57,15 @@ def describe_filter(flt: PairFilter) -> str:
     return ", ".join(parts) or "all pairs"
 
 
-class ReviewPane(Vertical):
+class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
     """Keyboard review: every key saves at once through the store.
 
     The quality model comes down from the App (near duplicates, groups, the review sample);
     asking for the cross-pair checks goes up as a ``RunDeepChecks`` message.
     """
+
+    SECTION = Section("review", "Review", "Review", "Review pairs from the keyboard.")
+    KEY_PARTS = (PairDetail, FilterBar, BulkActionScreen)
 
     BINDINGS = [
         # Moving is bound here, not on the list, so the list, title and detail change in one
@@ -93,7 +98,7 @@ class ReviewPane(Vertical):
     class DuplicatesFound(Message):
         """Near duplicates of ``pair_id`` (or why they cannot be shown)."""
 
-        def __init__(self, pair_id: int, items: list[Any], reason: str = "") -> None:
+        def __init__(self, pair_id: int, items: list[DuplicateItem], reason: str = "") -> None:
             super().__init__()
             self.pair_id = pair_id
             self.items = items
@@ -107,6 +112,11 @@ class ReviewPane(Vertical):
         self._lookup_timer: Timer | None = None
         # "Has near duplicates" asked for before the groups were known: applied once they are.
         self._pending_duplicate_filter: PairFilter | None = None
+
+    @classmethod
+    def for_project(cls, store: Store, quality: QualityModel) -> ReviewPane:
+        """The Review pane over ``store``, showing ``quality`` (near duplicates, groups, the sample)."""
+        return cls(store, quality, id=cls.SECTION.name)
 
     def compose(self) -> ComposeResult:
         yield Label("", id="review-title")
@@ -287,17 +297,12 @@ class ReviewPane(Vertical):
     @work(thread=True, exclusive=True, group="near-duplicates", exit_on_error=False)
     def _find_duplicates(self, pair: Pair, report: LiveReport) -> None:
         """Look up near duplicates off the UI thread (the report builds its index once, on first use)."""
-        try:
-            from engine.quality import diff_words
-        except ImportError:
-            self.post_message(self.DuplicatesFound(
-                pair.id or 0, [], "Near-duplicate search is not available in this installation."
-            ))
-            return
+        from engine.quality import diff_words
+
         try:
             found = report.similar_to(pair, 5)
             others = {p.id: p for p in self.store.get_pairs([s.pair_id for s in found])}
-            items = []
+            items: list[DuplicateItem] = []
             for similar in found:
                 other = others.get(similar.pair_id)
                 if other is None:
@@ -533,10 +538,8 @@ class ReviewPane(Vertical):
         self.notify(f"Saved pair #{pair_id}. Press u to undo.")
 
     def _recheck(self, ids: list[int]) -> None:
-        try:
-            from engine.quality import recheck
-        except ImportError:
-            return
+        from engine.quality import recheck
+
         recheck(self.store, ids)
 
     def action_edit_external(self) -> None:

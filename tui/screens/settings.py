@@ -16,9 +16,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from engine.errors import PairForgeError
+from engine.generate.backends import BACKEND_KINDS
 from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
-from tui.widgets.form import field
+from tui.messages import SettingsSaved
+from tui.sections import Section, SectionPane
+from tui.widgets.form import field, give_keys_back
 
 
 def parse_keymap(text: str) -> dict[str, str]:
@@ -46,8 +49,10 @@ def _changed_names(changes: dict[str, Any]) -> list[str]:
     return names
 
 
-class SettingsPane(VerticalScroll):
+class SettingsPane(SectionPane, VerticalScroll):
     """A form over the project's settings; Save validates with the same model the engine uses."""
+
+    SECTION = Section("settings", "Settings", "Settings", "Edit the project's settings.")
 
     # The form's values as last shown or saved: Save writes what differs from them.
     _shown: ProjectSettings | None = None
@@ -64,7 +69,7 @@ class SettingsPane(VerticalScroll):
         s = self.store.settings
         yield Label("Generation", classes="detail-heading")
         with Horizontal(classes="form-row"):
-            yield field("backend", Select([(b, b) for b in ("ollama", "llamacpp", "openai")], value=s.generation.backend,
+            yield field("backend", Select([(b, b) for b in BACKEND_KINDS], value=s.generation.backend,
                                           allow_blank=False, id="set-backend"))
             yield field("model", Input(s.generation.model, placeholder="model name", id="set-model"))
         yield field("hosts", Input(",".join(s.generation.hosts), placeholder="comma separated (empty: default)", id="set-hosts"))
@@ -145,10 +150,10 @@ class SettingsPane(VerticalScroll):
             self.notify(str(exc), severity="error")
             return
         self._shown = settings
-        app: Any = self.app
-        if "theme" in changes.get("tui", {}):
-            app.theme = settings.tui.theme  # a theme picked since the form was drawn stays otherwise
-        app.apply_keymap(settings.tui.keymap)
+        # The App applies the keymap, and the theme only if it was changed here: a theme picked
+        # since the form was drawn stays otherwise.
+        self.post_message(SettingsSaved(settings, theme_changed="theme" in changes.get("tui", {})))
+        give_keys_back(self.query_one("#set-save", Button))
         if changes:
             result.update(Text(f"Saved {', '.join(_changed_names(changes))} to {self.store.root / 'pairforge.toml'}."))
             self.notify("Settings saved.")

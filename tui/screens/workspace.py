@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.keys import format_key
 from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Header, Input, TextArea
 
 from engine.store import PairFilter, Store
+from tui.keys import KeyOwner
 from tui.messages import ExportFinished, RunDeepChecks
 from tui.quality_figures import DeepFigures, PanelFigures
 from tui.quality_model import QualityModel
@@ -21,33 +23,41 @@ from tui.screens.generate import GeneratePane
 from tui.screens.log import LogPane
 from tui.screens.review import ReviewPane
 from tui.screens.settings import SettingsPane
+from tui.sections import SectionPane
 from tui.widgets.flow_guide import FlowGuide
 from tui.widgets.form import COMPACT_BELOW_ROWS, set_compact
 from tui.widgets.key_footer import KeyFooter
 from tui.widgets.quality_panel import QualityPanel
+from tui.widgets.quality_strip import QualityStrip
 
-SECTIONS = ("documents", "generate", "review", "export", "settings", "log")
+# The sections in the order of their keys; each pane declares its name, label and tooltip.
 # Review and Log exist from the start (Log collects errors), and Documents when a project with no
 # pairs opens on it; the others are built the first time they are shown, so opening a big project
 # paints without querying for sections not in view.
-SECTION_PANES: dict[str, type[Widget]] = {
-    "documents": DocumentsPane, "generate": GeneratePane, "review": ReviewPane,
-    "export": ExportPane, "settings": SettingsPane, "log": LogPane,
-}
+SECTION_PANES: tuple[type[SectionPane], ...] = (
+    DocumentsPane, GeneratePane, ReviewPane, ExportPane, SettingsPane, LogPane,
+)
+SECTIONS = tuple(pane.SECTION.name for pane in SECTION_PANES)
+_PANE_OF = {pane.SECTION.name: pane for pane in SECTION_PANES}
+
+
+def section_bindings() -> list[BindingType]:
+    """A binding per section: digit n and F(n+1) show the n-th one (F1 is help)."""
+    return [
+        Binding(f"{n},f{n + 1}", f"section('{pane.SECTION.name}')", pane.SECTION.label,
+                id=f"show_{pane.SECTION.name}", tooltip=pane.SECTION.tooltip)
+        for n, pane in enumerate(SECTION_PANES, 1)
+    ]
 # Below this width the quality panel starts collapsed so the section keeps room.
 PANEL_MIN_WIDTH = 100
 
 
-class WorkspaceScreen(Screen[None]):
+class WorkspaceScreen(KeyOwner, Screen[None]):
     """Sections switch in place; the quality panel stays beside them."""
 
+    KEY_PARTS = SECTION_PANES
     BINDINGS = [
-        Binding("1,f2", "section('documents')", "Docs", id="show_documents", tooltip="Import documents and browse chunks."),
-        Binding("2,f3", "section('generate')", "Generate", id="show_generate", tooltip="Plan and run generation."),
-        Binding("3,f4", "section('review')", "Review", id="show_review", tooltip="Review pairs from the keyboard."),
-        Binding("4,f5", "section('export')", "Export", id="show_export", tooltip="Export the dataset and its card."),
-        Binding("5,f6", "section('settings')", "Settings", id="show_settings", tooltip="Edit the project's settings."),
-        Binding("6,f7", "section('log')", "Log", id="show_log", tooltip="The pipeline log and errors."),
+        *section_bindings(),
         Binding("ctrl+b", "toggle_quality", "Quality", id="toggle_quality", tooltip="Show or hide the quality panel."),
         Binding("ctrl+k", "deep_checks", "Contradictions", id="deep_checks", tooltip="Check contradictions and near-duplicate groups now (automatic on smaller projects).", show=False),
         Binding("ctrl+o", "focus_quality", "Quality lines", id="focus_quality", tooltip="Move to the quality panel to jump to the pairs behind a line.", show=False),
@@ -67,21 +77,30 @@ class WorkspaceScreen(Screen[None]):
         with Horizontal(id="workspace"):
             with ContentSwitcher(initial=initial, id="sections"):
                 if initial == "documents":
-                    yield DocumentsPane(self.store, id="documents")
-                yield ReviewPane(self.store, self.quality, id="review")
-                yield LogPane(self.store, id="log")
+                    yield DocumentsPane.for_project(self.store, self.quality)
+                yield ReviewPane.for_project(self.store, self.quality)
+                yield LogPane.for_project(self.store, self.quality)
             yield QualityPanel(id="quality-panel")
+        yield QualityStrip(panel_key=self._panel_key_display(), id="quality-strip")
         yield KeyFooter()
 
     def _section_keys(self) -> dict[str, str]:
         # The first key of each section binding, as the person's keymap has it.
-        keymap = self.store.settings.tui.keymap
-        keys: dict[str, str] = {}
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.id and binding.id.startswith("show_"):
-                chosen = keymap.get(binding.id, "").strip() or binding.key
-                keys[binding.id.removeprefix("show_")] = format_key(chosen.split(",")[0].strip())
-        return keys
+        return {name: self._binding_key(f"show_{name}") for name in SECTIONS}
+
+    def _panel_key_display(self) -> str:
+        # As the footer would show it (^b).
+        return self.app.get_key_display(Binding(self._first_key("toggle_quality"), "toggle_quality"))
+
+    def _binding_key(self, binding_id: str) -> str:
+        """The first key of this screen's binding ``binding_id`` as a person types it."""
+        return format_key(self._first_key(binding_id))
+
+    def _first_key(self, binding_id: str) -> str:
+        # The first key of the binding, as the person's keymap has it.
+        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+        chosen = self.store.settings.tui.keymap.get(binding_id, "").strip() or binding.key
+        return chosen.split(",")[0].strip()
 
     class Painted(Message):
         """The workspace has been drawn once: background work may start."""
@@ -106,6 +125,8 @@ class WorkspaceScreen(Screen[None]):
     def _apply_panel_width(self) -> None:
         visible = self._panel_forced if self._panel_forced is not None else self.size.width >= PANEL_MIN_WIDTH
         self.query_one(QualityPanel).display = visible
+        # The thresholds stay on screen: one line of counts while the panel is collapsed.
+        self.query_one(QualityStrip).display = not visible
 
     @property
     def current_section(self) -> str:
@@ -116,14 +137,15 @@ class WorkspaceScreen(Screen[None]):
         switcher = self.query_one(ContentSwitcher)
         built = bool(switcher.query_children(f"#{name}"))
         if not built:
-            await switcher.mount(SECTION_PANES[name](self.store, id=name))  # type: ignore[call-arg]
+            await switcher.mount(_PANE_OF[name].for_project(self.store, self.quality))
             self._apply_density()
         switcher.current = name
         self.focus_section()
         self.query_one(FlowGuide).show_section(name)
         # A freshly built section has just read the store; one built earlier catches up now.
-        if name == "log" or (built and name in ("documents", "generate")):
-            self.query_one(f"#{name}").reload()  # type: ignore[attr-defined]
+        pane = switcher.query_one(f"#{name}")
+        if isinstance(pane, LogPane) or (built and isinstance(pane, DocumentsPane | GeneratePane)):
+            pane.reload()
 
     def focus_section(self) -> None:
         """Put focus on the current section's first control that is not a text box.
@@ -170,8 +192,9 @@ class WorkspaceScreen(Screen[None]):
         self.query_one(FlowGuide).show_section("review")
 
     def show_quality(self, figures: PanelFigures) -> None:
-        """Redraw the quality panel."""
+        """Redraw the quality panel and the strip standing in for it."""
         self.query_one(QualityPanel).show(figures)
+        self.query_one(QualityStrip).figures = figures
 
     def pairs_changed(self, pair_ids: list[int]) -> None:
         """Pairs changed in the store: refresh what shows them."""
@@ -182,9 +205,13 @@ class WorkspaceScreen(Screen[None]):
         # A first export completes the flow: the guide goes.
         self.query_one(FlowGuide).project_changed()
 
+    def log_error(self, text: str, details: Sequence[str] = ()) -> None:
+        """Add an error (and the lines explaining it) to the Log section."""
+        self.query_one(LogPane).add_error(text, details)
+
     def duplicates_checked(self, deep: DeepFigures | None) -> None:
         """Near-duplicate lookups became possible, or groups were found: Review shows them."""
         self.query_one(ReviewPane).duplicates_checked(deep)
 
 
-__all__ = ["SECTIONS", "WorkspaceScreen"]
+__all__ = ["SECTIONS", "SECTION_PANES", "WorkspaceScreen", "section_bindings"]

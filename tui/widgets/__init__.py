@@ -11,6 +11,7 @@ from tui.widgets.near_duplicates import NearDuplicateList
 from tui.widgets.pair_detail import PairDetail
 from tui.widgets.pair_list import PairList
 from tui.widgets.quality_panel import QualityPanel
+from tui.widgets.quality_strip import QualityStrip
 from tui.widgets.source_view import SourceView
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "PairDetail",
     "PairList",
     "QualityPanel",
+    "QualityStrip",
     "SourceView",
 ]

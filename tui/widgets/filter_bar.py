@@ -11,13 +11,15 @@ from textual.widgets.select import InvalidSelectValueError
 
 from engine.models import BUILTIN_MODES, PairKind, PairStatus
 from engine.store import PairFilter, Store
+from tui.keys import KeyOwner, KeyScope
 
 NEAR_DUPLICATE_CHECK = "near_duplicate"
 
 
-class FilterBar(Horizontal):
+class FilterBar(KeyOwner, Horizontal):
     """A row of selects and a search box; posts ``Changed`` with the resulting filter."""
 
+    KEY_SCOPE = KeyScope("Review: filters", section="review", in_palette=False)
     BINDINGS = [
         Binding("escape", "close", "Close filters", id="filters_close", tooltip="Hide the filter bar and return to the list."),
     ]

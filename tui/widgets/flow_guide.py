@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from engine.errors import PairForgeError
 from engine.store import PairFilter, Store
+from tui.worker_errors import ReportsWorkerFailures
 
 # step -> (label, the section that does it, what to do there, what to do from elsewhere)
 STEPS: dict[str, tuple[str, str, str, str]] = {
@@ -68,7 +69,7 @@ def read_flow_state(store: Store) -> FlowState:
     )
 
 
-class FlowGuide(Static):
+class FlowGuide(ReportsWorkerFailures, Static):
     """Import › Generate › Review › Export, the next step picked out with what to do; hidden once exported."""
 
     COMPONENT_CLASSES = {"flow-guide--done", "flow-guide--next"}

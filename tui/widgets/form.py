@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.containers import Horizontal
 from textual.dom import DOMNode
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Select
+from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
 
 COMPACT_BELOW_ROWS = 32
 
@@ -17,6 +17,12 @@ COMPACT_BELOW_ROWS = 32
 def field(label: str, control: Widget, *, classes: str = "") -> Horizontal:
     """``label`` beside ``control``, as one form field."""
     return Horizontal(Label(label, classes="field-label"), control, classes=f"field {classes}".strip())
+
+
+def give_keys_back(target: Widget) -> None:
+    """Move focus from a text box to ``target`` once the box's action ran, so section keys (1-6) work at once."""
+    if isinstance(target.app.focused, Input | TextArea):
+        target.focus()
 
 
 def set_compact(root: DOMNode, compact: bool) -> None:
@@ -27,4 +33,4 @@ def set_compact(root: DOMNode, compact: bool) -> None:
     root.set_class(compact, "-compact")
 
 
-__all__ = ["COMPACT_BELOW_ROWS", "field", "set_compact"]
+__all__ = ["COMPACT_BELOW_ROWS", "field", "give_keys_back", "set_compact"]

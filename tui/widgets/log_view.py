@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.widgets import Log
 
 from engine.store import Store
@@ -20,9 +22,11 @@ class LogView(Log):
         for entry in entries:
             self.write_line(strip_control(f"{entry.ts:%H:%M:%S} {entry.step} {entry.action} {entry.count}: {entry.message}"))
 
-    def add_error(self, text: str) -> None:
-        """Append an error line."""
+    def add_error(self, text: str, details: Sequence[str] = ()) -> None:
+        """Append an error line, then its ``details`` indented."""
         self.write_line(strip_control(f"error: {text}"))
+        for line in details:
+            self.write_line(strip_control(f"    {line}"))
 
 
 __all__ = ["LogView"]

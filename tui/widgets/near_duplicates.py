@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from engine.text import strip_control
 from tui.widgets.text_pane import TextPane
+
+if TYPE_CHECKING:
+    from engine.quality import SimilarPair
+
+# A near duplicate, and the diff ops of its text against the selected pair's.
+DuplicateItem = tuple["SimilarPair", list[tuple[str, str]]]
 
 
 def diff_text(ops: Sequence[tuple[str, str]], *, changed_style: str) -> Text:
@@ -28,7 +34,7 @@ def diff_text(ops: Sequence[tuple[str, str]], *, changed_style: str) -> Text:
 class NearDuplicateList(TextPane):
     """Near duplicates of one pair: id, score, field, and the other pair's text with differences marked."""
 
-    def show_duplicates(self, items: list[tuple[Any, list[tuple[str, str]]]], *, changed_style: str) -> None:
+    def show_duplicates(self, items: list[DuplicateItem], *, changed_style: str) -> None:
         """``items``: (SimilarPair, diff ops against the selected pair) for each near duplicate."""
         if not items:
             self.show(Text("No near duplicates."))
@@ -45,4 +51,4 @@ class NearDuplicateList(TextPane):
         self.show(Text(reason))
 
 
-__all__ = ["NearDuplicateList", "diff_text"]
+__all__ = ["DuplicateItem", "NearDuplicateList", "diff_text"]

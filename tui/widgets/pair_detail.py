@@ -11,13 +11,15 @@ from textual.widgets import Label, TextArea
 
 from engine.models import Pair
 from engine.text import strip_control
+from tui.keys import KeyOwner, KeyScope
 from tui.safe_text import plain
 from tui.widgets.text_pane import TextPane
 
 
-class PairDetail(Vertical):
+class PairDetail(KeyOwner, Vertical):
     """Instruction and response of one pair; ``start_editing`` swaps in text areas."""
 
+    KEY_SCOPE = KeyScope("Review: editing", section="review")
     BINDINGS = [
         Binding("ctrl+s", "save_edit", "Save", id="edit_save", tooltip="Save the edited pair (undoable)."),
         Binding("escape", "cancel_edit", "Cancel", id="edit_cancel", tooltip="Leave editing without saving."),
