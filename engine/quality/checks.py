@@ -223,7 +223,7 @@ def check_pair(
     if where:
         found.append(_warn("document_says", f"The {' and the '.join(where)} talk{'s' if len(where) == 1 else ''} about \"the document\" instead of the subject; the model's users never see the document, so state the facts directly."))
 
-    leak = find_prompt_leak(instruction, response)
+    leak = find_prompt_leak(instruction, response, sources)
     if leak:
         found.append(_warn("prompt_leak", leak))
     not_request = find_not_a_request(instruction)

@@ -53,7 +53,7 @@ _PASSIVE = re.compile(
     r"|\s+(?:as|in passing)\b|\s*(?:[.;]|$))"
 )
 _POINTER = re.compile(
-    rf"(?i)\b(?:see|refer to|check|consult|read|look (?:at|in)|go to|turn to)\s+{_SUBJECT}"
+    rf"(?i)\b(?:see|refer to|consult|look (?:at|in)|go to|turn to)\s+{_SUBJECT}"
     rf"|\b(?:you (?:can|will|'ll|could)|one can|it is possible to)\s+(?:find|read|learn|see)\b[^.]*\b(?:in|under)\s+{_SUBJECT}"
     rf"|\b(?:more |further |additional )?(?:information|details|an explanation)\b[^.]*\b(?:can be found|is available|are available|is given|are given)\s+(?:in|under)\b"
 )
@@ -173,10 +173,14 @@ def _masked(text: str) -> str:
     return "".join(pieces)
 
 
-def _leak_in(text: str) -> str | None:
+def _leak_in(text: str, source_text: str) -> str | None:
     # The patterns scan every position; a slot needs a bracket and a label a colon or "json"/"question".
     if "[" in text or "{" in text or "<" in text or ">>>" in text:
-        slots = [m.group(0) for m in _SLOT.finditer(text) if m.group(0) not in _PLACEHOLDER_TEXTS]
+        # A bracketed name the source itself holds (an API path's {job_id}) is quoted, not left over.
+        slots = [
+            m.group(0) for m in _SLOT.finditer(text)
+            if m.group(0) not in _PLACEHOLDER_TEXTS and m.group(0) not in source_text
+        ]
         if slots:
             return f"the template slot {slots[0]}"
     lowered = text.lower()
@@ -191,11 +195,15 @@ def _leak_in(text: str) -> str | None:
     return None
 
 
-def find_prompt_leak(instruction: str, response: str) -> str | None:
-    """A reason when a template slot, a prompt label or a sentence of the generation prompt shows in the pair."""
+def find_prompt_leak(instruction: str, response: str, sources: Sequence[Chunk] = ()) -> str | None:
+    """A reason when a template slot, a prompt label or a sentence of the generation prompt shows in the pair.
+
+    Slots that appear in the ``sources`` text are quotes of it, not leaks.
+    """
+    source_text = "\n".join(chunk.text for chunk in sources)
     for name, text in (("instruction", instruction), ("answer", response)):
         # Slots and labels are looked for outside code; angle-bracket templates inside a code sample are code.
-        found = _leak_in(_masked(text))
+        found = _leak_in(_masked(text), source_text)
         if found:
             return (
                 f"The {name} contains {found}, left over from the generation prompt; "
