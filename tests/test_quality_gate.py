@@ -317,3 +317,23 @@ def test_pairforge_check_counts_the_new_checks(project) -> None:
     table = CliRunner().invoke(main, ["-p", str(project.root), "check"]).output
     assert all(check in table for check in ("non_answer", "not_a_request", "prompt_leak"))
     assert "instead of stating it" in table  # the registry's description, shown beside the count
+
+
+def test_dataset_card_lists_the_new_checks_with_counts(project, tmp_path) -> None:
+    project.add_pairs([
+        Pair.simple("What IS the error handling pattern?", "Chapter 5 discusses error handling patterns in depth."),
+        Pair.simple("The retry policy", "Retries wait 2, 4, 8 and 16 seconds by default, then the job is dead-lettered."),
+    ])
+    recheck(project)
+    out = tmp_path / "export"
+    result = CliRunner().invoke(main, ["-p", str(project.root), "export", str(out), "--include-pending"])
+    assert result.exit_code == 0, result.output
+    card = (out / "README.md").read_text()
+    assert "| non_answer | 1 |" in card and "| not_a_request | 1 |" in card
+
+
+def test_a_slot_the_source_holds_is_a_quote_not_a_leak() -> None:
+    api = chunk("Fetch one job with GET /v1/jobs/{job_id}; the reply holds {job_id} and its state.", heading="Jobs")
+    pair = Pair.simple("How do I read one job?", "Call GET on the jobs path with {job_id} filled in; the reply holds its state.", sources=[1])
+    assert "prompt_leak" not in checks(pair, [api])
+    assert "prompt_leak" in checks(pair, [chunk()])
