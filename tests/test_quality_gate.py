@@ -337,3 +337,16 @@ def test_a_slot_the_source_holds_is_a_quote_not_a_leak() -> None:
     pair = Pair.simple("How do I read one job?", "Call GET on the jobs path with {job_id} filled in; the reply holds its state.", sources=[1])
     assert "prompt_leak" not in checks(pair, [api])
     assert "prompt_leak" in checks(pair, [chunk()])
+
+
+def test_offensive_weights_are_cached_and_read_back_unchanged(tmp_path, monkeypatch) -> None:
+    from engine.quality import offensive
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = offensive._load()  # from the package, written to the cache
+    (cached,) = (tmp_path / "pairforge").glob("offensive-*.json")
+    again = offensive._load()  # from the cache
+    for text in ("You are a stupid idiot", "Requeue the dead job after fixing the payload.", ""):
+        assert again.probability(text) == pytest.approx(first.probability(text), abs=1e-12)
+    cached.write_text("{not json")
+    assert offensive._load().probability("idiot") == pytest.approx(first.probability("idiot"))  # a bad cache is replaced

@@ -9,13 +9,17 @@ polite answer is diluted in a whole-text score.
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import logging
 import math
+import os
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class OffensiveClassifier:
         self._terms = terms
         self._intercepts = intercepts
         self._calibration = calibration
+        self.token_pattern = _TOKEN_PATTERN
 
     @classmethod
     def from_package(cls) -> OffensiveClassifier:
@@ -65,7 +70,9 @@ class OffensiveClassifier:
         # The vectorizer lowercases and applies its token pattern; its stop words are not in the vocabulary,
         # so keeping only vocabulary terms (as ``probability`` does) drops them too.
         pattern = re.compile(vectorizer.token_pattern)
-        return cls(lambda text: pattern.findall(text.lower()), terms, intercepts, calibration)
+        classifier = cls(lambda text: pattern.findall(text.lower()), terms, intercepts, calibration)
+        classifier.token_pattern = vectorizer.token_pattern
+        return classifier
 
     def probability(self, text: str) -> float:
         """The model's probability that ``text`` is offensive (what the package's ``predict_prob`` returns)."""
@@ -99,16 +106,74 @@ class OffensiveClassifier:
         return best
 
 
+    def to_json(self) -> str:
+        """The weights as JSON (what ``from_json`` reads back)."""
+        return json.dumps({
+            "terms": self._terms, "intercepts": self._intercepts, "calibration": self._calibration,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> OffensiveClassifier:
+        """A classifier from ``to_json``'s output, with the package's token pattern; raises ValueError when malformed."""
+        data = json.loads(text)
+        try:
+            terms = {t: (float(v[0]), tuple(float(w) for w in v[1])) for t, v in data["terms"].items()}
+            intercepts = tuple(float(x) for x in data["intercepts"])
+            calibration = tuple((float(a), float(b)) for a, b in data["calibration"])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"bad classifier cache: {exc}") from exc
+        pattern = re.compile(_TOKEN_PATTERN)
+        return cls(lambda text: pattern.findall(text.lower()), terms, intercepts, calibration)
+
+
+# The token pattern of the package's vectorizer (checked against it when the cache is written).
+_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_CACHE_FORMAT = 1
+
+
+def _cache_file() -> Path | None:
+    try:
+        version = importlib.metadata.version("alt-profanity-check")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "pairforge" / f"offensive-{version}-v{_CACHE_FORMAT}.json"
+
+
+def _load() -> OffensiveClassifier:
+    """The weights from the cache when there, else from the package (scikit-learn, about 2 s) into the cache."""
+    cache = _cache_file()
+    if cache is not None and cache.is_file():
+        try:
+            return OffensiveClassifier.from_json(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("Ignoring the offensive-language cache %s (%s); reading the package's model.", cache, exc)
+    classifier = OffensiveClassifier.from_package()
+    if cache is not None and classifier.token_pattern == _TOKEN_PATTERN:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(".tmp")
+            partial.write_text(classifier.to_json(), encoding="utf-8")
+            partial.replace(cache)  # atomic: a reader never sees half a file
+        except OSError as exc:  # a read-only home only costs the next start its 2 s
+            log.info("Cannot write the offensive-language cache %s: %s", cache, exc.strerror)
+    return classifier
+
+
 _lock = threading.Lock()
 _loaded: list[OffensiveClassifier | None] = []
 
 
 def offensive_classifier() -> OffensiveClassifier | None:
-    """The classifier, read on first use (about a second: scikit-learn loads); None when the package is missing."""
+    """The classifier, read on first use; None when alt-profanity-check is not installed.
+
+    The first read of the package's model takes about 2 s (scikit-learn loads); its weights are then kept
+    in the user's cache folder, so later processes read them in a few tens of milliseconds.
+    """
     with _lock:
         if not _loaded:
             try:
-                _loaded.append(OffensiveClassifier.from_package())
+                _loaded.append(_load())
             except ImportError:
                 log.warning("alt-profanity-check is not installed; the offensive_content check is off.")
                 _loaded.append(None)
