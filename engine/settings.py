@@ -141,8 +141,12 @@ class QualitySettings(_Section):
     """Local tokenizer folder or tokenizer.json; empty means estimated counts."""
     near_duplicate_threshold: float = Field(90.0, ge=50, le=100)
     """Similarity (0-100) from which two pairs are near duplicates."""
-    mimicry_threshold: float = Field(0.5, gt=0, le=1)
-    """Share of an answer copied from its source from which it is flagged."""
+    mimicry_threshold: float = Field(0.4, gt=0, le=1)
+    """Share of an answer's prose copied from its sources (in runs of 6 or more words) from which it is flagged."""
+    mimicry_min_run_words: int = Field(12, ge=6, le=500)
+    """A copied run of this many prose words (a few words changed, dropped or added included) flags the answer."""
+    offensive_threshold: float = Field(0.8, gt=0, le=1)
+    """Probability (0-1) from the offensive-language classifier from which a sentence of a pair is flagged."""
     judge_threshold: float = Field(7.0, ge=0, le=10)
     """Judge score below which a pair is flagged (and curated)."""
 

@@ -249,6 +249,7 @@ def _prompt_text(request: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+_FENCED_SOURCE_RE = re.compile(r"<<<\n?(.*?)\n?>>>", re.DOTALL)
 _INSTRUCTION_RE = re.compile(
     r"\b(json|write|generate|return|respond|format|produce|output)\b", re.IGNORECASE
 )
@@ -291,6 +292,11 @@ class _Composer:
             for m in request.get("messages") or []
             if m.get("role") == "user" and isinstance(m.get("content"), str)
         )
+        # A prompt that fences its source passage (<<< ... >>>) is answered from the passage alone, as a
+        # model would: echoing the prompt's own instructions is a leak the quality gate flags.
+        fenced = _FENCED_SOURCE_RE.findall(user)
+        if fenced:
+            user = "\n".join(fenced)
         self.sentences = _source_sentences(user or text)
         self.keywords = _keywords(user or text)
         self.seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)

@@ -29,6 +29,7 @@ from engine.jobs import JobEvent
 from engine.judge import (
     JUDGE_WARNING,
     RUBRIC,
+    RUBRIC_VERSION,
     Rubric,
     agreement_report,
     apply_curation,
@@ -108,11 +109,11 @@ def server() -> Iterator[FakeOllama]:
 
 def test_total_is_the_weighted_mean_of_the_criteria() -> None:
     criteria = criteria_for(PairKind.INSTRUCTION)
-    scores = {"accuracy": 10, "answers_question": 4, "usefulness": 6, "clarity": 8, "style_fit": 2}
+    scores = {"accuracy": 10, "answers_question": 4, "usefulness": 6, "clarity": 8, "style_fit": 2, "harmless": 10}
     weights = {c.id: c.weight for c in criteria}
     expected = sum(scores[k] * weights[k] for k in scores) / sum(weights.values())
     assert compute_total(scores, criteria) == round(expected, 2)
-    assert [c.id for c in criteria_for(PairKind.REFUSAL)] == ["outside_corpus", "declination", "clarity", "style_fit"]
+    assert [c.id for c in criteria_for(PairKind.REFUSAL)] == ["outside_corpus", "declination", "clarity", "style_fit", "harmless"]
 
 
 # ---------------------------------------------------------------- verdicts
@@ -134,7 +135,7 @@ def test_verdicts_are_parsed_stored_and_the_models_total_is_not_trusted(project:
         score = chosen[pair.instruction]
         assert verdict.total == score  # the claimed total of 10 is ignored
         assert set(verdict.scores) == {c.id for c in RUBRIC.answer}
-        assert (verdict.model, verdict.rubric_version, verdict.pair_revision) == (MODEL, "1.0", pair.revision)
+        assert (verdict.model, verdict.rubric_version, verdict.pair_revision) == (MODEL, RUBRIC_VERSION, pair.revision)
         assert verdict.reason == f"Scored {score}."
     high, low, edge = project.get_pairs([p.id for p in pairs])
     assert low.score == 4.0 and {w.check for w in low.warnings} == {"too_short", JUDGE_WARNING}
@@ -273,12 +274,12 @@ def test_an_edit_during_judging_keeps_the_verdict_but_not_the_score(project: Sto
     job = project.claim_job("h", run_id=run_id, task="judge")
     assert job is not None
     project.update_pair(pair.model_copy(update={"messages": Pair.simple("Changed?", "Changed answer here.").messages}))
-    verdict = Verdict(pair_id=pair.id, pair_revision=pair.revision, model="m", rubric_version="1.0",
+    verdict = Verdict(pair_id=pair.id, pair_revision=pair.revision, model="m", rubric_version=RUBRIC_VERSION,
                       scores={"accuracy": 2.0}, total=2.0, reason="r")
     assert project.complete_judge_job(job.id, verdict, content_hash=pair.content_hash(),
                                       warning_check=JUDGE_WARNING, warning=None)
     assert project.get_pair(pair.id).score is None
-    assert [c[0] for c in project.judge_candidates(rubric_version="1.0")] == [pair.id]
+    assert [c[0] for c in project.judge_candidates(rubric_version=RUBRIC_VERSION)] == [pair.id]
 
 
 def test_a_failed_rejudge_of_an_edited_pair_drops_its_old_score(project: Store, server: FakeOllama) -> None:

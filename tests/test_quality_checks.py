@@ -92,7 +92,8 @@ def test_strict_profile_raises_the_minimum_answer_length() -> None:
 def test_mimicry_flags_verbatim_copy_with_a_reason() -> None:
     copied = Pair.simple("How do retries work?", SOURCE_TEXT[:220], sources=[1])
     (warning,) = [w for w in check_pair(copied, [chunk()], SETTINGS) if w.check == "mimicry"]
-    assert "characters verbatim" in warning.reason and "8-gram overlap" in warning.reason
+    assert "-word run from its source" in warning.reason and '"A job gets 5 attempts by default.' in warning.reason
+    assert "source: document 1, characters 0-" in warning.reason
     assert "mimicry" not in ids(GOOD.model_copy(update={"sources": [1]}), [chunk()])
 
 
@@ -135,8 +136,8 @@ def test_recheck_stores_warnings_and_reports_changes(project) -> None:
     events: list = []
     project.subscribe(events.extend)
     assert recheck(project) == 1
-    assert [w.check for w in project.get_pair(saved[1].id).warnings] == ["document_says"]
-    assert project.warning_counts() == {"document_says": 1}
+    assert [w.check for w in project.get_pair(saved[1].id).warnings] == ["document_says", "non_answer"]
+    assert project.warning_counts() == {"document_says": 1, "non_answer": 1}
     assert events and events[0].after.warnings
     assert recheck(project) == 0
     assert recheck(project, [saved[0].id]) == 0

@@ -1,8 +1,11 @@
-"""Quality engine: per-pair checks, the live dataset report, the near-duplicate index, token counts, PII, split."""
+"""Quality engine: per-pair checks, the live dataset report, the near-duplicate index, token counts, PII, split.
+
+``find_copies`` gives a mimicry warning's copied spans (answer and source offsets) for highlighting.
+"""
 
 from __future__ import annotations
 
-from engine.quality.checks import check_pair, recheck
+from engine.quality.checks import check_pair, copy_verdict, recheck
 from engine.quality.dedup import (
     Cluster,
     DedupResult,
@@ -13,6 +16,7 @@ from engine.quality.dedup import (
     find_clusters,
     similarity,
 )
+from engine.quality.mimicry import CopiedSpan, CopyReport, find_copies
 from engine.quality.pii import (
     PLACEHOLDERS,
     PiiMatch,
@@ -40,6 +44,8 @@ __all__ = [
     "CheckInfo",
     "Cluster",
     "Contradiction",
+    "CopiedSpan",
+    "CopyReport",
     "DatasetReport",
     "DedupResult",
     "DocumentShare",
@@ -52,9 +58,11 @@ __all__ = [
     "TokenCounter",
     "TokenStats",
     "check_pair",
+    "copy_verdict",
     "dedup",
     "diff_words",
     "find_clusters",
+    "find_copies",
     "find_pii",
     "make_split",
     "recheck",

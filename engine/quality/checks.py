@@ -10,9 +10,20 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from engine.models import Chunk, Pair, PairKind, PairWarning
+from engine.quality.mimicry import SHARE_MIN_PROSE_WORDS, CopyReport, find_copies
+from engine.quality.offensive import offensive_classifier
 from engine.quality.pii import find_pii
+from engine.quality.prose import ProseWord, code_mask, prose_words
 from engine.quality.registry import CHECKS
-from engine.quality.textstats import content_words, normalize, stem, word_spans, words
+from engine.quality.sources import SEED_WORDS, source_stems
+from engine.quality.substance import (
+    find_non_answer,
+    find_not_a_request,
+    find_one_sided,
+    find_prompt_leak,
+    find_vacuous_answer,
+)
+from engine.quality.textstats import content_words, normalize, stem, words
 from engine.quality.tokens import TokenCounter
 from engine.settings import QualitySettings
 
@@ -50,9 +61,6 @@ _DECLINATION = re.compile(
     r"|outside (?:the|of the|what)|beyond (?:the scope|what)|I don't know|I do not know|there is no)"
 )
 
-MIMICRY_NGRAM = 8
-# A shared span this long is a copy even when the answer is long enough to keep the overlap ratio low.
-MIMICRY_MAX_VERBATIM_CHARS = 300
 GROUNDING_MIN_SHARE = 0.3
 GROUNDING_MIN_WORDS = 8
 
@@ -61,14 +69,25 @@ def _warn(check: str, reason: str) -> PairWarning:
     return PairWarning(check=check, severity=CHECKS[check].severity, reason=reason)
 
 
-def _repetition(text: str) -> str | None:
+def _without_code(text: str) -> str:
+    """``text`` with its code blocks and inline code removed (a code block's closing braces are not a loop)."""
+    pieces, position = [], 0
+    for start, end in code_mask(text):
+        pieces.append(text[position:start])
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _repetition(text: str, prose: Sequence[ProseWord] | None = None) -> str | None:
     """Gopher-style repetition: a reason when duplicate lines or one n-gram dominate, else None."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in _without_code(text).splitlines() if line.strip()]
     if len(lines) >= 4:
         duplicates = len(lines) - len(set(lines))
         if duplicates / len(lines) > 0.3:
             return f"{duplicates} of its {len(lines)} lines are repeats of other lines"
-    tokens = words(text)
+    # Measured on prose: identifiers such as tidewater_cache_hits_total legitimately share their parts.
+    tokens = [w.word for w in (prose_words(text) if prose is None else prose)]
     total_chars = sum(len(t) for t in tokens)
     if len(tokens) < 20 or not total_chars:
         return None
@@ -83,36 +102,59 @@ def _repetition(text: str) -> str | None:
     return None
 
 
-def verbatim_overlap(response: str, source_text: str, n: int = MIMICRY_NGRAM) -> tuple[float, int]:
-    """(share of the response's word n-grams found in the source, longest verbatim span in characters)."""
-    spans = word_spans(response)
-    if len(spans) < n:
-        return 0.0, 0
-    source_words = words(source_text)
-    source_grams = {tuple(source_words[i : i + n]) for i in range(len(source_words) - n + 1)}
-    if not source_grams:
-        return 0.0, 0
-    tokens = [s[0] for s in spans]
-    hits = [tuple(tokens[i : i + n]) in source_grams for i in range(len(tokens) - n + 1)]
-    longest = 0
-    run_start = None
-    for i, hit in enumerate([*hits, False]):
-        if hit and run_start is None:
-            run_start = i
-        elif not hit and run_start is not None:
-            # A run of k matching n-grams starting at word s covers words s .. s+k+n-2.
-            last_word = i - 1 + n - 1
-            longest = max(longest, spans[last_word][2] - spans[run_start][1])
-            run_start = None
-    return sum(hits) / len(hits), longest
+def _quote(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
-def grounding_share(response: str, source_text: str) -> tuple[float, int]:
-    """(share of the response's content words whose stem appears in the sources, number of content words)."""
+def _place(chunk: Chunk, start: int, end: int) -> str:
+    """Where a span of a chunk sits: its document, section and characters in the document."""
+    section = " › ".join(chunk.heading_path)
+    where = f"document {chunk.document_id}" if chunk.document_id is not None else f"chunk {chunk.id}"
+    return f"{where}{', ' + section if section else ''}, characters {chunk.start + start}-{chunk.start + end}"
+
+
+def copy_verdict(
+    response: str, sources: Sequence[Chunk], settings: QualitySettings, prose: Sequence[ProseWord] | None = None,
+) -> tuple[CopyReport, bool]:
+    """The copies of ``response``'s prose in ``sources`` and whether they pass the mimicry limits.
+
+    Flagged when one copied run reaches ``settings.mimicry_min_run_words`` or, on an answer with at least
+    SHARE_MIN_PROSE_WORDS prose words, the copied share reaches ``settings.mimicry_threshold``.
+    """
+    report = find_copies(response, sources, prose)
+    longest = report.longest
+    flagged = longest is not None and (
+        longest.words >= settings.mimicry_min_run_words
+        or (report.prose_words >= SHARE_MIN_PROSE_WORDS and report.share >= settings.mimicry_threshold)
+    )
+    return report, flagged
+
+
+def _mimicry_warning(response: str, sources: Sequence[Chunk], report: CopyReport, origin: str) -> PairWarning:
+    span = report.longest
+    assert span is not None
+    chunk = sources[span.chunk_index]
+    quoted = _quote(response[span.answer_start : span.answer_end])
+    return _warn(
+        "mimicry",
+        f"The answer copies a {span.words}-word run from {origin}: \"{quoted}\" (answer characters "
+        f"{span.answer_start}-{span.answer_end}; source: {_place(chunk, span.source_start, span.source_end)}); "
+        f"{report.share:.0%} of its prose is copied in {len(report.spans)} run(s). "
+        "Restate it in your own words so the model learns the facts, not the wording.",
+    )
+
+
+def grounding_share(response: str, source_text: str, known: frozenset[str] | None = None) -> tuple[float, int]:
+    """(share of the response's content words whose stem appears in the sources, number of content words).
+
+    ``known`` are the sources' stems when the caller has them (cached per chunk); else they come from ``source_text``.
+    """
     answer = content_words(response)
     if not answer:
         return 1.0, 0
-    known = {stem(w) for w in content_words(source_text)}
+    if known is None:
+        known = frozenset(stem(w) for w in content_words(source_text))
     found = sum(1 for w in answer if stem(w) in known)
     return found / len(answer), len(answer)
 
@@ -162,7 +204,8 @@ def check_pair(
         unique = len(set(answer_words)) / len(answer_words)
         if unique < 0.4:
             found.append(_warn("low_unique_words", f"Only {unique:.0%} of the answer's {len(answer_words)} words are distinct (minimum 40%); remove the repetition."))
-    repetition = _repetition(response)
+    prose = prose_words(response)  # shared by the repetition and copy checks
+    repetition = _repetition(response, prose)
     if repetition:
         found.append(_warn("repeated_ngrams", f"The answer repeats itself: {repetition}; rewrite it without the loop."))
 
@@ -180,12 +223,27 @@ def check_pair(
     if where:
         found.append(_warn("document_says", f"The {' and the '.join(where)} talk{'s' if len(where) == 1 else ''} about \"the document\" instead of the subject; the model's users never see the document, so state the facts directly."))
 
+    leak = find_prompt_leak(instruction, response, sources)
+    if leak:
+        found.append(_warn("prompt_leak", leak))
+    not_request = find_not_a_request(instruction)
+    if not_request:
+        found.append(_warn("not_a_request", not_request))
+    if pair.kind not in (PairKind.REFUSAL, PairKind.CLARIFICATION):
+        non_answer = find_non_answer(instruction, response)
+        if non_answer:
+            found.append(_warn("non_answer", non_answer))
+        elif len(response) >= min_response:  # a too-short answer already has its error
+            vacuous = find_vacuous_answer(instruction, response, sources)
+            if vacuous:
+                found.append(_warn("vacuous_answer", vacuous))
+
     source_text = "\n".join(chunk.text for chunk in sources)
     if source_text and pair.kind is not PairKind.REFUSAL:
-        overlap, verbatim = verbatim_overlap(response, source_text)
-        if overlap >= settings.mimicry_threshold or verbatim >= MIMICRY_MAX_VERBATIM_CHARS:
-            found.append(_warn("mimicry", f"The answer copies {verbatim} characters verbatim from its source ({overlap:.0%} {MIMICRY_NGRAM}-gram overlap); rephrase it so the model learns the facts, not the wording."))
-        share, n_words = grounding_share(response, source_text)
+        copies, copied = copy_verdict(response, sources, settings, prose)
+        if copied:
+            found.append(_mimicry_warning(response, sources, copies, "its source"))
+        share, n_words = grounding_share(response, source_text, source_stems(list(sources)))
         if n_words >= GROUNDING_MIN_WORDS and share < GROUNDING_MIN_SHARE:
             found.append(_warn("low_grounding", f"Only {share:.0%} of the answer's content words appear in its sources; check it for invented facts."))
 
@@ -198,6 +256,16 @@ def check_pair(
         documents = {chunk.document_id for chunk in sources if chunk.document_id is not None}
         if len(documents) < 2:
             found.append(_warn("multi_hop_one_document", f"This multi-hop pair draws on {len(documents)} document(s); it needs chunks from two or more, or change its kind."))
+        else:
+            one_sided = find_one_sided(instruction, response, sources)
+            if one_sided:
+                found.append(_warn("multi_hop_one_sided", one_sided))
+
+    classifier = offensive_classifier()
+    if classifier is not None:
+        worst = max((classifier.score(text) for text in (instruction, response)), key=lambda s: s.probability)
+        if worst.probability >= settings.offensive_threshold:
+            found.append(_warn("offensive_content", f"The pair contains offensive language (\"{_quote(worst.sentence, 80)}\", probability {worst.probability:.2f}); rewrite it or reject the pair."))
 
     pii_kinds: Counter[str] = Counter()
     for text in [*(m.content for m in pair.messages), pair.context or ""]:
@@ -226,29 +294,29 @@ def _batched_ids(ids: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(ids[start : start + size])
 
 
-# Imported pairs have no sources; they are compared with the whole corpus when it is at most this many 8-grams.
+# Imported pairs have no sources; they are compared with the whole corpus when it is at most this many seeds.
 CORPUS_NGRAM_LIMIT = 3_000_000
 
 
 class CorpusNgrams:
-    """Word 8-grams of every chunk, so a pair without sources can still be caught copying the corpus."""
+    """Prose word seeds of every chunk, so a pair without sources can still be caught copying the corpus."""
 
     def __init__(self, store: Store) -> None:
         self._owner: dict[int, int] = {}
         for chunk in store.list_chunks():
-            tokens = words(chunk.text)
-            for i in range(len(tokens) - MIMICRY_NGRAM + 1):
-                self._owner.setdefault(hash(tuple(tokens[i : i + MIMICRY_NGRAM])), chunk.id or 0)
+            tokens = [w.word for w in prose_words(chunk.text)]
+            for i in range(len(tokens) - SEED_WORDS + 1):
+                self._owner.setdefault(hash(tuple(tokens[i : i + SEED_WORDS])), chunk.id or 0)
             if len(self._owner) > CORPUS_NGRAM_LIMIT:
                 self._owner.clear()  # too big to hold; sourceless pairs are then not compared
                 break
 
     def likely_sources(self, text: str, limit: int = 3) -> list[int]:
-        """Chunk ids sharing the most 8-grams with ``text`` (empty when none share any)."""
-        tokens = words(text)
+        """Chunk ids sharing the most prose seeds with ``text`` (empty when none share any)."""
+        tokens = [w.word for w in prose_words(text)]
         hits: Counter[int] = Counter()
-        for i in range(len(tokens) - MIMICRY_NGRAM + 1):
-            owner = self._owner.get(hash(tuple(tokens[i : i + MIMICRY_NGRAM])))
+        for i in range(len(tokens) - SEED_WORDS + 1):
+            owner = self._owner.get(hash(tuple(tokens[i : i + SEED_WORDS])))
             if owner is not None:
                 hits[owner] += 1
         return [chunk_id for chunk_id, _ in hits.most_common(limit)]
@@ -262,11 +330,9 @@ def _corpus_mimicry(pair: Pair, corpus: CorpusNgrams, chunks: dict[int, Chunk], 
     for chunk in store.get_chunks(missing):
         if chunk.id is not None:
             chunks[chunk.id] = chunk
-    source_text = "\n".join(chunks[c].text for c in candidates if c in chunks)
-    overlap, verbatim = verbatim_overlap(pair.response, source_text)
-    if overlap >= settings.mimicry_threshold or verbatim >= MIMICRY_MAX_VERBATIM_CHARS:
-        return _warn("mimicry", f"The answer copies {verbatim} characters verbatim from the imported documents ({overlap:.0%} {MIMICRY_NGRAM}-gram overlap); rephrase it so the model learns the facts, not the wording.")
-    return None
+    sources = [chunks[c] for c in candidates if c in chunks]
+    report, copied = copy_verdict(pair.response, sources, settings)
+    return _mimicry_warning(pair.response, sources, report, "the imported documents") if copied else None
 
 
 def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500) -> int:
@@ -323,4 +389,4 @@ def recheck(store: Store, ids: Sequence[int] | None = None, *, batch: int = 500)
     return changed
 
 
-__all__ = ["check_pair", "grounding_share", "recheck", "verbatim_overlap"]
+__all__ = ["check_pair", "copy_verdict", "grounding_share", "recheck"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
@@ -42,6 +43,7 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
+@lru_cache(maxsize=65_536)  # the checks stem the same few thousand words over and over
 def stem(word: str) -> str:
     """A crude suffix-stripping stem, enough to match "retries" with "retry" when measuring grounding."""
     for suffix in ("ingly", "edly", "ing", "ies", "ied", "ed", "es", "s", "ly"):
