@@ -28,6 +28,7 @@ from engine.jobs import (
     RetryPolicy,
     TokenSink,
 )
+from engine.judge.policy import complete_judge_job, judge_candidates
 from engine.judge.prompts import build_judge_messages
 from engine.judge.rubric import (
     RUBRIC,
@@ -59,7 +60,7 @@ def plan_judging(
     their verdict, or whose verdict used another rubric version are planned; otherwise every
     pair is. Pairs already queued for judging are never planned twice.
     """
-    candidates = store.judge_candidates(rubric_version=rubric.version, only_changed=only_changed)
+    candidates = judge_candidates(store, rubric_version=rubric.version, only_changed=only_changed)
     if not candidates:
         return None
     jobs = [
@@ -158,9 +159,9 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         with self.store.transaction():
             for item in batch:
                 verdict, pair = item.answer.value, item.work.pair
-                stored = self.store.complete_judge_job(
-                    item.job.id or 0, verdict, content_hash=pair.content_hash(), warning_check=JUDGE_WARNING,
-                    warning=judge_warning(verdict.total, self.threshold, verdict.reason),
+                stored = complete_judge_job(
+                    self.store, item.job.id or 0, verdict, content_hash=pair.content_hash(),
+                    warning_check=JUDGE_WARNING, warning=judge_warning(verdict.total, self.threshold, verdict.reason),
                 )
                 results.append(JobResult(pair_id=pair.id, score=verdict.total) if stored else None)
         return results
@@ -170,7 +171,7 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         with self.store.transaction():
             super().fail(job, reason)
             if job.pair_id is not None:
-                stale = self.store.judge_candidates(rubric_version=self.rubric.version)
+                stale = judge_candidates(self.store, rubric_version=self.rubric.version)
                 if any(candidate[0] == job.pair_id for candidate in stale):
                     self.store.set_scores({job.pair_id: None})
 
