@@ -57,10 +57,9 @@ def complete_judge_job(
         if store.jobs.status(job_id) != "running":
             return False
         current = store.pairs.content_hash(verdict.pair_id)
-        if current is not None:
-            unchanged = current == content_hash
+        if current is not None:  # the pair may have been deleted while it was judged
             store.verdicts.save(verdict, content_hash=content_hash, score_pair=False)
-            if unchanged:
+            if current == content_hash:
                 store.pairs.replace_warning(verdict.pair_id, warning_check, warning, score=verdict.total)
         store.jobs.mark_done(job_id)
     return True

@@ -149,9 +149,6 @@ class Database:
             # Still under the lock, so listeners hear of commits in the order they were made.
             self._emit(committed)
 
-    # The name sqlite-utils gives the same block.
-    atomic = transaction
-
     @contextmanager
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         # Names by depth are unique among the savepoints open at once, which is all SQLite needs.
