@@ -172,7 +172,7 @@ async def test_jobs_are_claimed_and_stored_in_batches_and_none_is_left_running(c
     counts = corpus.job_counts(run_id)
     assert summary.pairs == 30 and counts["done"] == 30 and counts["running"] == 0
     # One claim and one completion per job would take at least 60.
-    assert transactions["n"] < 50
+    assert 0 < transactions["n"] < 50  # more than none: the count sees the store's transactions
     assert sorted(p.origin.job_id for p in _generated(corpus)) == sorted(j.id for j in corpus.list_jobs(run_id=run_id))
 
 
