@@ -53,6 +53,22 @@ def test_a_failed_store_call_inside_a_transaction_leaves_the_outer_writes(projec
     assert _questions(project) == ["Question number 1?", "Question number 2?", "Question number 5?"]
 
 
+def test_a_failed_single_write_inside_a_transaction_leaves_the_outer_writes(project: Store) -> None:
+    """One statement needs no savepoint: SQLite undoes it alone, and the caller's transaction goes on."""
+    with project.transaction():
+        first = project.add_pairs([_pair(1)])[0]
+        with pytest.raises(PairForgeError, match="UNIQUE"):
+            # Writes a row (id * 10) before it fails on the taken id.
+            project.db.write(
+                "INSERT INTO pairs(id, messages, mode, kind, created_at, updated_at) "
+                "SELECT id * 10, '[]', '', '', '', '' FROM pairs UNION ALL SELECT ?, '[]', '', '', '', ''",
+                (first.id,),
+            )
+        project.log("test", "after", 1)
+    assert _questions(project) == ["Question number 1?"]
+    assert [e.action for e in project.log_tail(step="test")] == ["after"]
+
+
 def test_savepoints_nest_deeper_than_one_level(project: Store) -> None:
     with project.transaction():
         project.add_pairs([_pair(1)])

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,14 @@ def connect(db_path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one write statement did: the rows it returned (RETURNING) and how many rows it changed."""
+
+    rows: list[Any]
+    rowcount: int
 
 
 class Database:
@@ -180,6 +189,24 @@ class Database:
         finally:
             self._depth -= 1
 
+    def write(self, sql: str, params: Params = ()) -> Written:
+        """Run one write statement; returns how many rows it changed and the rows it returned.
+
+        Inside a transaction it needs no savepoint: SQLite undoes a failed statement by itself
+        and the transaction goes on (this runs per claimed job, where a savepoint would cost
+        as much as the write). Outside one it is a transaction of its own. Raises PairForgeError.
+        """
+        if self.in_transaction:
+            with self._lock:
+                try:
+                    cursor = self.conn.execute(sql, params)
+                    return Written(cursor.fetchall(), cursor.rowcount)
+                except sqlite3.Error as exc:
+                    raise translate_sqlite_error(exc, self.path) from exc
+        with self.transaction() as conn:
+            cursor = conn.execute(sql, params)
+            return Written(cursor.fetchall(), cursor.rowcount)
+
     def _rollback(self) -> None:
         # Nothing of a rolled-back transaction is announced.
         self._pending = []
@@ -255,4 +282,4 @@ class Database:
             listener(changes)
 
 
-__all__ = ["Database", "connect", "translate_sqlite_error"]
+__all__ = ["Database", "Written", "connect", "translate_sqlite_error"]

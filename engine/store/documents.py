@@ -127,7 +127,7 @@ class DocumentRepository:
                     (doc_id, chunk.ordinal, chunk.text, chunk.start, chunk.end,
                      json.dumps(chunk.heading_path), json.dumps(chunk.concepts)),
                 )
-            self._pairs.add(pairs, document_id=doc_id)
+            self._pairs.insert(conn, pairs, document_id=doc_id)
             saved = self.get(int(doc_id))
         return saved, stale
 

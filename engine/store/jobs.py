@@ -139,26 +139,24 @@ class JobRepository:
         if task is not None:
             clauses.append("task = ?")
             params.append(task)
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "UPDATE jobs SET status = 'running', host = ?, owner = ?, lease_expires_at = ?, "
-                "attempts = attempts + 1, started_at = ? "
-                f"WHERE id = (SELECT id FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT 1) "
-                "RETURNING *",
-                [host, process_owner(), time.time() + lease_s, _now(), *params],
-            ).fetchone()
-        return job_from_row(row) if row else None
+        rows = self.db.write(
+            "UPDATE jobs SET status = 'running', host = ?, owner = ?, lease_expires_at = ?, "
+            "attempts = attempts + 1, started_at = ? "
+            f"WHERE id = (SELECT id FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id LIMIT 1) "
+            "RETURNING *",
+            [host, process_owner(), time.time() + lease_s, _now(), *params],
+        ).rows
+        return job_from_row(rows[0]) if rows else None
 
     def renew_leases(self, job_ids: Sequence[int], lease_s: float = JOB_LEASE_S) -> int:
         """Extend the lease of this process's running jobs among ``job_ids`` by ``lease_s``; returns how many."""
         if not job_ids:
             return 0
-        with self.db.transaction() as conn:
-            return conn.execute(
-                f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({','.join('?' * len(job_ids))}) "
-                "AND status = 'running' AND owner = ?",
-                [time.time() + lease_s, *job_ids, process_owner()],
-            ).rowcount
+        return self.db.write(
+            f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({','.join('?' * len(job_ids))}) "
+            "AND status = 'running' AND owner = ?",
+            [time.time() + lease_s, *job_ids, process_owner()],
+        ).rowcount
 
     def status(self, job_id: int) -> str | None:
         """A job's status, or None when there is no such job."""
@@ -167,11 +165,7 @@ class JobRepository:
 
     def mark_done(self, job_id: int, result_pair_ids: Sequence[int] = ()) -> None:
         """Mark a job done (clearing its error), with the ids of the pairs it made."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'done', error = NULL, finished_at = ?, result_pair_ids = ? WHERE id = ?",
-                (_now(), json.dumps(list(result_pair_ids)), job_id),
-            )
+        self.db.write(*self._mark_done_sql(job_id, result_pair_ids))
 
     def complete(self, job_id: int, pairs: Sequence[Pair], *, queued: bool = False) -> list[Pair]:
         """Store a job's pairs and mark it done in one transaction (so no pair is lost or doubled).
@@ -181,48 +175,54 @@ class JobRepository:
         pairs (none when the job was cancelled or finished elsewhere meanwhile).
         """
         accepted = ("running", "queued") if queued else ("running",)
-        with self.db.transaction():
-            if self.status(job_id) not in accepted:
+        # One block on the connection, not nested repository calls: this runs once per job,
+        # and a savepoint per step would cost more than the writes themselves.
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] not in accepted:
                 # Cancelled or finished elsewhere meanwhile: keep nothing twice.
                 return []
-            added = self._pairs.add(pairs)
-            self.mark_done(job_id, [p.id or 0 for p in added])
+            added = self._pairs.insert(conn, pairs)
+            conn.execute(*self._mark_done_sql(job_id, [p.id or 0 for p in added]))
         return added
+
+    @staticmethod
+    def _mark_done_sql(job_id: int, result_pair_ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        return (
+            "UPDATE jobs SET status = 'done', error = NULL, finished_at = ?, result_pair_ids = ? WHERE id = ?",
+            (_now(), json.dumps(list(result_pair_ids)), job_id),
+        )
 
     def fail(self, job_id: int, error: str, *, retry: bool) -> None:
         """Record a job's failure; ``retry`` puts it back in the queue, else it is failed for good."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, host = NULL WHERE id = ? AND status = 'running'",
-                ("queued" if retry else "failed", error, None if retry else _now(), job_id),
-            )
+        self.db.write(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, host = NULL WHERE id = ? AND status = 'running'",
+            ("queued" if retry else "failed", error, None if retry else _now(), job_id),
+        )
 
     def release(self, job_id: int) -> None:
         """Put a running job back in the queue untouched (pause), without counting an attempt."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = 'queued', host = NULL, attempts = MAX(attempts - 1, 0) "
-                "WHERE id = ? AND status = 'running'",
-                (job_id,),
-            )
+        self.db.write(
+            "UPDATE jobs SET status = 'queued', host = NULL, attempts = MAX(attempts - 1, 0) "
+            "WHERE id = ? AND status = 'running'",
+            (job_id,),
+        )
 
     def cancel(self, run_id: int | None = None) -> int:
         """Cancel queued jobs (of one run, or all); returns how many."""
         where, params = ("AND run_id = ?", [run_id]) if run_id is not None else ("", [])
-        with self.db.transaction() as conn:
-            return conn.execute(
-                f"UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'queued' {where}",
-                [_now(), *params],
-            ).rowcount
+        return self.db.write(
+            f"UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'queued' {where}",
+            [_now(), *params],
+        ).rowcount
 
     def retry_failed(self, run_id: int | None = None) -> int:
         """Queue failed jobs again with a fresh attempt count; returns how many."""
         where, params = ("AND run_id = ?", [run_id]) if run_id is not None else ("", [])
-        with self.db.transaction() as conn:
-            return conn.execute(
-                f"UPDATE jobs SET status = 'queued', attempts = 0, error = NULL WHERE status = 'failed' {where}",
-                params,
-            ).rowcount
+        return self.db.write(
+            f"UPDATE jobs SET status = 'queued', attempts = 0, error = NULL WHERE status = 'failed' {where}",
+            params,
+        ).rowcount
 
     def all(self, *, status: str | None = None, run_id: int | None = None, limit: int | None = None) -> list[Job]:
         """Jobs, oldest first, optionally by status and run."""

@@ -25,11 +25,10 @@ class LogRepository:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Record one pipeline decision."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO pipeline_log(ts, step, action, count, message, detail) VALUES (?,?,?,?,?,?)",
-                (datetime.now(UTC).isoformat(), step, action, count, message, json.dumps(detail or {})),
-            )
+        self.db.write(
+            "INSERT INTO pipeline_log(ts, step, action, count, message, detail) VALUES (?,?,?,?,?,?)",
+            (datetime.now(UTC).isoformat(), step, action, count, message, json.dumps(detail or {})),
+        )
 
     def tail(self, limit: int = 20, step: str | None = None) -> list[LogEntry]:
         """The newest ``limit`` log entries (of one step, when given), oldest first."""

@@ -21,11 +21,10 @@ class MetaRepository:
 
     def set(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key``."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+        self.db.write(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
 
 
 __all__ = ["MetaRepository"]

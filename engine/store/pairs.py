@@ -154,22 +154,32 @@ class PairRepository:
 
     def add(self, pairs: Iterable[Pair], *, document_id: int | None = None) -> list[Pair]:
         """Insert new pairs in one transaction (a savepoint inside another); returns them with their ids."""
-        added: list[Pair] = []
         with self.db.transaction() as conn:
-            now = _now()
-            for pair in pairs:
-                row = pair_to_row(pair)
-                row["created_at"] = row["updated_at"] = now
-                row["document_id"] = document_id
-                if pair.id is not None:
-                    row["id"] = pair.id
-                cols = ",".join(f'"{k}"' for k in row)
-                marks = ",".join(f":{k}" for k in row)
-                pair_id = conn.execute(f"INSERT INTO pairs({cols}) VALUES ({marks})", row).lastrowid
-                saved = pair.model_copy(update={"id": pair_id})
-                _write_links(conn, saved)
-                added.append(saved)
-            self.db.announce([PairChange(p.id or 0, None, p) for p in added])
+            return self.insert(conn, pairs, document_id=document_id)
+
+    def insert(
+        self, conn: sqlite3.Connection, pairs: Iterable[Pair], *, document_id: int | None = None
+    ) -> list[Pair]:
+        """Insert new pairs in the caller's open transaction on ``conn``; returns them with their ids.
+
+        For another repository's write that already is one block (a job and its pairs): no
+        savepoint of its own. The listeners hear of the pairs when that transaction commits.
+        """
+        added: list[Pair] = []
+        now = _now()
+        for pair in pairs:
+            row = pair_to_row(pair)
+            row["created_at"] = row["updated_at"] = now
+            row["document_id"] = document_id
+            if pair.id is not None:
+                row["id"] = pair.id
+            cols = ",".join(f'"{k}"' for k in row)
+            marks = ",".join(f":{k}" for k in row)
+            pair_id = conn.execute(f"INSERT INTO pairs({cols}) VALUES ({marks})", row).lastrowid
+            saved = pair.model_copy(update={"id": pair_id})
+            _write_links(conn, saved)
+            added.append(saved)
+        self.db.announce([PairChange(p.id or 0, None, p) for p in added])
         return added
 
     def set_warnings(
