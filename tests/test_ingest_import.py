@@ -255,8 +255,8 @@ def test_read_only_project_raises_one_sentence(tmp_path: Path) -> None:
         conn = sqlite3.connect(f"file:{root / DB_FILE}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         store = Store.open(root)
-        store._conn.close()
-        store._conn = conn
+        store.db.conn.close()
+        store.db.conn = conn
     else:
         (root / DB_FILE).chmod(0o444)
         root.chmod(0o555)

@@ -35,8 +35,10 @@ from engine.judge import (
     apply_curation,
     apply_threshold,
     cohen_kappa,
+    complete_judge_job,
     compute_total,
     criteria_for,
+    judge_candidates,
     judge_runner,
     plan_curation,
     plan_judging,
@@ -276,10 +278,10 @@ def test_an_edit_during_judging_keeps_the_verdict_but_not_the_score(project: Sto
     project.update_pair(pair.model_copy(update={"messages": Pair.simple("Changed?", "Changed answer here.").messages}))
     verdict = Verdict(pair_id=pair.id, pair_revision=pair.revision, model="m", rubric_version=RUBRIC_VERSION,
                       scores={"accuracy": 2.0}, total=2.0, reason="r")
-    assert project.complete_judge_job(job.id, verdict, content_hash=pair.content_hash(),
-                                      warning_check=JUDGE_WARNING, warning=None)
+    assert complete_judge_job(project, job.id, verdict, content_hash=pair.content_hash(),
+                              warning_check=JUDGE_WARNING, warning=None)
     assert project.get_pair(pair.id).score is None
-    assert [c[0] for c in project.judge_candidates(rubric_version=RUBRIC_VERSION)] == [pair.id]
+    assert [c[0] for c in judge_candidates(project, rubric_version=RUBRIC_VERSION)] == [pair.id]
 
 
 def test_a_failed_rejudge_of_an_edited_pair_drops_its_old_score(project: Store, server: FakeOllama) -> None:

@@ -26,9 +26,9 @@ def test_migration_from_an_empty_folder(tmp_path: Path) -> None:
     store = Store.init(tmp_path / "fresh")
     try:
         assert store.schema_version == SCHEMA_VERSION
-        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        tables = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {r[0] for r in store.db.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"documents", "chunks", "pairs", "jobs", "pipeline_log", "pair_revisions"} <= tables
     finally:
         store.close()
@@ -83,7 +83,7 @@ def test_reads_on_other_threads_do_not_wait_for_this_stores_own_transaction(proj
 def test_second_writer_gets_the_busy_sentence(project: Store) -> None:
     holder = sqlite3.connect(project.db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    project._conn.execute("PRAGMA busy_timeout = 50")
+    project.db.conn.execute("PRAGMA busy_timeout = 50")
     try:
         with pytest.raises(ProjectBusyError) as caught:
             project.add_pairs([_pair(1)])
@@ -227,7 +227,7 @@ def test_closing_while_another_thread_reads_lets_the_read_finish(project: Store)
 
     def long_read() -> None:
         started.set()
-        rows = project._read(
+        rows = project.db.read(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) FROM c"
         )
         result.append(rows[0][0])

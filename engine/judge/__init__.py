@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.judge.config import JudgeConfig, make_judge_backends, resolve_judge_config
 from engine.judge.handler import GIVE_UP_AFTER, JUDGE_TASK, JudgeHandler, judge_runner, plan_judging
+from engine.judge.policy import complete_judge_job, judge_candidates
 from engine.judge.prompts import build_judge_messages
 from engine.judge.rubric import (
     RUBRIC,
@@ -52,8 +53,10 @@ __all__ = [
     "apply_threshold",
     "build_judge_messages",
     "cohen_kappa",
+    "complete_judge_job",
     "compute_total",
     "criteria_for",
+    "judge_candidates",
     "judge_runner",
     "judge_warning",
     "make_judge_backends",

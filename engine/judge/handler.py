@@ -28,6 +28,7 @@ from engine.jobs import (
     RetryPolicy,
     TokenSink,
 )
+from engine.judge.policy import complete_judge_job, judge_candidates
 from engine.judge.prompts import build_judge_messages
 from engine.judge.rubric import (
     RUBRIC,
@@ -59,14 +60,14 @@ def plan_judging(
     their verdict, or whose verdict used another rubric version are planned; otherwise every
     pair is. Pairs already queued for judging are never planned twice.
     """
-    candidates = store.judge_candidates(rubric_version=rubric.version, only_changed=only_changed)
+    candidates = judge_candidates(store, rubric_version=rubric.version, only_changed=only_changed)
     if not candidates:
         return None
     jobs = [
         Job(task=JUDGE_TASK, pair_id=pair_id, kind=PairKind(kind), mode=mode) for pair_id, kind, mode in candidates
     ]
     run_params = {"rubric_version": rubric.version, "only_changed": only_changed, **(params or {})}
-    run_id, count = store.create_run(JUDGE_TASK, run_params, jobs)
+    run_id, count = store.jobs.create_run(JUDGE_TASK, run_params, jobs)
     store.log(
         "judge",
         "planned",
@@ -111,10 +112,10 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         """Load the pair and its sources and build the judge prompt; raises PairForgeError if the pair is gone."""
         assert job.pair_id is not None
         try:
-            pair = self.store.get_pair(job.pair_id)
+            pair = self.store.pairs.get(job.pair_id)
         except NotFoundError as exc:
             raise PairForgeError("The pair was deleted before it was judged.") from exc
-        chunks = self.store.get_chunks(pair.sources) if pair.sources else []
+        chunks = self.store.documents.get_chunks(pair.sources) if pair.sources else []
         if pair.kind is PairKind.REFUSAL and self._titles is None:
             self._titles = [d.title or d.path for d in self.store.list_documents()]
         messages = build_judge_messages(pair, chunks, corpus_titles=self._titles or (), rubric=self.rubric)
@@ -158,9 +159,9 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         with self.store.transaction():
             for item in batch:
                 verdict, pair = item.answer.value, item.work.pair
-                stored = self.store.complete_judge_job(
-                    item.job.id or 0, verdict, content_hash=pair.content_hash(), warning_check=JUDGE_WARNING,
-                    warning=judge_warning(verdict.total, self.threshold, verdict.reason),
+                stored = complete_judge_job(
+                    self.store, item.job.id or 0, verdict, content_hash=pair.content_hash(),
+                    warning_check=JUDGE_WARNING, warning=judge_warning(verdict.total, self.threshold, verdict.reason),
                 )
                 results.append(JobResult(pair_id=pair.id, score=verdict.total) if stored else None)
         return results
@@ -170,9 +171,9 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         with self.store.transaction():
             super().fail(job, reason)
             if job.pair_id is not None:
-                stale = self.store.judge_candidates(rubric_version=self.rubric.version)
+                stale = judge_candidates(self.store, rubric_version=self.rubric.version)
                 if any(candidate[0] == job.pair_id for candidate in stale):
-                    self.store.set_scores({job.pair_id: None})
+                    self.store.pairs.set_scores({job.pair_id: None})
 
     def failure_reason(self, error: str, attempts: int) -> str:
         """The reason kept on a judge job whose every try failed."""

@@ -47,7 +47,7 @@ def apply_threshold(store: Store, threshold: float) -> tuple[int, int]:
 
     Other warnings are kept. Returns (pairs now flagged, pairs whose warning was removed).
     """
-    verdicts = store.get_verdicts()
+    verdicts = store.verdicts.get()
     updates: dict[int, list[PairWarning]] = {}
     flagged = cleared = 0
     for pair in store.iter_pairs():
