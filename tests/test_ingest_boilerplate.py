@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from engine.ingest import chunk_text
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.ingest import chunk_text, import_paths
+from engine.ingest.loaders.html import html_to_text
+from engine.models import Chunk
 from engine.settings import ChunkingSettings
+from engine.store import Store
 
 SMALL = ChunkingSettings(size_chars=400, overlap_chars=60, min_chars=0)
 
 
-def _assert_exact(text: str, chunks: list) -> None:
+def _assert_exact(text: str, chunks: Sequence[Chunk]) -> None:
     assert chunks
     for chunk in chunks:
         assert text[chunk.start : chunk.end] == chunk.text
@@ -55,3 +61,73 @@ def test_rst_directive_lines_are_not_chunk_text() -> None:
     assert "Installing the broker" in joined
     assert ".. code-block:: rst\n\n   .. toctree::\n      example" in joined
     assert all(c.heading_path == ["Guide"] for c in chunks)
+
+
+TOPICS = ["Overview", "Simple Example", "Options", "Error Codes", "Threads", "Index"]
+
+
+def _texinfo_page(index: int) -> str:
+    """A page as texinfo writes it: a nav panel (a plain div) above and below the content."""
+    name = TOPICS[index]
+    nxt = TOPICS[(index + 1) % len(TOPICS)]
+    panel = (
+        f'<div class="nav-panel"><p>Next: <a href="n.html" accesskey="n">{nxt}</a>, '
+        'Up: <a href="up.html" accesskey="u">Using the library</a> &nbsp; '
+        '[<a href="ix.html" title="Index" rel="index">Index</a>]</p></div>'
+    )
+    body = " ".join(f"The {name.lower()} section explains point {i} of the library in plain words." for i in range(12))
+    return (
+        f"<html><head><title>{name} (libfoo)</title></head><body>{panel}<hr>"
+        f"<h2 class='section'>{index}.1 {name}</h2><p>{body}</p>"
+        f"<ul><li><a href='a.html'>{name} details</a></li></ul>"
+        f"<p>{body}</p><hr>{panel}"
+        "<div class='footer'><p>Copyright 2024 The Foo Project.</p></div></body></html>"
+    )
+
+
+def _html_text(path: Path) -> str:
+    return html_to_text(path.read_text(encoding="utf-8"))[0]
+
+
+def test_navigation_shared_by_html_pages_stays_out_of_chunks(project: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "manual"
+    folder.mkdir()
+    for index in range(5):
+        (folder / f"page{index}.html").write_text(_texinfo_page(index), encoding="utf-8")
+    report = import_paths(project, [folder])
+    assert len(report.imported) == 5
+    by_path = {d.path: d for d in project.list_documents()}
+    for index in range(5):
+        document = by_path[f"manual/page{index}.html"]
+        text = _html_text(folder / f"page{index}.html")
+        chunks = project.list_chunks(document.id)
+        _assert_exact(text, chunks)
+        joined = "\n".join(c.text for c in chunks)
+        assert "Next:" not in joined and "Up:" not in joined and "[Index]" not in joined
+        assert "Copyright" not in joined
+        # Content stays, the link list included, and headings still give paths.
+        assert "explains point 11" in joined and f"{TOPICS[index]} details" in joined
+        assert any(c.heading_path == [f"{index}.1 {TOPICS[index]}"] for c in chunks)
+        assert document.meta["boilerplate_lines"] == 3
+    dropped = {d.path: d for d in report.boilerplate}
+    assert set(dropped) == set(by_path)
+    assert any(t.startswith("Next: ") for t in dropped["manual/page0.html"].texts)
+    logged = [e for e in project.log_tail(100, step="import") if e.action == "boilerplate"]
+    assert len(logged) == 5 and all("boilerplate line(s) out of the chunks of manual/" in e.message for e in logged)
+
+    # A page imported later is judged with the pages already in the project.
+    later = tmp_path / "later.html"
+    later.write_text(_texinfo_page(5), encoding="utf-8")
+    import_paths(project, [later])
+    joined = "\n".join(c.text for c in project.list_chunks(project.find_document("later.html").id))
+    assert "Next:" not in joined and "Copyright" not in joined and "explains point 3" in joined
+
+
+def test_lines_on_few_html_pages_are_content(project: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"page{index}.html").write_text(_texinfo_page(index), encoding="utf-8")
+    report = import_paths(project, [folder])
+    assert not report.boilerplate
+    assert all("Next:" in c.text for c in project.list_chunks() if c.ordinal == 0)

@@ -25,6 +25,15 @@ class FileProblem:
     reason: str
 
 
+@dataclass(frozen=True)
+class BoilerplateDropped:
+    """Boilerplate left out of one document's chunks: how many lines, and the distinct texts."""
+
+    path: str
+    lines: int
+    texts: list[str]
+
+
 @dataclass
 class ImportReport:
     """Everything one import decided; ``imported``/``unchanged``/``replaced`` hold document paths."""
@@ -35,6 +44,7 @@ class ImportReport:
     skipped: list[FileProblem] = field(default_factory=list)
     failed: list[FileProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    boilerplate: list[BoilerplateDropped] = field(default_factory=list)
     chunks: int = 0
     pairs_imported: int = 0
     stale_pairs: int = 0
