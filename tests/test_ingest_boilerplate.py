@@ -131,3 +131,76 @@ def test_lines_on_few_html_pages_are_content(project: Store, tmp_path: Path) -> 
     report = import_paths(project, [folder])
     assert not report.boilerplate
     assert all("Next:" in c.text for c in project.list_chunks() if c.ordinal == 0)
+
+
+# (outline title or None, body lines) per page; chapter 3 fills one page, so only its page number gives its footer away.
+PDF_PAGES: list[tuple[str, list[str]]] = [
+    ("Chapter 1: Getting started", ["1 Getting started", "Libfoo reads files and writes reports.", "Each report can contain-", "ing several sections of findings.", "The reader keeps one buffer."]),
+    ("Chapter 1: Getting started", ["1.1 Installing", "Run the installer and set the path.", "The installer needs no network.", "It writes one configuration file.", "Nothing else is changed."]),
+    ("Chapter 2: Function reference", ["2 Function reference", "Every call returns a status code.", "Calls never block the caller.", "Buffers are owned by the library.", "Callers free only what they allocate."]),
+    ("Chapter 2: Function reference", ["2.1 foo_open", "foo_open opens a file for reading.", "It takes a path and a mode flag.", "The mode flag selects the encoding.", "It fails on a missing path."]),
+    ("Chapter 2: Function reference", ["foo_close releases the handle.", "Closing twice is harmless.", "A closed handle reads nothing.", "Handles are not shared across threads.", "Each thread opens its own."]),
+    ("Chapter 3: Error codes", ["3 Error codes", "Code 2 means the path is missing.", "Code 5 means the mode is invalid.", "Code 9 means the buffer is full.", "Other codes are reserved."]),
+]
+PDF_OUTLINE = [("1 Getting started", 0, None), ("1.1 Installing", 1, 0), ("2 Function reference", 2, None), ("2.1 foo_open", 3, 2), ("3 Error codes", 5, None)]
+
+
+def _write_manual_pdf(path: Path) -> None:
+    """A six-page PDF with a running header, chapter footers carrying page numbers, and an outline."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica"),
+    }))
+    for number, (footer, body) in enumerate(PDF_PAGES, start=1):
+        page = writer.add_blank_page(612, 792)
+        lines = ["Libfoo Reference Manual", *body, f"{footer} {number}"]
+        ops = ["BT", "/F1 11 Tf", "14 TL", "72 740 Td"]
+        ops += [f"({line}) Tj T*" for line in lines]
+        ops.append("ET")
+        stream = DecodedStreamObject()
+        stream.set_data("\n".join(ops).encode("latin-1"))
+        page[NameObject("/Contents")] = writer._add_object(stream)
+        page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+    made: list[object] = []
+    for title, page_index, parent in PDF_OUTLINE:
+        made.append(writer.add_outline_item(title=title, page_number=page_index, parent=made[parent] if parent is not None else None))
+    with path.open("wb") as handle:
+        writer.write(handle)
+
+
+def test_pdf_headers_and_page_numbers_out_and_outline_in(project: Store, tmp_path: Path) -> None:
+    from engine.ingest import file_facts, load_document
+
+    path = tmp_path / "manual.pdf"
+    _write_manual_pdf(path)
+    report = import_paths(project, [path])
+    assert report.imported == ["manual.pdf"]
+    text = "".join(load_document(path, "pdf", file_facts(path)).segments)
+    chunks = project.list_chunks(project.find_document("manual.pdf").id)
+    _assert_exact(text, chunks)
+    joined = "\n".join(c.text for c in chunks)
+    assert "Libfoo Reference Manual" not in joined and "Chapter " not in joined
+    assert "Code 9 means the buffer is full." in joined and "2.1 foo_open" in joined
+    # The hyphenated word is joined in the stored text, which the spans refer to.
+    assert "can contain\ning" not in text and "Each report can containing\nseveral sections" in text
+    paths = {tuple(c.heading_path) for c in chunks}
+    assert ("2 Function reference", "2.1 foo_open") in paths and ("3 Error codes",) in paths
+    open_chunk = next(c for c in chunks if "foo_open opens a file" in c.text)
+    assert open_chunk.heading_path == ["2 Function reference", "2.1 foo_open"]
+    assert all(c.heading_path for c in chunks)
+    dropped = report.boilerplate[0]
+    assert dropped.lines == 12 and "Libfoo Reference Manual" in dropped.texts
+    assert "Chapter 3: Error codes 6" in dropped.texts
+
+
+def test_hyphen_joins_only_lower_case_continuations() -> None:
+    from engine.ingest.loaders.pdf import join_hyphenated
+
+    assert join_hyphenated("can contain-\ning the rest\nnext") == "can containing\nthe rest\nnext"
+    # A word that ends its line moves up whole, and no blank line (a paragraph break) appears.
+    assert join_hyphenated("every contain-\ning.\nNext line") == "every containing.\nNext line"
+    assert join_hyphenated("Jean-\nPaul wrote\nand pre-\n2020 code") == "Jean-\nPaul wrote\nand pre-\n2020 code"

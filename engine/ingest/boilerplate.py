@@ -21,6 +21,10 @@ MIN_PDF_PAGES = 4
 MIN_HTML_DOCUMENTS = 3
 # Running headers and footers sit at the edges of a page; content in the middle is kept.
 PDF_EDGE_LINES = 3
+# A page number sits on the very first or last line; deeper in, a number is more likely content.
+PAGE_NUMBER_EDGE_LINES = 1
+# Fewer pages than this sharing a line can be chance (two sections on facing pages).
+MIN_SHARED_PAGES = 3
 # Stands for the text of a link in an HTML line's shape.
 LINK_MARK = "\x00"
 
@@ -64,20 +68,22 @@ class BoilerplateFound:
 
     offsets: set[int] = field(default_factory=set)
     lines: list[str] = field(default_factory=list)
+    _keys: set[str] = field(default_factory=set)
 
     def add(self, line: PageLine) -> None:
-        """Mark one line as boilerplate."""
+        """Mark one line as boilerplate; the report keeps one example per key (numbers blanked)."""
         self.offsets.add(line.offset)
-        text = " ".join(line.text.split())
-        if text not in self.lines:
-            self.lines.append(text)
+        key = line_key(line.text)
+        if key not in self._keys:
+            self._keys.add(key)
+            self.lines.append(" ".join(line.text.split()))
 
 
-def _edges(lines: Sequence[PageLine]) -> list[PageLine]:
+def _edges(lines: Sequence[PageLine], depth: int) -> list[PageLine]:
     content = [line for line in lines if line.text.strip()]
-    if len(content) <= 2 * PDF_EDGE_LINES:
+    if len(content) <= 2 * depth:
         return content
-    return content[:PDF_EDGE_LINES] + content[-PDF_EDGE_LINES:]
+    return content[:depth] + content[-depth:]
 
 
 def _page_number_at(text: str, index: int) -> list[tuple[str, int]]:
@@ -93,26 +99,30 @@ def _page_number_at(text: str, index: int) -> list[tuple[str, int]]:
 def find_page_boilerplate(pages: Sequence[Sequence[PageLine]]) -> BoilerplateFound:
     """Running headers, footers and page numbers of a paged document (a PDF).
 
-    Two signals, both read only from the first and last lines of each page: a line
-    (numbers blanked) that recurs on many pages, and a line carrying a number that
-    grows with the page index ("Chapter 4: Function reference 9" on page 9), whatever
-    its words. Returns nothing for documents under ``MIN_PDF_PAGES`` pages.
+    Two signals, read only at the edges of each page: a line among the first and last
+    few (numbers blanked) that recurs on many pages, and a first or last line carrying
+    a number that grows with the page index ("Chapter 4: Function reference 9" on page
+    9), whatever its words. Returns nothing for documents under ``MIN_PDF_PAGES`` pages.
     """
     found = BoilerplateFound()
     if len(pages) < MIN_PDF_PAGES:
         return found
-    needed = _threshold(len(pages), 2)
-    edges = [_edges(lines) for lines in pages]
+    needed = _threshold(len(pages), MIN_SHARED_PAGES)
+    edges = [_edges(lines, PDF_EDGE_LINES) for lines in pages]
+    outer = [_edges(lines, PAGE_NUMBER_EDGE_LINES) for lines in pages]
     key_pages: Counter[str] = Counter()
     number_pages: Counter[tuple[str, int]] = Counter()
     for index, lines in enumerate(edges):
         key_pages.update({line_key(line.text) for line in lines})
-        number_pages.update({hit for line in lines for hit in _page_number_at(line.text, index)})
+        number_pages.update({hit for line in outer[index] for hit in _page_number_at(line.text, index)})
     repeated = {key for key, count in key_pages.items() if count >= needed}
     numbered = {hit for hit, count in number_pages.items() if count >= needed}
     for index, lines in enumerate(edges):
         for line in lines:
-            if line_key(line.text) in repeated or numbered.intersection(_page_number_at(line.text, index)):
+            if line_key(line.text) in repeated:
+                found.add(line)
+        for line in outer[index]:
+            if numbered.intersection(_page_number_at(line.text, index)):
                 found.add(line)
     return found
 
