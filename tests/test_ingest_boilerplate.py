@@ -66,13 +66,20 @@ def test_rst_directive_lines_are_not_chunk_text() -> None:
 TOPICS = ["Overview", "Simple Example", "Options", "Error Codes", "Threads", "Index"]
 
 
-def _texinfo_page(index: int) -> str:
-    """A page as texinfo writes it: a nav panel (a plain div) above and below the content."""
+def _texinfo_page(index: int, last: int = 5) -> str:
+    """A page as texinfo writes it: a nav panel (a plain div) above and below the content.
+
+    The first page's panel has no "Previous", the last page's no "Next", as in texinfo.
+    """
     name = TOPICS[index]
-    nxt = TOPICS[(index + 1) % len(TOPICS)]
+    links = []
+    if index < last:
+        links.append(f'Next: <a href="n.html" accesskey="n">{TOPICS[index + 1]}</a>')
+    if index > 0:
+        links.append(f'Previous: <a href="p.html" accesskey="p">{TOPICS[index - 1]}</a>')
+    links.append('Up: <a href="up.html" accesskey="u">Using the library</a>')
     panel = (
-        f'<div class="nav-panel"><p>Next: <a href="n.html" accesskey="n">{nxt}</a>, '
-        'Up: <a href="up.html" accesskey="u">Using the library</a> &nbsp; '
+        f'<div class="nav-panel"><p>{", ".join(links)} &nbsp; '
         '[<a href="ix.html" title="Index" rel="index">Index</a>]</p></div>'
     )
     body = " ".join(f"The {name.lower()} section explains point {i} of the library in plain words." for i in range(12))
@@ -93,7 +100,7 @@ def test_navigation_shared_by_html_pages_stays_out_of_chunks(project: Store, tmp
     folder = tmp_path / "manual"
     folder.mkdir()
     for index in range(5):
-        (folder / f"page{index}.html").write_text(_texinfo_page(index), encoding="utf-8")
+        (folder / f"page{index}.html").write_text(_texinfo_page(index, last=4), encoding="utf-8")
     report = import_paths(project, [folder])
     assert len(report.imported) == 5
     by_path = {d.path: d for d in project.list_documents()}
@@ -103,8 +110,10 @@ def test_navigation_shared_by_html_pages_stays_out_of_chunks(project: Store, tmp
         chunks = project.list_chunks(document.id)
         _assert_exact(text, chunks)
         joined = "\n".join(c.text for c in chunks)
-        assert "Next:" not in joined and "Up:" not in joined and "[Index]" not in joined
-        assert "Copyright" not in joined
+        assert "Next:" not in joined and "Previous:" not in joined and "Up:" not in joined
+        assert "[Index]" not in joined and "Copyright" not in joined
+        # The chunk after a left-out panel takes its heading path from the heading below it.
+        assert chunks[0].heading_path == [f"{index}.1 {TOPICS[index]}"]
         # Content stays, the link list included, and headings still give paths.
         assert "explains point 11" in joined and f"{TOPICS[index]} details" in joined
         assert any(c.heading_path == [f"{index}.1 {TOPICS[index]}"] for c in chunks)
@@ -117,10 +126,10 @@ def test_navigation_shared_by_html_pages_stays_out_of_chunks(project: Store, tmp
 
     # A page imported later is judged with the pages already in the project.
     later = tmp_path / "later.html"
-    later.write_text(_texinfo_page(5), encoding="utf-8")
+    later.write_text(_texinfo_page(5, last=5), encoding="utf-8")
     import_paths(project, [later])
     joined = "\n".join(c.text for c in project.list_chunks(project.find_document("later.html").id))
-    assert "Next:" not in joined and "Copyright" not in joined and "explains point 3" in joined
+    assert "Previous:" not in joined and "Copyright" not in joined and "explains point 3" in joined
 
 
 def test_lines_on_few_html_pages_are_content(project: Store, tmp_path: Path) -> None:

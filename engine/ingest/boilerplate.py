@@ -127,19 +127,54 @@ def find_page_boilerplate(pages: Sequence[Sequence[PageLine]]) -> BoilerplateFou
     return found
 
 
-def find_shared_keys(documents: Iterable[set[str]], total: int) -> set[str]:
-    """Line keys present in at least ``MIN_HTML_DOCUMENTS`` and ``PAGE_SHARE`` of ``total`` documents."""
+def _shape_words(key: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(key.removeprefix("shape:").replace(LINK_MARK, " ")))
+
+
+@dataclass(frozen=True)
+class SharedLines:
+    """What the project's HTML pages share: line keys, and the words of shared link panels.
+
+    A panel's variants ("Next: X, Up: Y" on a first page, "Next: X, Previous: W, Up: Y"
+    elsewhere) are each rarer than the panel; a linked line whose own words all belong
+    to shared panels ("next", "previous", "up", "index") is taken as one of them.
+    """
+
+    keys: frozenset[str] = frozenset()
+    panel_words: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def matches(self, keys: Iterable[str]) -> bool:
+        """True when a line with these keys is shared boilerplate."""
+        for key in keys:
+            if key in self.keys:
+                return True
+            # Two links at least, as in a panel; one link among panel words ("All [link]") is prose.
+            if key.startswith("shape:") and key.count(LINK_MARK) >= 2 and self.panel_words:
+                words = _shape_words(key)
+                if words and words <= self.panel_words:
+                    return True
+        return False
+
+
+def find_shared_keys(documents: Iterable[set[str]], total: int) -> SharedLines:
+    """Lines present in at least ``MIN_HTML_DOCUMENTS`` and ``PAGE_SHARE`` of ``total`` documents."""
     counts: Counter[str] = Counter()
     for keys in documents:
         counts.update(keys)
     needed = _threshold(total, MIN_HTML_DOCUMENTS)
-    return {key for key, count in counts.items() if count >= needed}
+    shared = frozenset(key for key, count in counts.items() if count >= needed)
+    words = frozenset().union(*(_shape_words(key) for key in shared if key.startswith("shape:")))
+    return SharedLines(shared, words)
 
 
 __all__ = [
     "LINK_MARK",
     "BoilerplateFound",
     "PageLine",
+    "SharedLines",
     "find_page_boilerplate",
     "find_shared_keys",
     "line_key",

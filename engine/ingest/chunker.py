@@ -385,7 +385,8 @@ class _Packer:
     def _take(self, start: int, text: str, path: tuple[str, ...]) -> None:
         if not self.pieces:
             self.start = start
-        if not self.has_content:
+        # Blank lines left after a skipped line are not content: the path comes from what follows.
+        if not self.has_content and text.strip():
             self.path = path
             self.has_content = True
         self.pieces.append(text)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from engine.errors import IngestError, PairForgeError, ProjectBusyError, ProjectReadOnlyError
-from engine.ingest.boilerplate import find_shared_keys
+from engine.ingest.boilerplate import SharedLines, find_shared_keys
 from engine.ingest.chunker import chunk_text
 from engine.ingest.datasets import NotADatasetError, load_dataset_file
 from engine.ingest.formats import detect_format
@@ -100,7 +100,7 @@ def _html_keys(path: Path) -> set[str] | None:
     return {key for _, _, keys in keyed for key in keys}
 
 
-def _shared_html_lines(store: Store, files: Sequence[FoundFile]) -> set[str]:
+def _shared_html_lines(store: Store, files: Sequence[FoundFile]) -> SharedLines:
     """Line keys repeated across many of the project's HTML pages: navigation, footers.
 
     The pages being imported and the HTML documents already in the project whose files
@@ -115,10 +115,10 @@ def _shared_html_lines(store: Store, files: Sequence[FoundFile]) -> set[str]:
             if path not in paths and path.is_file() and path.stat().st_size <= limit:
                 paths.add(path)
     keysets = [keys for path in sorted(paths) if (keys := _html_keys(path)) is not None]
-    return find_shared_keys(keysets, len(keysets)) if keysets else set()
+    return find_shared_keys(keysets, len(keysets)) if keysets else SharedLines()
 
 
-def _import_file(store: Store, found: FoundFile, report: ImportReport, shared_html: set[str]) -> None:
+def _import_file(store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines) -> None:
     try:
         _import_file_or_raise(store, found, report, shared_html)
     except (ProjectReadOnlyError, ProjectBusyError):
@@ -148,7 +148,7 @@ def _document_key(store: Store, found: FoundFile) -> str:
     return found.key
 
 
-def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport, shared_html: set[str]) -> None:
+def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines) -> None:
     path = found.path
     limits = store.settings.imports
     if found.size == 0:

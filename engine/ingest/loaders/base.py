@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.ingest.boilerplate import SharedLines
+
 INVALID_UTF8_WARNING = "is not valid UTF-8: undecodable bytes were replaced with U+FFFD"
 
 
@@ -28,10 +30,10 @@ class LoadedDocument:
     line_keys: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
     """(offset, text, keys) of lines that may repeat across the project's documents."""
 
-    def skip_shared(self, shared_keys: set[str]) -> None:
-        """Leave out the lines whose keys the project's documents share."""
+    def skip_shared(self, shared: SharedLines) -> None:
+        """Leave out the lines the project's documents share."""
         for offset, text, keys in self.line_keys:
-            if shared_keys.intersection(keys):
+            if shared.matches(keys):
                 self.skip_lines.add(offset)
                 line = " ".join(text.split())
                 if line not in self.boilerplate:
