@@ -213,3 +213,27 @@ def test_hyphen_joins_only_lower_case_continuations() -> None:
     # A word that ends its line moves up whole, and no blank line (a paragraph break) appears.
     assert join_hyphenated("every contain-\ning.\nNext line") == "every containing.\nNext line"
     assert join_hyphenated("Jean-\nPaul wrote\nand pre-\n2020 code") == "Jean-\nPaul wrote\nand pre-\n2020 code"
+
+
+def test_earlier_pages_are_rechunked_when_new_pages_make_a_line_shared(project: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "grow"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"page{index}.html").write_text(_texinfo_page(index), encoding="utf-8")
+    import_paths(project, [folder])
+    assert all("Next:" in c.text for c in project.list_chunks() if c.ordinal == 0)
+    later = tmp_path / "later"
+    later.mkdir()
+    for index in (2, 3):
+        (later / f"page{index}.html").write_text(_texinfo_page(index), encoding="utf-8")
+    report = import_paths(project, [later])
+    assert report.imported == ["later/page2.html", "later/page3.html"]
+    assert sorted(report.rechunked) == ["grow/page0.html", "grow/page1.html"]
+    for document in project.list_documents():
+        chunks = project.list_chunks(document.id)
+        _assert_exact(_html_text(tmp_path / document.path), chunks)
+        assert not any("Next:" in c.text or "Copyright" in c.text for c in chunks)
+    assert any(e.action == "rechunked" for e in project.log_tail(50, step="import"))
+    # Nothing new to learn: a second run leaves every page alone.
+    again = import_paths(project, [later])
+    assert not again.rechunked and sorted(again.unchanged) == ["later/page2.html", "later/page3.html"]

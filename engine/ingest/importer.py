@@ -64,7 +64,7 @@ def import_paths(
         discover(paths, ignore=store.settings.imports.ignore, project_root=store.root)
     )
     files = [item for item in items if isinstance(item, FoundFile)]
-    shared_html = _shared_html_lines(store, files)
+    shared_html, earlier_html = _shared_html_lines(store, files)
     total_bytes = sum(f.size for f in files)
     done_bytes = 0
     done_files = 0
@@ -81,6 +81,8 @@ def import_paths(
             _import_file(store, item, report, shared_html)
             done_files += 1
             done_bytes += item.size
+        for found in _pages_to_rechunk(earlier_html, shared_html):
+            _import_file(store, found, report, shared_html, rechunk=True)
         if on_progress:
             on_progress(ImportProgress(done_files, len(files), done_bytes, total_bytes, ""))
     finally:
@@ -100,27 +102,54 @@ def _html_keys(path: Path) -> set[str] | None:
     return {key for _, _, keys in keyed for key in keys}
 
 
-def _shared_html_lines(store: Store, files: Sequence[FoundFile]) -> SharedLines:
-    """Line keys repeated across many of the project's HTML pages: navigation, footers.
+def _shared_html_lines(
+    store: Store, files: Sequence[FoundFile]
+) -> tuple[SharedLines, list[tuple[Document, Path]]]:
+    """Lines repeated across many of the project's HTML pages (navigation, footers), and the earlier pages.
 
     The pages being imported and the HTML documents already in the project whose files
     are still on disk all count, so a page imported on its own is judged with the rest.
+    The second value lists those earlier documents with their files.
     """
     limit = store.settings.imports.max_file_mb * 1024 * 1024
     paths = {f.path.resolve() for f in files if f.size <= limit and detect_format(f.path) == "html"}
+    earlier: list[tuple[Document, Path]] = []
     for document in store.list_documents():
         source = document.meta.get("source_path")
         if document.format == "html" and isinstance(source, str):
             path = Path(source).resolve()
             if path not in paths and path.is_file() and path.stat().st_size <= limit:
                 paths.add(path)
+                earlier.append((document, path))
     keysets = [keys for path in sorted(paths) if (keys := _html_keys(path)) is not None]
-    return find_shared_keys(keysets, len(keysets)) if keysets else SharedLines()
+    return (find_shared_keys(keysets, len(keysets)) if keysets else SharedLines()), earlier
 
 
-def _import_file(store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines) -> None:
+def _pages_to_rechunk(earlier: Sequence[tuple[Document, Path]], shared: SharedLines) -> Iterator[FoundFile]:
+    """Earlier HTML pages whose boilerplate changes with the pages just imported.
+
+    A page whose file changed on disk since its import is left alone: re-importing it
+    is the person's call, not a side effect of importing another page.
+    """
+    for document, path in earlier:
+        try:
+            markup = path.read_bytes()
+            facts = file_facts(path)
+        except OSError:
+            continue
+        if facts.sha256 != document.sha256:
+            continue
+        _, keyed = html_line_keys(markup.decode("utf-8-sig", errors="replace"))
+        dropped = sum(1 for _, _, keys in keyed if shared.matches(keys))
+        if dropped != document.meta.get("boilerplate_lines", 0):
+            yield FoundFile(path, document.path, facts.size)
+
+
+def _import_file(
+    store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines, *, rechunk: bool = False
+) -> None:
     try:
-        _import_file_or_raise(store, found, report, shared_html)
+        _import_file_or_raise(store, found, report, shared_html, rechunk=rechunk)
     except (ProjectReadOnlyError, ProjectBusyError):
         raise
     except _NoTextError:
@@ -148,7 +177,10 @@ def _document_key(store: Store, found: FoundFile) -> str:
     return found.key
 
 
-def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines) -> None:
+def _import_file_or_raise(
+    store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines, *, rechunk: bool = False
+) -> None:
+    """Import one file; ``rechunk`` re-chunks an unchanged document (its boilerplate changed)."""
     path = found.path
     limits = store.settings.imports
     if found.size == 0:
@@ -171,7 +203,7 @@ def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport, 
         return
     key = _document_key(store, found)
     existing = store.find_document(key)
-    if existing is not None and existing.sha256 == facts.sha256:
+    if existing is not None and existing.sha256 == facts.sha256 and not rechunk:
         report.unchanged.append(key)
         return
 
@@ -212,7 +244,10 @@ def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport, 
         title=(title or path.name)[:300], meta=meta,
     )
     saved, stale = store.save_document(document, chunks, pairs=pairs)
-    (report.replaced if existing is not None else report.imported).append(key)
+    if rechunk:
+        report.rechunked.append(key)
+    else:
+        (report.replaced if existing is not None else report.imported).append(key)
     report.chunks += saved.n_chunks
     report.pairs_imported += len(pairs)
     report.stale_pairs += stale
@@ -253,6 +288,12 @@ def _log_report(store: Store, report: ImportReport) -> None:
             "import", "replaced", len(report.replaced),
             f"re-imported {len(report.replaced)} changed file(s); {report.stale_pairs} pair(s) flagged stale",
             {"paths": _capped(report.replaced), "stale_pairs": report.stale_pairs},
+        )
+    if report.rechunked:
+        store.log(
+            "import", "rechunked", len(report.rechunked),
+            f"re-chunked {len(report.rechunked)} earlier HTML page(s): the lines the project's pages share changed",
+            {"paths": _capped(report.rechunked)},
         )
     if report.unchanged:
         store.log(
