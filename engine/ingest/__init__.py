@@ -12,10 +12,11 @@ from engine.ingest.formats import detect_format
 from engine.ingest.importer import import_paths
 from engine.ingest.loaders import LoadedDocument, load_document
 from engine.ingest.reading import clean_text, file_facts, iter_clean_text
-from engine.ingest.report import FileProblem, ImportProgress, ImportReport
+from engine.ingest.report import BoilerplateDropped, FileProblem, ImportProgress, ImportReport
 
 __all__ = [
     "DATASET_FORMATS",
+    "BoilerplateDropped",
     "FileProblem",
     "ImportProgress",
     "ImportReport",

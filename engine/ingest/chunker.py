@@ -11,7 +11,7 @@ bounded memory: only the current block and the current chunk are held.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from engine.ingest.concepts import extract_concepts
@@ -36,6 +36,14 @@ _CODE_NAME = re.compile(
     re.M,
 )
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s")
+_RST_DIRECTIVE = re.compile(r"^\s*\.\.\s+(?:\|[^|]+\|\s+)?([A-Za-z][\w:+-]*?)::(?:\s|$)")
+_RST_TARGET = re.compile(r"^\s*\.\.\s+_[^:]*:(?:\s|$)")
+_RST_OPTION = re.compile(r"^\s+:[\w][\w -]*:(?:\s|$)")
+# Directives whose body is a list of names (documents, index terms), not prose.
+_RST_NAME_LIST_DIRECTIVES = frozenset({"toctree", "index", "autosummary"})
+
+# A heading taken from outside the text (a PDF outline): where it starts and its path.
+HeadingMark = tuple[int, tuple[str, ...]]
 
 
 @dataclass
@@ -219,6 +227,24 @@ class _BlockScanner:
             return True
         return False
 
+    def cut(self) -> list[Block]:
+        """End the current block here: a line left out of chunks sits between this block and the next."""
+        out: list[Block] = []
+        kind = self.kind if (self.fence is not None or self.literal_indent is not None) else "para"
+        self._flush(out)
+        self.kind = kind
+        return out
+
+    def outline_heading(self, offset: int, line: str, path: tuple[str, ...]) -> list[Block]:
+        """Start a heading block at ``line`` with a heading path given from outside the text."""
+        out: list[Block] = []
+        self._flush(out)
+        self.path = [(level + 1, title) for level, title in enumerate(path)]
+        self.kind = "heading"
+        self._append(offset, line, out)
+        self.ended = True
+        return out
+
     def finish(self) -> list[Block]:
         """Flush what is left at the end of the text."""
         out: list[Block] = []
@@ -226,12 +252,81 @@ class _BlockScanner:
         return out
 
 
-def iter_blocks(segments: Iterable[str], style: str) -> Iterator[Block]:
-    """Blocks of the text in ``segments`` for a style (markdown, rst, text, code)."""
+@dataclass
+class _RstMarkup:
+    """Recognises reST markup lines: directives (``.. toctree::``), their options, link targets.
+
+    Prose inside a directive (a ``.. note::`` body) stays; the body of a directive that
+    only lists names (``toctree``) is markup too. Code directives are left to the scanner,
+    which keeps them as code blocks.
+    """
+
+    indent: int | None = None
+    in_options: bool = False
+    name_list: bool = False
+
+    def is_markup(self, line: str) -> bool:
+        """True when ``line`` is markup to leave out of chunk text."""
+        if self.indent is not None:
+            if not line.strip():
+                self.in_options = False
+                return self.name_list
+            if _indent(line) > self.indent:
+                if self.in_options and _RST_OPTION.match(line):
+                    return True
+                self.in_options = False
+                if self.name_list:
+                    return True
+                self.indent = None
+                return False
+            self.indent = None
+        if _RST_CODE_DIRECTIVE.match(line):
+            return False
+        if match := _RST_DIRECTIVE.match(line):
+            self.indent = _indent(line)
+            self.in_options = True
+            self.name_list = match.group(1).lower() in _RST_NAME_LIST_DIRECTIVES
+            return True
+        return bool(_RST_TARGET.match(line))
+
+
+def iter_blocks(
+    segments: Iterable[str],
+    style: str,
+    *,
+    skip_lines: Collection[int] = frozenset(),
+    headings: Sequence[HeadingMark] = (),
+) -> Iterator[Block]:
+    """Blocks of the text in ``segments`` for a style (markdown, rst, text, code).
+
+    Lines starting at an offset in ``skip_lines`` (boilerplate), and reST markup lines,
+    belong to no block: the blocks around them end and start there. ``headings`` (offset,
+    path) sorted by offset, each at a line start, set the heading path from that line on.
+    """
     if style not in STYLES:
         raise ValueError(f"unknown chunking style {style!r}")
     scanner = _BlockScanner(style)
+    markup = _RstMarkup() if style == "rst" else None
+    marks = iter(sorted(headings, key=lambda mark: mark[0]))
+    mark = next(marks, None)
     for offset, line in iter_lines(segments):
+        if offset in skip_lines:
+            yield from scanner.cut()
+            continue
+        # A directive shown inside a literal block is an example, not markup.
+        in_literal = scanner.literal_indent is not None and (
+            not line.strip() or _indent(line) > scanner.literal_indent
+        )
+        if markup is not None and not in_literal and markup.is_markup(line):
+            yield from scanner.cut()
+            continue
+        path: tuple[str, ...] | None = None
+        while mark is not None and mark[0] <= offset:
+            path = mark[1]
+            mark = next(marks, None)
+        if path is not None:
+            yield from scanner.outline_heading(offset, line, path)
+            continue
         yield from scanner.feed(offset, line)
     yield from scanner.finish()
 
@@ -290,7 +385,8 @@ class _Packer:
     def _take(self, start: int, text: str, path: tuple[str, ...]) -> None:
         if not self.pieces:
             self.start = start
-        if not self.has_content:
+        # Blank lines left after a skipped line are not content: the path comes from what follows.
+        if not self.has_content and text.strip():
             self.path = path
             self.has_content = True
         self.pieces.append(text)
@@ -320,6 +416,10 @@ class _Packer:
     def add(self, block: Block) -> Iterator[_RawChunk]:
         """Take one block; yields the chunks it completed."""
         path = block.heading_path
+        if self.pieces and block.start != self.start + self.length:
+            # Left-out lines sit before this block: the chunk ends so its text stays one exact span.
+            yield from self._flush(overlap=False)
+            self.pieces, self.length = [], 0
         if block.kind == "heading" and self.has_content and self.length >= self.min_chars:
             yield from self._flush(overlap=False)
         if self.length + len(block.text) <= self.size:
@@ -351,12 +451,18 @@ def _merge(first: _RawChunk, second: _RawChunk) -> _RawChunk:
 
 
 def chunk_text(
-    text: str | Iterable[str], *, style: str, settings: ChunkingSettings | None = None
+    text: str | Iterable[str],
+    *,
+    style: str,
+    settings: ChunkingSettings | None = None,
+    skip_lines: Collection[int] = frozenset(),
+    headings: Sequence[HeadingMark] = (),
 ) -> Iterator[Chunk]:
     """Chunk a document's text (a string or its pieces in order); yields chunks with exact spans.
 
     ``style`` is markdown, rst, text or code. Chunk offsets are relative to the whole
-    text, and a short trailing chunk merges into the one before it.
+    text, and a short trailing chunk merges into the one before it when no left-out
+    line sits between them. ``skip_lines`` and ``headings`` are as for :func:`iter_blocks`.
     """
     settings = settings or ChunkingSettings()
     segments = [text] if isinstance(text, str) else text
@@ -377,7 +483,7 @@ def chunk_text(
         return chunk
 
     def produced() -> Iterator[_RawChunk]:
-        for block in iter_blocks(segments, style):
+        for block in iter_blocks(segments, style, skip_lines=skip_lines, headings=headings):
             yield from packer.add(block)
         yield from packer.finish()
 
@@ -387,7 +493,7 @@ def chunk_text(
         window.append(raw)
         if len(window) > 2 and (chunk := emit(window.pop(0))) is not None:
             yield chunk
-    if len(window) == 2:
+    if len(window) == 2 and window[1].start <= window[0].start + len(window[0].text):
         _, tail = _trimmed(window[1])
         if len(tail) < settings.min_chars:
             window = [_merge(window[0], window[1])]
@@ -396,4 +502,4 @@ def chunk_text(
             yield chunk
 
 
-__all__ = ["STYLES", "Block", "chunk_text", "find_title", "iter_blocks", "iter_lines", "split_oversize"]
+__all__ = ["STYLES", "Block", "HeadingMark", "chunk_text", "find_title", "iter_blocks", "iter_lines", "split_oversize"]

@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from engine.errors import IngestError, PairForgeError, ProjectBusyError, ProjectReadOnlyError
+from engine.ingest.boilerplate import SharedLines, find_shared_keys
 from engine.ingest.chunker import chunk_text
 from engine.ingest.datasets import NotADatasetError, load_dataset_file
 from engine.ingest.formats import detect_format
 from engine.ingest.loaders import load_document
 from engine.ingest.loaders.base import INVALID_UTF8_WARNING
+from engine.ingest.loaders.html import html_line_keys
 from engine.ingest.reading import FileFacts, clean_text, file_facts
-from engine.ingest.report import FileProblem, ImportProgress, ImportReport
+from engine.ingest.report import BoilerplateDropped, FileProblem, ImportProgress, ImportReport
 from engine.ingest.walker import FoundFile, SkippedPath, discover
 from engine.models import Chunk, Document, Pair
 from engine.store import PairChange, Store
@@ -29,6 +31,7 @@ ProgressCallback = Callable[[ImportProgress], None]
 # Dataset files are parsed whole; beyond this size they would need a streaming parser.
 MAX_DATASET_BYTES = 256 * 1024 * 1024
 _LOG_DETAIL_LIMIT = 200
+_BOILERPLATE_SAMPLES = 20
 
 
 class _NoTextError(Exception):
@@ -61,6 +64,7 @@ def import_paths(
         discover(paths, ignore=store.settings.imports.ignore, project_root=store.root)
     )
     files = [item for item in items if isinstance(item, FoundFile)]
+    shared_html, earlier_html = _shared_html_lines(store, files)
     total_bytes = sum(f.size for f in files)
     done_bytes = 0
     done_files = 0
@@ -74,9 +78,11 @@ def import_paths(
                 continue
             if on_progress:
                 on_progress(ImportProgress(done_files, len(files), done_bytes, total_bytes, item.key))
-            _import_file(store, item, report)
+            _import_file(store, item, report, shared_html)
             done_files += 1
             done_bytes += item.size
+        for found in _pages_to_rechunk(earlier_html, shared_html):
+            _import_file(store, found, report, shared_html, rechunk=True)
         if on_progress:
             on_progress(ImportProgress(done_files, len(files), done_bytes, total_bytes, ""))
     finally:
@@ -87,9 +93,63 @@ def import_paths(
     return report
 
 
-def _import_file(store: Store, found: FoundFile, report: ImportReport) -> None:
+def _html_keys(path: Path) -> set[str] | None:
+    """The line keys of one HTML page, or None when it cannot be read."""
     try:
-        _import_file_or_raise(store, found, report)
+        _, keyed = html_line_keys(path.read_bytes().decode("utf-8-sig", errors="replace"))
+    except (OSError, MemoryError):
+        return None
+    return {key for _, _, keys in keyed for key in keys}
+
+
+def _shared_html_lines(
+    store: Store, files: Sequence[FoundFile]
+) -> tuple[SharedLines, list[tuple[Document, Path]]]:
+    """Lines repeated across many of the project's HTML pages (navigation, footers), and the earlier pages.
+
+    The pages being imported and the HTML documents already in the project whose files
+    are still on disk all count, so a page imported on its own is judged with the rest.
+    The second value lists those earlier documents with their files.
+    """
+    limit = store.settings.imports.max_file_mb * 1024 * 1024
+    paths = {f.path.resolve() for f in files if f.size <= limit and detect_format(f.path) == "html"}
+    earlier: list[tuple[Document, Path]] = []
+    for document in store.list_documents():
+        source = document.meta.get("source_path")
+        if document.format == "html" and isinstance(source, str):
+            path = Path(source).resolve()
+            if path not in paths and path.is_file() and path.stat().st_size <= limit:
+                paths.add(path)
+                earlier.append((document, path))
+    keysets = [keys for path in sorted(paths) if (keys := _html_keys(path)) is not None]
+    return (find_shared_keys(keysets, len(keysets)) if keysets else SharedLines()), earlier
+
+
+def _pages_to_rechunk(earlier: Sequence[tuple[Document, Path]], shared: SharedLines) -> Iterator[FoundFile]:
+    """Earlier HTML pages whose boilerplate changes with the pages just imported.
+
+    A page whose file changed on disk since its import is left alone: re-importing it
+    is the person's call, not a side effect of importing another page.
+    """
+    for document, path in earlier:
+        try:
+            markup = path.read_bytes()
+            facts = file_facts(path)
+        except OSError:
+            continue
+        if facts.sha256 != document.sha256:
+            continue
+        _, keyed = html_line_keys(markup.decode("utf-8-sig", errors="replace"))
+        dropped = sum(1 for _, _, keys in keyed if shared.matches(keys))
+        if dropped != document.meta.get("boilerplate_lines", 0):
+            yield FoundFile(path, document.path, facts.size)
+
+
+def _import_file(
+    store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines, *, rechunk: bool = False
+) -> None:
+    try:
+        _import_file_or_raise(store, found, report, shared_html, rechunk=rechunk)
     except (ProjectReadOnlyError, ProjectBusyError):
         raise
     except _NoTextError:
@@ -117,7 +177,10 @@ def _document_key(store: Store, found: FoundFile) -> str:
     return found.key
 
 
-def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport) -> None:
+def _import_file_or_raise(
+    store: Store, found: FoundFile, report: ImportReport, shared_html: SharedLines, *, rechunk: bool = False
+) -> None:
+    """Import one file; ``rechunk`` re-chunks an unchanged document (its boilerplate changed)."""
     path = found.path
     limits = store.settings.imports
     if found.size == 0:
@@ -140,7 +203,7 @@ def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport) 
         return
     key = _document_key(store, found)
     existing = store.find_document(key)
-    if existing is not None and existing.sha256 == facts.sha256:
+    if existing is not None and existing.sha256 == facts.sha256 and not rechunk:
         report.unchanged.append(key)
         return
 
@@ -158,12 +221,22 @@ def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport) 
                 warnings.insert(0, f"{key} {INVALID_UTF8_WARNING}.")
     chunks: Iterable[Chunk] = ()
     title = None
+    dropped: BoilerplateDropped | None = None
     if fmt != "dataset":
         loaded = load_document(path, fmt, facts)
+        if shared_html:
+            loaded.skip_shared(shared_html)
         warnings = loaded.warnings
         meta.update(loaded.meta)
         title = loaded.title
-        chunks = _require_text(chunk_text(loaded.segments, style=loaded.style, settings=store.settings.chunking))
+        if loaded.skip_lines:
+            dropped = BoilerplateDropped(key, len(loaded.skip_lines), loaded.boilerplate[:_BOILERPLATE_SAMPLES])
+            meta["boilerplate_lines"] = dropped.lines
+            meta["boilerplate"] = dropped.texts
+        chunks = _require_text(chunk_text(
+            loaded.segments, style=loaded.style, settings=store.settings.chunking,
+            skip_lines=loaded.skip_lines, headings=loaded.headings,
+        ))
     if warnings:
         meta["warnings"] = warnings[:50]
     document = Document(
@@ -171,11 +244,16 @@ def _import_file_or_raise(store: Store, found: FoundFile, report: ImportReport) 
         title=(title or path.name)[:300], meta=meta,
     )
     saved, stale = store.save_document(document, chunks, pairs=pairs)
-    (report.replaced if existing is not None else report.imported).append(key)
+    if rechunk:
+        report.rechunked.append(key)
+    else:
+        (report.replaced if existing is not None else report.imported).append(key)
     report.chunks += saved.n_chunks
     report.pairs_imported += len(pairs)
     report.stale_pairs += stale
     report.warnings.extend(warnings)
+    if dropped is not None:
+        report.boilerplate.append(dropped)
 
 
 def _load_dataset(path: Path, key: str, facts: FileFacts) -> tuple[str, list[Pair], int, list[str]] | None:
@@ -211,6 +289,12 @@ def _log_report(store: Store, report: ImportReport) -> None:
             f"re-imported {len(report.replaced)} changed file(s); {report.stale_pairs} pair(s) flagged stale",
             {"paths": _capped(report.replaced), "stale_pairs": report.stale_pairs},
         )
+    if report.rechunked:
+        store.log(
+            "import", "rechunked", len(report.rechunked),
+            f"re-chunked {len(report.rechunked)} earlier HTML page(s): the lines the project's pages share changed",
+            {"paths": _capped(report.rechunked)},
+        )
     if report.unchanged:
         store.log(
             "import", "unchanged", len(report.unchanged),
@@ -221,6 +305,13 @@ def _log_report(store: Store, report: ImportReport) -> None:
         store.log("import", "skipped", 1, problem.reason, {"path": problem.path})
     for problem in report.failed:
         store.log("import", "failed", 1, problem.reason, {"path": problem.path})
+    for dropped in report.boilerplate:
+        shown = "; ".join(f"'{text[:80]}'" for text in dropped.texts[:5])
+        store.log(
+            "import", "boilerplate", dropped.lines,
+            f"left {dropped.lines} boilerplate line(s) out of the chunks of {dropped.path}: {shown}",
+            {"path": dropped.path, "lines": dropped.texts},
+        )
     for warning in report.warnings[:_LOG_DETAIL_LIMIT]:
         store.log("import", "warning", 1, warning)
     if len(report.warnings) > _LOG_DETAIL_LIMIT:

@@ -25,16 +25,31 @@ class FileProblem:
     reason: str
 
 
+@dataclass(frozen=True)
+class BoilerplateDropped:
+    """Boilerplate left out of one document's chunks: how many lines, and the distinct texts."""
+
+    path: str
+    lines: int
+    texts: list[str]
+
+
 @dataclass
 class ImportReport:
-    """Everything one import decided; ``imported``/``unchanged``/``replaced`` hold document paths."""
+    """Everything one import decided; ``imported``/``unchanged``/``replaced``/``rechunked`` hold document paths.
+
+    ``rechunked`` are unchanged earlier pages chunked again because what the project's
+    pages share (their boilerplate) changed with this import.
+    """
 
     imported: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    rechunked: list[str] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)
     failed: list[FileProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    boilerplate: list[BoilerplateDropped] = field(default_factory=list)
     chunks: int = 0
     pairs_imported: int = 0
     stale_pairs: int = 0
