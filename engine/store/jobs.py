@@ -131,14 +131,7 @@ class JobRepository:
         self, host: str | None, *, run_id: int | None = None, task: str | None = None, lease_s: float = JOB_LEASE_S
     ) -> Job | None:
         """Atomically take the next queued job and mark it running under a lease of ``lease_s``; None when none is queued."""
-        clauses = ["status = 'queued'"]
-        params: list[Any] = []
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
-        if task is not None:
-            clauses.append("task = ?")
-            params.append(task)
+        clauses, params = _job_filter(status="queued", run_id=run_id, task=task)
         rows = self.db.write(
             "UPDATE jobs SET status = 'running', host = ?, owner = ?, lease_expires_at = ?, "
             "attempts = attempts + 1, started_at = ? "
@@ -226,14 +219,7 @@ class JobRepository:
 
     def all(self, *, status: str | None = None, run_id: int | None = None, limit: int | None = None) -> list[Job]:
         """Jobs, oldest first, optionally by status and run."""
-        clauses: list[str] = []
-        params: list[str | int] = []
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
+        clauses, params = _job_filter(status=status, run_id=run_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = f"LIMIT {int(limit)}" if limit else ""
         return [job_from_row(r) for r in self.db.read(f"SELECT * FROM jobs {where} ORDER BY id {tail}", params)]
@@ -256,19 +242,25 @@ class JobRepository:
 
     def counts(self, run_id: int | None = None, *, task: str | None = None) -> dict[str, int]:
         """Job counts by status (of one run and of one task, when given)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
-        if task is not None:
-            clauses.append("task = ?")
-            params.append(task)
+        clauses, params = _job_filter(run_id=run_id, task=task)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.db.read(f"SELECT status, COUNT(*) AS n FROM jobs {where} GROUP BY status", params)
         counts = {s.value: 0 for s in JobStatus}
         counts.update({r["status"]: r["n"] for r in rows})
         return counts
+
+
+def _job_filter(
+    *, status: str | None = None, run_id: int | None = None, task: str | None = None
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters for jobs of a status, run and task (each optional)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("run_id", run_id), ("task", task)):
+        if value is not None and value != "":
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses, params
 
 
 __all__ = ["JOB_LEASE_S", "JobRepository", "job_from_row", "owner_gone", "process_owner"]
