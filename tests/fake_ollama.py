@@ -35,6 +35,7 @@ import re
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -532,6 +533,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+class FairSlots:
+    """``count`` slots handed out in arrival order, as Ollama's request queue does.
+
+    A plain semaphore lets a request that just arrived take a freed slot before one that
+    has waited, so some requests wait many rounds; Ollama serves its queue in order.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._queue: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    def acquire(self, stopping: threading.Event) -> bool:
+        """Wait for a slot in turn; False if ``stopping`` was set meanwhile."""
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            try:
+                while not (self._free > 0 and self._queue[0] is me):
+                    if stopping.is_set():
+                        return False
+                    self._cond.wait(0.1)
+                self._free -= 1
+                return True
+            finally:
+                self._queue.remove(me)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        """Give a slot back to the next request in line."""
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True  # server_close joins handler threads: nothing leaks
@@ -575,7 +611,7 @@ class FakeOllama:
         self.peak_concurrency = 0
         self._active = 0
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(parallel) if parallel else None
+        self._slots = FairSlots(parallel) if parallel else None
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
@@ -785,11 +821,9 @@ class FakeOllama:
         return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
 
     def _model_route(self, h: _Handler, body: dict[str, Any]) -> None:
-        if self._slots is not None:
-            # Requests beyond the parallelism wait for a slot, as on a busy Ollama.
-            while not self._slots.acquire(timeout=0.1):
-                if self._stopping.is_set():
-                    return
+        # Requests beyond the parallelism wait for a slot in turn, as on a busy Ollama.
+        if self._slots is not None and not self._slots.acquire(self._stopping):
+            return
         with self._lock:
             self._active += 1
             self.peak_concurrency = max(self.peak_concurrency, self._active)
