@@ -109,7 +109,7 @@ class GenerationSettings(_Section):
     keep_alive: str = "10m"
     """How long Ollama keeps the model loaded after the last request."""
     timeout_s: float = Field(300.0, gt=0)
-    """Seconds one request may take before it is retried."""
+    """Seconds a server may stay silent (before an answer's first token or between two) before the request is retried; an answer that keeps streaming is never cut off."""
     max_attempts: int = Field(4, ge=1, le=20)
     """Tries per job before it is marked failed."""
     model_path: str | None = None

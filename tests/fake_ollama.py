@@ -86,6 +86,10 @@ class Faults:
       Ollama too old for structured output answers.
     * ``fail_next``: the next N model requests get ``fail_status`` (500, or 503 busy),
       then the server recovers, for retry tests.
+    * ``token_delay_s``: a slow CPU: each streamed piece comes this many seconds after the
+      previous one; a single (not streamed) answer comes after all of them together.
+    * ``stall``: a streamed answer sends half its pieces, then stays silent for ``slow_s``
+      seconds before the rest (a stuck model runner); a single answer waits ``slow_s``.
     """
 
     refuse: bool = False
@@ -99,6 +103,8 @@ class Faults:
     no_format_support: bool = False
     fail_next: int = 0
     fail_status: int = 500
+    token_delay_s: float = 0.0
+    stall: bool = False
 
 
 @dataclass
@@ -887,6 +893,13 @@ class FakeOllama:
         else:
             self._answer_ollama(h, path, model, content, done_reason, prompt_tokens, stream, faults)
 
+    def _pace(self, faults: Faults, index: int, count: int) -> bool:
+        """Wait before streamed piece ``index`` as the slow and stall faults say; True if the server is stopping."""
+        wait = faults.token_delay_s if index else 0.0
+        if faults.stall and index == count // 2:
+            wait += faults.slow_s
+        return self._wait(wait)
+
     @staticmethod
     def _normalise(path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Give responders the same shape for every route: ``messages`` and ``format``."""
@@ -930,7 +943,10 @@ class FakeOllama:
             "eval_count": eval_count,
             "eval_duration": int(self.latency * 1e9) + 1_000_000,
         }
+        pieces = _stream_pieces(content)
         if not stream:
+            if self._wait(faults.token_delay_s * len(pieces) + (faults.slow_s if faults.stall else 0.0)):
+                return
             payload = dict(final)
             if chat:
                 payload["message"] = {"role": "assistant", "content": content}
@@ -948,10 +964,11 @@ class FakeOllama:
             h.send_json(200, payload)
             return
         h.start_chunked("application/x-ndjson")
-        pieces = _stream_pieces(content)
         if faults.truncated_stream:
             pieces = pieces[: max(1, len(pieces) // 2)]
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
+            if self._pace(faults, i, len(pieces)):
+                return
             part: dict[str, Any] = {"model": model, "created_at": _now(), "done": False}
             if chat:
                 part["message"] = {"role": "assistant", "content": piece}
@@ -987,7 +1004,10 @@ class FakeOllama:
         }
         ident = "chatcmpl-" + hashlib.sha256(content.encode()).hexdigest()[:12]
         created = int(time.time())
+        pieces = _stream_pieces(content)
         if not stream:
+            if self._wait(faults.token_delay_s * len(pieces) + (faults.slow_s if faults.stall else 0.0)):
+                return
             h.send_json(
                 200,
                 {
@@ -1021,11 +1041,12 @@ class FakeOllama:
                 chunk["usage"] = usage
             h.write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
 
-        pieces = _stream_pieces(content)
         if faults.truncated_stream:
             pieces = pieces[: max(1, len(pieces) // 2)]
         event({"role": "assistant", "content": ""}, None)
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
+            if self._pace(faults, i, len(pieces)):
+                return
             event({"content": piece}, None)
         if faults.truncated_stream:
             h.cut_connection()

@@ -45,7 +45,8 @@ class ChatOptions:
 
     ``None`` leaves a value to the server or model default. ``keep_alive`` is
     Ollama's "keep the model loaded for" duration; other backends ignore it.
-    ``timeout_s`` bounds how long the server may stay silent.
+    ``timeout_s`` bounds how long the server may stay silent, before the first token or
+    between two: an answer that keeps coming may take longer in total.
     """
 
     temperature: float = 0.7

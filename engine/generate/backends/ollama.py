@@ -72,7 +72,7 @@ class OllamaBackend:
         """Prepare a backend for ``model`` on ``host`` (see :func:`resolve_ollama_host`).
 
         No connection is made here; ``timeout_s`` overrides every request's
-        ``ChatOptions.timeout_s`` when given.
+        ``ChatOptions.timeout_s`` (the longest silence between tokens) when given.
         """
         self.model = model
         self.host: str | None = resolve_ollama_host(host)
@@ -87,6 +87,7 @@ class OllamaBackend:
         if client is None:
             # Connecting to a healthy local server is instant; a short connect
             # timeout turns a black-holed address into an error quickly.
+            # httpx's read timeout bounds each read of the stream: the silence between tokens.
             timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
             client = ollama.AsyncClient(host=self.host, timeout=timeout)
             self._clients[timeout_s] = client
@@ -118,20 +119,20 @@ class OllamaBackend:
         started = time.perf_counter()
         try:
             final: ollama.ChatResponse | None = None
-            if on_token is None:
-                final = await client.chat(**kwargs, stream=False)
-                content = final.message.content or ""
-            else:
-                pieces: list[str] = []
-                stream = await client.chat(**kwargs, stream=True)
-                async for part in stream:
-                    piece = part.message.content or ""
-                    if piece:
-                        pieces.append(piece)
+            # Always streamed, so the timeout is one between tokens (each read waits at most
+            # that long), not one on the whole answer: a slow CPU that keeps producing tokens
+            # is never cut off, a server that goes silent is.
+            pieces: list[str] = []
+            stream = await client.chat(**kwargs, stream=True)
+            async for part in stream:
+                piece = part.message.content or ""
+                if piece:
+                    pieces.append(piece)
+                    if on_token is not None:
                         on_token(piece)
-                    if part.done:
-                        final = part
-                content = "".join(pieces)
+                if part.done:
+                    final = part
+            content = "".join(pieces)
             if final is None:
                 raise BackendServerError(
                     f"Ollama at {self.host} ended the answer stream before it was complete: "
@@ -206,8 +207,8 @@ class OllamaBackend:
                     "`ollama serve` or set OLLAMA_HOST to the right address."
                 )
             return BackendTimeoutError(
-                f"Ollama at {host} did not answer in time: raise the timeout, lower num_predict, "
-                "or lower the concurrency for this host."
+                f"Ollama at {host} sent nothing for longer than the timeout: raise "
+                "generation.timeout_s, or lower the concurrency for this host."
             )
         # The client turns httpx.ConnectError into a bare ConnectionError, except on the
         # streaming path where the httpx error escapes as is.

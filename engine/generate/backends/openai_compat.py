@@ -143,16 +143,9 @@ class OpenAICompatBackend:
         timeout = self._timeout(options.timeout_s)
         started = time.perf_counter()
         try:
-            if on_token is None:
-                response = await self._http.post(self._endpoint, json=payload, timeout=timeout)
-                await self._raise_for_status(response)
-                data = response.json()
-                choice = (data.get("choices") or [{}])[0]
-                content = _choice_text(choice) or ""
-                finish = choice.get("finish_reason")
-                usage = data.get("usage") or {}
-            else:
-                content, finish, usage = await self._stream(payload, timeout, on_token)
+            # Always streamed, so the timeout is one between tokens (each read waits at most
+            # that long), not one on the whole answer: a slow CPU is never cut off.
+            content, finish, usage = await self._stream(payload, timeout, on_token)
         except BackendError:
             raise
         except Exception as exc:
@@ -169,7 +162,7 @@ class OpenAICompatBackend:
         )
 
     async def _stream(
-        self, payload: dict[str, Any], timeout: httpx.Timeout, on_token: TokenCallback
+        self, payload: dict[str, Any], timeout: httpx.Timeout, on_token: TokenCallback | None
     ) -> tuple[str, str | None, dict[str, Any]]:
         # Ask for usage in the last event; servers that do not know the option ignore it.
         payload = {**payload, "stream": True, "stream_options": {"include_usage": True}}
@@ -199,7 +192,8 @@ class OpenAICompatBackend:
                     piece = _choice_text(choice)
                     if piece:
                         pieces.append(piece)
-                        on_token(piece)
+                        if on_token is not None:
+                            on_token(piece)
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
         if not finished and finish is None:
@@ -276,8 +270,8 @@ class OpenAICompatBackend:
             )
         if isinstance(exc, httpx.TimeoutException):
             return BackendTimeoutError(
-                f"The server at {host} did not answer in time: raise the timeout, lower max tokens, "
-                "or lower the concurrency for this host."
+                f"The server at {host} sent nothing for longer than the timeout: raise "
+                "generation.timeout_s, or lower the concurrency for this host."
             )
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
             return BackendServerError(
