@@ -276,7 +276,7 @@ class AutoConcurrency:
             self._baseline = measured
             self._next_from_baseline()
             return
-        base_limit, base_rate, _ = baseline
+        base_limit, base_rate, base_latency = baseline
         gain = measured[1] / base_rate - 1 if base_rate > 0 else 1.0
         if window.limit > base_limit:
             # A doubling must pay for itself at least halfway; a step of one, by a small but real gain.
@@ -299,8 +299,10 @@ class AutoConcurrency:
             else:
                 self._settle()
             return
-        # One less in flight: kept when it costs (next to) nothing.
-        if gain >= -self.loss_tolerance:
+        # One less in flight: kept when it costs (next to) nothing. Far above the slots every
+        # step down shortens each answer by about 1/limit; a loss a third of that is noise.
+        shorter = 1 - measured[2] / base_latency if base_latency > 0 else 0.0
+        if gain >= -max(self.loss_tolerance, shorter / 3):
             self._baseline = measured
             self.phase = "descend"
             self._next_from_baseline()
