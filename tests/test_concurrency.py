@@ -81,9 +81,9 @@ async def test_auto_never_goes_above_an_embedded_servers_slots() -> None:
 
 async def test_from_a_remembered_value_too_high_it_comes_back_down() -> None:
     # Remembered from a server that had 8 slots; it now has 2.
-    with fake_ollama(latency=0.05, parallel=2) as server:
+    with fake_ollama(latency=0.1, parallel=2) as server:
         limit = AutoConcurrency(8)
-        await _drive(server.url, limit, seconds=30)
+        await _drive(server.url, limit, seconds=40)
     assert limit.settled
     assert 2 <= limit.limit <= 4, [entry[0] for entry in limit.history]
 
