@@ -156,7 +156,7 @@ async def test_plain_chat_records_tokens_and_reason(
     assert result.done_reason == "stop" and not result.truncated
     assert (result.backend, result.model, result.host) == ("ollama", MODEL, server.url)
     body = server.requests_to("/api/chat")[-1].body
-    # Streamed even without a token callback: the timeout is one between tokens.
+    # A host's first requests are streamed even without a token callback (the timeout is one between tokens).
     assert body["stream"] is True
     assert body["options"] == {"temperature": 0.2, "seed": 7, "num_ctx": 4096}
     assert body["keep_alive"] == "10m"
@@ -609,3 +609,19 @@ async def test_a_stream_that_goes_silent_times_out_after_the_idle_timeout(server
             await backend.aclose()
         assert info.value.retryable
         assert time.perf_counter() - started < 5.0
+
+
+async def test_a_fast_host_is_asked_without_streaming_and_streamed_again_after_a_timeout(server: FakeOllama) -> None:
+    """Parsing every token costs client CPU: a host answering well within the timeout is not streamed."""
+    backend = OllamaBackend(MODEL, server.url)
+    try:
+        for _ in range(4):
+            await backend.chat(MESSAGES, None, ChatOptions(timeout_s=2.0))
+        assert [r.body["stream"] for r in server.requests_to("/api/chat")] == [True, True, True, False]
+        server.set_fault("token_delay_s", 0.05)  # the host got slow: the unstreamed request times out
+        with pytest.raises(BackendTimeoutError):
+            await backend.chat(MESSAGES, None, ChatOptions(timeout_s=1.0))
+        result = await backend.chat(MESSAGES, None, ChatOptions(timeout_s=1.0))  # the retry streams
+        assert result.done_reason == "stop" and server.requests_to("/api/chat")[-1].body["stream"] is True
+    finally:
+        await backend.aclose()

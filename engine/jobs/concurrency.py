@@ -160,6 +160,7 @@ class AutoConcurrency:
         # slow_start: doubling; climb: +1 per window; descend: -1 per window; settled: holding.
         self.phase = "climb" if start is not None else "slow_start"
         self._tried_down = False
+        self._warmed = False
         self._in_flight = 0
         self._started_since_cut = 0
         self._requests = 0
@@ -270,6 +271,11 @@ class AutoConcurrency:
         window = self._window
         measured = (window.limit, window.throughput(), window.latency)
         self.history.append(measured)
+        if not self._warmed:
+            # The first window opens connections and loads the model: it would flatter every later one.
+            self._warmed = True
+            self._window = self._new_window()
+            return
         baseline = self._baseline
         if baseline is None or window.limit == baseline[0]:
             # The kept limit measured again: its figures follow the server's current load.
@@ -301,8 +307,9 @@ class AutoConcurrency:
             return
         # One less in flight: kept when it costs (next to) nothing. Far above the slots every
         # step down shortens each answer by about 1/limit; a loss a third of that is noise.
+        # Capped, so a step that halves each answer (two in flight down to one) still has to be nearly free.
         shorter = 1 - measured[2] / base_latency if base_latency > 0 else 0.0
-        if gain >= -max(self.loss_tolerance, shorter / 3):
+        if gain >= -max(self.loss_tolerance, min(shorter / 3, 0.05)):
             self._baseline = measured
             self.phase = "descend"
             self._next_from_baseline()

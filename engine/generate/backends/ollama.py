@@ -24,7 +24,13 @@ from engine.errors import (
     ModelNotFoundError,
     StructuredOutputUnsupportedError,
 )
-from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
+from engine.generate.backends.base import (
+    ChatOptions,
+    ChatResult,
+    ModelInfo,
+    StreamChoice,
+    TokenCallback,
+)
 
 __all__ = ["DEFAULT_OLLAMA_HOST", "OllamaBackend", "resolve_ollama_host"]
 
@@ -80,6 +86,7 @@ class OllamaBackend:
         # One client per timeout value: the client fixes its timeout at construction
         # and a run normally uses a single value, so this stays at one or two clients.
         self._clients: dict[float, ollama.AsyncClient] = {}
+        self._streaming = StreamChoice()
 
     def _client(self, timeout_s: float) -> ollama.AsyncClient:
         timeout_s = self._timeout_override or timeout_s
@@ -119,20 +126,23 @@ class OllamaBackend:
         started = time.perf_counter()
         try:
             final: ollama.ChatResponse | None = None
-            # Always streamed, so the timeout is one between tokens (each read waits at most
-            # that long), not one on the whole answer: a slow CPU that keeps producing tokens
-            # is never cut off, a server that goes silent is.
-            pieces: list[str] = []
-            stream = await client.chat(**kwargs, stream=True)
-            async for part in stream:
-                piece = part.message.content or ""
-                if piece:
-                    pieces.append(piece)
-                    if on_token is not None:
-                        on_token(piece)
-                if part.done:
-                    final = part
-            content = "".join(pieces)
+            # Streamed, the timeout is one between tokens (each read waits at most that long),
+            # not one on the whole answer: see StreamChoice for when a request is streamed.
+            if not self._streaming.stream(on_token):
+                final = await client.chat(**kwargs, stream=False)
+                content = final.message.content or ""
+            else:
+                pieces: list[str] = []
+                stream = await client.chat(**kwargs, stream=True)
+                async for part in stream:
+                    piece = part.message.content or ""
+                    if piece:
+                        pieces.append(piece)
+                        if on_token is not None:
+                            on_token(piece)
+                    if part.done:
+                        final = part
+                content = "".join(pieces)
             if final is None:
                 raise BackendServerError(
                     f"Ollama at {self.host} ended the answer stream before it was complete: "
@@ -141,12 +151,16 @@ class OllamaBackend:
         except BackendError:
             raise
         except Exception as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                self._streaming.timed_out()
             raise self._map_error(exc) from exc
+        latency = time.perf_counter() - started
+        self._streaming.answered(latency, self._timeout_override or options.timeout_s)
         return ChatResult(
             content=content,
             prompt_tokens=final.prompt_eval_count,
             completion_tokens=final.eval_count,
-            latency_s=time.perf_counter() - started,
+            latency_s=latency,
             done_reason=final.done_reason,
             model=self.model,
             backend=self.name,

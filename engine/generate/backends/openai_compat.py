@@ -29,7 +29,13 @@ from engine.errors import (
     ModelNotFoundError,
     StructuredOutputUnsupportedError,
 )
-from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
+from engine.generate.backends.base import (
+    ChatOptions,
+    ChatResult,
+    ModelInfo,
+    StreamChoice,
+    TokenCallback,
+)
 
 __all__ = ["DEFAULT_OPENAI_HOST", "CompletionPrompt", "OpenAICompatBackend"]
 
@@ -86,6 +92,7 @@ class OpenAICompatBackend:
         self._completion_prompt = completion_prompt
         self._stop = stop
         self._extra_body = extra_body or {}
+        self._streaming = StreamChoice()
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -143,13 +150,25 @@ class OpenAICompatBackend:
         timeout = self._timeout(options.timeout_s)
         started = time.perf_counter()
         try:
-            # Always streamed, so the timeout is one between tokens (each read waits at most
-            # that long), not one on the whole answer: a slow CPU is never cut off.
-            content, finish, usage = await self._stream(payload, timeout, on_token)
+            # Streamed, the timeout is one between tokens (each read waits at most that long),
+            # not one on the whole answer: see StreamChoice for when a request is streamed.
+            if not self._streaming.stream(on_token):
+                response = await self._http.post(self._endpoint, json=payload, timeout=timeout)
+                await self._raise_for_status(response)
+                data = response.json()
+                choice = (data.get("choices") or [{}])[0]
+                content = _choice_text(choice) or ""
+                finish = choice.get("finish_reason")
+                usage = data.get("usage") or {}
+            else:
+                content, finish, usage = await self._stream(payload, timeout, on_token)
         except BackendError:
             raise
         except Exception as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                self._streaming.timed_out()
             raise self._map_error(exc) from exc
+        self._streaming.answered(time.perf_counter() - started, self._timeout_override or options.timeout_s)
         return ChatResult(
             content=content,
             prompt_tokens=usage.get("prompt_tokens"),
