@@ -1,20 +1,25 @@
-"""Generation engine throughput against the stand-in Ollama server.
+"""Generation engine throughput against two Ollama-protocol servers with 1, 4 and 8 slots.
 
-Prints, for a project holding the sample corpus:
+Prints, for a project holding the sample corpus, at the project's default settings (no
+concurrency set, so ``generation.concurrency = "auto"``) unless ``--concurrency N``:
 
-* requests/s through the whole engine (planner jobs -> queue -> backend -> builder ->
-  quality checks -> store) with per-request latency L and server parallelism P,
-  against the ideal P/L;
-* pairs/s with L=0 and the engine's CPU time per pair;
-* with ``--llama`` and the optional extra installed: tokens/s of the embedded model
-  through the engine against a direct llama-cpp call on the same prompt and grammar.
+* for each server and slot count S with latency L per answer: pairs/s through the whole
+  engine (plan -> queue -> backend -> builder -> quality checks -> store) against the
+  server's capacity S/L, over the whole run and in steady state (the second half of the
+  jobs), the concurrency the run settled at (what the project remembers for that host),
+  and the median latency the engine saw per request minus L (what HTTP and the client
+  add per request);
+* pairs/s with L=0 at concurrency 8 and the engine's CPU time per pair.
 
-The server runs in its own process, so its Python work neither shares the engine's
-interpreter lock nor counts as the engine's CPU time (``time.process_time()`` of this
-process only). Each case runs ``--repeat`` times (3) and the median is printed, with
-the machine's load average, since a loaded machine slows both sides.
+The two servers are ``tests/fake_ollama.py`` (HTTP/1.1 keep-alive, Nagle off) and
+``bench/plain_ollama_server.py`` (the standard library's defaults: HTTP/1.0, a new
+connection per request, Nagle on). Each runs in its own process, so its Python work
+neither shares the engine's interpreter lock nor counts as the engine's CPU time. Each case
+runs ``--repeat`` times (3); the median is printed with the spread (min-max), and the
+machine's load average, since a loaded machine slows both sides.
 
-Run: ``python bench/generate_bench.py [--jobs 200] [--fast-jobs 1000] [--repeat 3] [--llama]``
+Run: ``python bench/generate_bench.py [--seconds 12] [--repeat 3] [--servers fake,plain]
+[--slots 1,4,8] [--concurrency N|auto] [--fast-jobs 1000] [--llama]``
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,48 +39,55 @@ sys.path.insert(0, str(ROOT))
 
 from engine.generate import backends_from_settings, generation_runner, make_plan, save_plan  # noqa: E402
 from engine.jobs import JobEvent  # noqa: E402
+from engine.jobs.concurrency import remembered_concurrency  # noqa: E402
 from engine.store import Store  # noqa: E402
 from tests.test_generate_corpus import load_sample_corpus  # noqa: E402
 
 MODEL = "llama3.2:3b"
+SERVERS = {
+    "fake": "tests/fake_ollama.py (HTTP/1.1 keep-alive)",
+    "plain": "bench/plain_ollama_server.py (HTTP/1.0, connection per request)",
+}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _server(latency: float, parallel: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    args = [sys.executable, str(ROOT / "tests" / "fake_ollama.py"), "--port", str(port), "--latency", str(latency)]
-    if parallel:
-        args += ["--parallel", str(parallel)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def _server(kind: str, latency: float, slots: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start server ``kind`` in its own process; returns it and its base URL."""
+    if kind == "fake":
+        args = [str(ROOT / "tests" / "fake_ollama.py"), "--port", "0", "--latency", str(latency)]
+        args += ["--parallel", str(slots)] if slots else []
+    else:
+        args = [str(ROOT / "bench" / "plain_ollama_server.py"), "--latency", str(latency),
+                "--slots", str(slots or 64), "--models", MODEL]
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    proc.stdout.readline()  # "listening on ..."
-    return proc, f"http://127.0.0.1:{port}"
+    line = proc.stdout.readline().decode()  # "... listening on http://127.0.0.1:PORT ..."
+    url = next(word for word in line.split() if word.startswith("http://"))
+    return proc, url
 
 
 def _project(jobs: int) -> tuple[Store, int]:
     store = Store.init(Path(tempfile.mkdtemp(prefix="pf-bench-")) / "proj")
     load_sample_corpus(store)
+    # The plan's minimums would dwarf a short run: keep its shape at the run's size.
+    store.override_settings({"generation": {"min_refusals": max(2, jobs // 10), "min_multi_hop": max(2, jobs // 12)}})
     run_id = save_plan(store, make_plan(store, target=jobs))
     return store, run_id
 
 
-def run_case(latency: float, parallel: int | None, concurrency: int, jobs: int) -> dict[str, float]:
-    """One timed run; returns wall seconds, CPU seconds, pairs and rates.
+def run_case(kind: str, latency: float, slots: int | None, concurrency: int | str | None, jobs: int) -> dict[str, float]:
+    """One timed run; returns pairs/s over the whole run and in steady state, and what it settled at.
 
-    ``rate`` counts the whole run (start-up included); ``steady`` counts the jobs finished
-    after the first ``concurrency`` ones, over the time they took, i.e. the pipeline
-    once every slot is busy. ``startup`` is the time to the first finished job.
+    ``steady`` counts the jobs finished in the second half of the run over the time they
+    took: the pipeline once the concurrency has settled. ``overhead_ms`` is the median
+    request latency the engine recorded minus the server's ``latency``.
     """
-    proc, url = _server(latency, parallel)
+    proc, url = _server(kind, latency, slots)
     try:
         store, run_id = _project(jobs)
+        if concurrency is not None:
+            store.override_settings({"generation": {"concurrency": concurrency}})
         backends = backends_from_settings(store.settings, backend="ollama", model=MODEL, hosts=[url])
-        runner = generation_runner(store, backends, concurrency_per_host=concurrency)
+        runner = generation_runner(store, backends)
         done: list[float] = []
 
         def on_event(event: JobEvent) -> None:
@@ -86,20 +97,34 @@ def run_case(latency: float, parallel: int | None, concurrency: int, jobs: int) 
         cpu0, wall0 = time.process_time(), time.perf_counter()
         summary = asyncio.run(runner.run(run_id, on_event=on_event))
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        latencies = [p.origin.latency_s for p in store.iter_pairs() if p.origin.latency_s is not None]
+        settled = remembered_concurrency(store, backends[0].host or "") or 0
         store.close()
     finally:
         proc.terminate()
         proc.wait()
     pairs = summary.pairs
-    steady = (len(done) - concurrency) / (done[-1] - done[concurrency - 1]) if len(done) > 2 * concurrency else 0.0
-    return {"pairs": pairs, "wall": wall, "cpu": cpu, "rate": pairs / wall, "steady": steady,
-            "startup": (done[0] - wall0) if done else 0.0, "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1)}
+    half = len(done) // 2
+    steady = (len(done) - 1 - half) / (done[-1] - done[half]) if len(done) > 8 else 0.0
+    return {
+        "pairs": pairs, "wall": wall, "rate": pairs / wall, "steady": steady, "settled": settled,
+        "overhead_ms": 1000 * (statistics.median(latencies) - latency) if latencies else 0.0,
+        "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1),
+    }
 
 
-def median_case(repeat: int, latency: float, parallel: int | None, concurrency: int, jobs: int) -> dict[str, float]:
-    """``repeat`` runs of :func:`run_case`; the median of each figure."""
-    runs = [run_case(latency, parallel, concurrency, jobs) for _ in range(repeat)]
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+def repeat_case(repeat: int, *args: object) -> dict[str, list[float]]:
+    """``repeat`` runs of :func:`run_case`; every figure's values, sorted."""
+    runs = [run_case(*args) for _ in range(repeat)]  # type: ignore[arg-type]
+    return {key: sorted(r[key] for r in runs) for key in runs[0]}
+
+
+def _spread(values: list[float], scale: float = 1.0, fmt: str = ".1f") -> str:
+    """The median of ``values`` (times ``scale``) with its range when there are several."""
+    median = format(statistics.median(values) * scale, fmt)
+    if len(values) == 1:
+        return median
+    return f"{median} ({format(values[0] * scale, fmt)}-{format(values[-1] * scale, fmt)})"
 
 
 def load_average() -> str:
@@ -112,61 +137,60 @@ def load_average() -> str:
 
 
 def llama_case() -> None:
-    """Tokens/s of the embedded model through the engine vs a direct llama-cpp call."""
-    from engine.generate.backends.llamacpp import (
-        _grammar,
-        default_model_path,
-        render_completion_prompt,
-    )
-    from engine.generate.builders import GenerationContext, builder_for
+    """Tokens/s of the embedded model through the engine at its default slots."""
     from engine.models import Job, PairKind
 
     store = Store.init(Path(tempfile.mkdtemp(prefix="pf-bench-")) / "proj")
     load_sample_corpus(store)
     chunk = next(c for c in store.list_chunks() if 300 < len(c.text) < 700)
-    jobs = [Job(kind=PairKind.INSTRUCTION, mode="factual", chunk_ids=[chunk.id or 0], params={"variant": i}) for i in range(3)]
+    jobs = [Job(kind=PairKind.INSTRUCTION, mode="factual", chunk_ids=[chunk.id or 0], params={"variant": i})
+            for i in range(8)]
     run_id, _ = store.create_run("generate", {}, jobs)
     backends = backends_from_settings(store.settings, backend="llamacpp")
-    runner = generation_runner(store, backends, concurrency_per_host=1)
+    runner = generation_runner(store, backends)
     wall0 = time.perf_counter()
     summary = asyncio.run(runner.run(run_id))
-    engine_tps = summary.completion_tokens / (time.perf_counter() - wall0)
+    wall = time.perf_counter() - wall0
+    slots = getattr(backends[0], "slots", 1)
+    print(f"embedded model, {slots} slot(s), concurrency auto: {summary.completion_tokens / wall:.1f} tok/s, "
+          f"{summary.pairs} pairs in {wall:.1f} s, settled at {remembered_concurrency(store, 'llamacpp')}")
 
-    import llama_cpp
 
-    request = builder_for(GenerationContext.load(store), "instruction").prepare(jobs[0])
-    llama = llama_cpp.Llama(str(default_model_path()), n_ctx=4096, verbose=False)
-    prompt = render_completion_prompt(request.messages, request.schema)
-    grammar = _grammar(request.schema)
-    tokens, wall0 = 0, time.perf_counter()
-    for _ in range(3):
-        out = llama.create_completion(prompt, grammar=grammar, max_tokens=store.settings.generation.num_predict,
-                                      temperature=0.7, repeat_penalty=1.2, stop=["\n### "])
-        tokens += out["usage"]["completion_tokens"]
-    direct_tps = tokens / (time.perf_counter() - wall0)
-    print(f"embedded Gemma 3 270M: engine {engine_tps:.1f} tok/s ({summary.pairs} pairs), "
-          f"direct llama-cpp {direct_tps:.1f} tok/s -> {100 * engine_tps / direct_tps:.0f}% (target >= 90%)")
+def _concurrency(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    return int(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=200, help="jobs in the latency-bound case")
-    parser.add_argument("--fast-jobs", type=int, default=1000, help="jobs in the L=0 case")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is printed")
+    parser.add_argument("--seconds", type=float, default=12.0, help="ideal length of a run at capacity")
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds per answer on the server")
+    parser.add_argument("--servers", default="fake,plain", help="comma-separated: fake, plain")
+    parser.add_argument("--slots", default="1,4,8", help="comma-separated slot counts")
+    parser.add_argument("--concurrency", default=None, help="a number or auto (default: the project's default)")
+    parser.add_argument("--fast-jobs", type=int, default=1000, help="jobs in the L=0 case (0 skips it)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; median and range are printed")
     parser.add_argument("--llama", action="store_true", help="also measure the embedded model")
     args = parser.parse_args()
+    concurrency = _concurrency(args.concurrency)
+    shown = concurrency if concurrency is not None else "default (auto)"
 
-    print(f"before: {load_average()}; median of {args.repeat} run(s) per case")
-    latency, parallel = 0.2, 4
-    r = median_case(args.repeat, latency, parallel, concurrency=4, jobs=args.jobs)
-    ideal = parallel / latency
-    print(f"P={parallel} L={latency * 1000:.0f} ms concurrency 4: {r['rate']:.2f} req/s vs ideal {ideal:.2f} "
-          f"-> {100 * r['rate'] / ideal:.1f}% over the whole run (target >= 95%); steady state "
-          f"{r['steady']:.2f} req/s -> {100 * r['steady'] / ideal:.1f}%; first pair after {r['startup']:.2f} s; "
-          f"{r['pairs']:.0f} pairs in {r['wall']:.1f} s, engine CPU {r['cpu_ms_per_pair']:.2f} ms/pair")
-    r = median_case(args.repeat, 0.0, None, concurrency=8, jobs=args.fast_jobs)
-    print(f"L=0 concurrency 8: {r['rate']:.0f} pairs/s (target >= 300); "
-          f"engine CPU {r['cpu_ms_per_pair']:.2f} ms/pair over {r['pairs']:.0f} pairs")
+    print(f"before: {load_average()}; {args.repeat} run(s) per case, median (min-max); concurrency {shown}")
+    for kind in args.servers.split(","):
+        print(f"{kind}: {SERVERS[kind]}")
+        for slots in (int(s) for s in args.slots.split(",")):
+            capacity = slots / args.latency
+            jobs = max(40, round(capacity * args.seconds))
+            r = repeat_case(args.repeat, kind, args.latency, slots, concurrency, jobs)
+            print(f"  S={slots} L={args.latency * 1000:.0f} ms, {jobs} jobs: steady "
+                  f"{_spread(r['steady'], 100 / capacity)}% of S/L={capacity:.0f}/s (target >= 95%), "
+                  f"whole run {_spread(r['rate'], 100 / capacity)}%; settled at {_spread(r['settled'], fmt='.0f')}; "
+                  f"+{_spread(r['overhead_ms'])} ms per request over L")
+    if args.fast_jobs:
+        r = repeat_case(args.repeat, "fake", 0.0, None, 8, args.fast_jobs)
+        print(f"L=0 concurrency 8: {_spread(r['rate'], fmt='.0f')} pairs/s (target >= 300); "
+              f"engine CPU {_spread(r['cpu_ms_per_pair'], fmt='.2f')} ms/pair over {r['pairs'][0]:.0f} pairs")
     print(f"after: {load_average()}")
     if args.llama:
         llama_case()

@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -37,6 +37,10 @@ from engine.errors import ConfigError
 SETTINGS_FILE = "pairforge.toml"
 ENV_PREFIX = "PAIRFORGE_"
 ENV_NESTED_DELIMITER = "__"
+
+
+# Requests in flight per host: a number, or "auto" (found per host by the job runner).
+Concurrency = Annotated[int, Field(ge=1, le=64)] | Literal["auto"]
 
 
 class _Section(BaseModel):
@@ -79,8 +83,8 @@ class GenerationSettings(_Section):
     """The model name the backend serves."""
     hosts: list[str] = Field(default_factory=list)
     """Ollama or OpenAI-compatible base URLs; empty means OLLAMA_HOST or the default."""
-    concurrency: int = Field(2, ge=1, le=64)
-    """Requests in flight per host."""
+    concurrency: Concurrency = "auto"
+    """Requests in flight per host: a number from 1 to 64, or auto (found per host while a run goes, and remembered in the project)."""
     target: int | None = Field(None, ge=1)
     """Pairs to plan; empty means the guide's figure for the corpus size."""
     min_refusals: int = Field(60, ge=0)
@@ -105,7 +109,7 @@ class GenerationSettings(_Section):
     keep_alive: str = "10m"
     """How long Ollama keeps the model loaded after the last request."""
     timeout_s: float = Field(300.0, gt=0)
-    """Seconds one request may take before it is retried."""
+    """Seconds a server may stay silent (before an answer's first token or between two) before the request is retried; an answer that keeps streaming is never cut off."""
     max_attempts: int = Field(4, ge=1, le=20)
     """Tries per job before it is marked failed."""
     model_path: str | None = None
@@ -160,8 +164,8 @@ class JudgeSettings(_Section):
     """Empty means generation.model (generation.model_path for llamacpp)."""
     hosts: list[str] = Field(default_factory=list)
     """Empty means generation.hosts."""
-    concurrency: int | None = Field(None, ge=1, le=64)
-    """Requests in flight per host; empty means generation.concurrency."""
+    concurrency: Concurrency | None = None
+    """Requests in flight per host (a number or auto); empty means generation.concurrency."""
     max_attempts: int | None = Field(None, ge=1, le=20)
     """Tries per pair; empty means generation.max_attempts."""
     num_predict: int = Field(512, ge=64)

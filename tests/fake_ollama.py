@@ -35,6 +35,7 @@ import re
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,10 @@ class Faults:
       Ollama too old for structured output answers.
     * ``fail_next``: the next N model requests get ``fail_status`` (500, or 503 busy),
       then the server recovers, for retry tests.
+    * ``token_delay_s``: a slow CPU: each streamed piece comes this many seconds after the
+      previous one; a single (not streamed) answer comes after all of them together.
+    * ``stall``: a streamed answer sends half its pieces, then stays silent for ``slow_s``
+      seconds before the rest (a stuck model runner); a single answer waits ``slow_s``.
     """
 
     refuse: bool = False
@@ -98,6 +103,8 @@ class Faults:
     no_format_support: bool = False
     fail_next: int = 0
     fail_status: int = 500
+    token_delay_s: float = 0.0
+    stall: bool = False
 
 
 @dataclass
@@ -538,6 +545,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+class FairSlots:
+    """``count`` slots handed out in arrival order, as Ollama's request queue does.
+
+    A plain semaphore lets a request that just arrived take a freed slot before one that
+    has waited, so some requests wait many rounds; Ollama serves its queue in order.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._queue: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    def acquire(self, stopping: threading.Event) -> bool:
+        """Wait for a slot in turn; False if ``stopping`` was set meanwhile."""
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            try:
+                while not (self._free > 0 and self._queue[0] is me):
+                    if stopping.is_set():
+                        return False
+                    self._cond.wait(0.1)
+                self._free -= 1
+                return True
+            finally:
+                self._queue.remove(me)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        """Give a slot back to the next request in line."""
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True  # server_close joins handler threads: nothing leaks
@@ -581,7 +623,7 @@ class FakeOllama:
         self.peak_concurrency = 0
         self._active = 0
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(parallel) if parallel else None
+        self._slots = FairSlots(parallel) if parallel else None
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
@@ -791,11 +833,9 @@ class FakeOllama:
         return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
 
     def _model_route(self, h: _Handler, body: dict[str, Any]) -> None:
-        if self._slots is not None:
-            # Requests beyond the parallelism wait for a slot, as on a busy Ollama.
-            while not self._slots.acquire(timeout=0.1):
-                if self._stopping.is_set():
-                    return
+        # Requests beyond the parallelism wait for a slot in turn, as on a busy Ollama.
+        if self._slots is not None and not self._slots.acquire(self._stopping):
+            return
         with self._lock:
             self._active += 1
             self.peak_concurrency = max(self.peak_concurrency, self._active)
@@ -859,6 +899,13 @@ class FakeOllama:
         else:
             self._answer_ollama(h, path, model, content, done_reason, prompt_tokens, stream, faults)
 
+    def _pace(self, faults: Faults, index: int, count: int) -> bool:
+        """Wait before streamed piece ``index`` as the slow and stall faults say; True if the server is stopping."""
+        wait = faults.token_delay_s if index else 0.0
+        if faults.stall and index == count // 2:
+            wait += faults.slow_s
+        return self._wait(wait)
+
     @staticmethod
     def _normalise(path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Give responders the same shape for every route: ``messages`` and ``format``."""
@@ -902,7 +949,10 @@ class FakeOllama:
             "eval_count": eval_count,
             "eval_duration": int(self.latency * 1e9) + 1_000_000,
         }
+        pieces = _stream_pieces(content)
         if not stream:
+            if self._wait(faults.token_delay_s * len(pieces) + (faults.slow_s if faults.stall else 0.0)):
+                return
             payload = dict(final)
             if chat:
                 payload["message"] = {"role": "assistant", "content": content}
@@ -920,10 +970,11 @@ class FakeOllama:
             h.send_json(200, payload)
             return
         h.start_chunked("application/x-ndjson")
-        pieces = _stream_pieces(content)
         if faults.truncated_stream:
             pieces = pieces[: max(1, len(pieces) // 2)]
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
+            if self._pace(faults, i, len(pieces)):
+                return
             part: dict[str, Any] = {"model": model, "created_at": _now(), "done": False}
             if chat:
                 part["message"] = {"role": "assistant", "content": piece}
@@ -959,7 +1010,10 @@ class FakeOllama:
         }
         ident = "chatcmpl-" + hashlib.sha256(content.encode()).hexdigest()[:12]
         created = int(time.time())
+        pieces = _stream_pieces(content)
         if not stream:
+            if self._wait(faults.token_delay_s * len(pieces) + (faults.slow_s if faults.stall else 0.0)):
+                return
             h.send_json(
                 200,
                 {
@@ -993,11 +1047,12 @@ class FakeOllama:
                 chunk["usage"] = usage
             h.write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
 
-        pieces = _stream_pieces(content)
         if faults.truncated_stream:
             pieces = pieces[: max(1, len(pieces) // 2)]
         event({"role": "assistant", "content": ""}, None)
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
+            if self._pace(faults, i, len(pieces)):
+                return
             event({"content": piece}, None)
         if faults.truncated_stream:
             h.cut_connection()

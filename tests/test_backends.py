@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,8 @@ async def test_plain_chat_records_tokens_and_reason(
     assert result.done_reason == "stop" and not result.truncated
     assert (result.backend, result.model, result.host) == ("ollama", MODEL, server.url)
     body = server.requests_to("/api/chat")[-1].body
-    assert body["stream"] is False
+    # A host's first requests are streamed even without a token callback (the timeout is one between tokens).
+    assert body["stream"] is True
     assert body["options"] == {"temperature": 0.2, "seed": 7, "num_ctx": 4096}
     assert body["keep_alive"] == "10m"
     assert "format" not in body
@@ -312,7 +314,7 @@ async def test_timeout(server: FakeOllama, backend: OllamaBackend) -> None:
     server.set_fault("slow")
     with pytest.raises(BackendTimeoutError) as info:
         await backend.chat(MESSAGES, None, ChatOptions(timeout_s=0.3))
-    assert "did not answer in time" in str(info.value) and info.value.retryable
+    assert "sent nothing for longer than the timeout" in str(info.value) and info.value.retryable
 
 
 async def test_no_format_support(server: FakeOllama, backend: OllamaBackend) -> None:
@@ -568,3 +570,60 @@ async def test_no_threads_leak() -> None:
         srv.set_fault("refuse")
         srv.set_fault("refuse", False)
     assert threading.active_count() == before
+
+
+# --- the timeout is one between tokens, not one on the whole answer -------------------
+
+
+def _idle_backends(server: FakeOllama) -> list[Any]:
+    return [OllamaBackend(MODEL, server.url), OpenAICompatBackend(MODEL, server.url)]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_slow_cpu_that_keeps_streaming_is_not_cut_off(server: FakeOllama, streamed: bool) -> None:
+    """Tokens every 40 ms for well over the 0.5 s timeout: the answer arrives whole, with or without a token callback."""
+    server.set_fault("token_delay_s", 0.04)
+    for backend in _idle_backends(server):
+        pieces: list[str] = []
+        started = time.perf_counter()
+        try:
+            result = await backend.chat(
+                MESSAGES, schema_for(QAPair), ChatOptions(timeout_s=0.5), pieces.append if streamed else None
+            )
+        finally:
+            await backend.aclose()
+        assert time.perf_counter() - started > 1.0, "the answer should have taken longer than the timeout"
+        parse_structured(result.content, QAPair)
+        assert result.done_reason == "stop"
+        assert ("".join(pieces) == result.content) if streamed else not pieces
+
+
+async def test_a_stream_that_goes_silent_times_out_after_the_idle_timeout(server: FakeOllama) -> None:
+    """Half the answer, then silence: the request fails after about the timeout, not at the end of the stall."""
+    server.set_fault("stall")
+    server.set_fault("slow_s", 20.0)
+    for backend in _idle_backends(server):
+        started = time.perf_counter()
+        try:
+            with pytest.raises(BackendTimeoutError, match="sent nothing for longer than the timeout") as info:
+                await backend.chat(MESSAGES, None, ChatOptions(timeout_s=0.4), lambda _piece: None)
+        finally:
+            await backend.aclose()
+        assert info.value.retryable
+        assert time.perf_counter() - started < 5.0
+
+
+async def test_a_fast_host_is_asked_without_streaming_and_streamed_again_after_a_timeout(server: FakeOllama) -> None:
+    """Parsing every token costs client CPU: a host answering well within the timeout is not streamed."""
+    backend = OllamaBackend(MODEL, server.url)
+    try:
+        for _ in range(4):
+            await backend.chat(MESSAGES, None, ChatOptions(timeout_s=2.0))
+        assert [r.body["stream"] for r in server.requests_to("/api/chat")] == [True, True, True, False]
+        server.set_fault("token_delay_s", 0.05)  # the host got slow: the unstreamed request times out
+        with pytest.raises(BackendTimeoutError):
+            await backend.chat(MESSAGES, None, ChatOptions(timeout_s=1.0))
+        result = await backend.chat(MESSAGES, None, ChatOptions(timeout_s=1.0))  # the retry streams
+        assert result.done_reason == "stop" and server.requests_to("/api/chat")[-1].body["stream"] is True
+    finally:
+        await backend.aclose()

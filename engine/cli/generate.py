@@ -20,6 +20,7 @@ from engine.cli.common import (
     json_option,
     open_store,
 )
+from engine.cli.concurrency import CONCURRENCY, CONCURRENCY_HELP
 from engine.errors import PairForgeError
 
 
@@ -82,7 +83,7 @@ def _pending_run(store: Any) -> int | None:
 
 
 async def _run_queue(
-    store: Any, backends: list[Any], run_id: int, concurrency: int | None, as_json: bool,
+    store: Any, backends: list[Any], run_id: int, concurrency: int | str | None, as_json: bool,
     *, probe: bool = True,
 ) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -149,7 +150,7 @@ def generation_json(summary: Any) -> dict[str, Any]:
 @click.option("--backend", type=BACKEND_CHOICE, help="Backend (default: generation.backend).")
 @click.option("--model", help="Model name, or a GGUF path for llamacpp (default: from settings).")
 @click.option("--host", "hosts", multiple=True, help="Server URL; repeat for several hosts sharing the queue.")
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight per host.")
+@click.option("--concurrency", type=CONCURRENCY, help=CONCURRENCY_HELP)
 @click.option("--run", "run_id", type=int, help="Resume this run instead of the latest queued one.")
 @click.option("--no-probe", is_flag=True, help="Skip the pre-flight probe (one pair of each planned kind first).")
 @json_option
@@ -157,7 +158,7 @@ def generation_json(summary: Any) -> dict[str, Any]:
 @click.pass_context
 def generate_cmd(
     ctx: click.Context, target: int | None, mix: str | None, backend: str | None, model: str | None,
-    hosts: tuple[str, ...], concurrency: int | None, run_id: int | None, no_probe: bool, as_json: bool,
+    hosts: tuple[str, ...], concurrency: int | str | None, run_id: int | None, no_probe: bool, as_json: bool,
 ) -> None:
     """Generate pairs as a persistent queue: plans a run when none is queued, then works through it."""
     from engine.generate.hosts import backends_from_settings

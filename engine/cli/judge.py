@@ -19,6 +19,7 @@ from engine.cli.common import (
     json_option,
     open_store,
 )
+from engine.cli.concurrency import CONCURRENCY, CONCURRENCY_HELP
 from engine.errors import ConfigError
 
 
@@ -31,7 +32,7 @@ def _bad_value(exc: ValueError) -> ConfigError:
 @click.option("--model", help="Judge model (default: judge.model, else the generation model).")
 @click.option("--backend", type=BACKEND_CHOICE, help="Judge backend (default: judge.backend, else the generation backend).")
 @click.option("--host", "hosts", multiple=True, help="Server URL; repeat for several (default: judge.hosts, else generation.hosts).")
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight per host.")
+@click.option("--concurrency", type=CONCURRENCY, help=CONCURRENCY_HELP)
 @click.option("--all", "judge_all", is_flag=True, help="Judge every pair again, not only new or edited ones.")
 @click.option("--agreement", is_flag=True, help="Compare the judge with your accepted/rejected pairs instead of judging.")
 @json_option
@@ -43,7 +44,7 @@ def judge_cmd(
     model: str | None,
     backend: str | None,
     hosts: tuple[str, ...],
-    concurrency: int | None,
+    concurrency: int | str | None,
     judge_all: bool,
     agreement: bool,
     as_json: bool,

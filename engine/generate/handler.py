@@ -175,7 +175,7 @@ def generation_runner(
     store: Store,
     backends: Sequence[ChatBackend],
     *,
-    concurrency_per_host: int | None = None,
+    concurrency_per_host: int | str | None = None,
     max_attempts: int | None = None,
     retry_base_s: float = 0.5,
     retry_max_s: float = 8.0,
@@ -184,8 +184,8 @@ def generation_runner(
 ) -> JobRunner:
     """A :class:`~engine.jobs.JobRunner` for generation jobs.
 
-    ``concurrency_per_host`` and ``max_attempts`` default to the project's generation
-    settings; ``stream_tokens`` streams answers and emits coalesced token events.
+    ``concurrency_per_host`` (a number or ``"auto"``) and ``max_attempts`` default to the
+    project's generation settings; ``stream_tokens`` streams answers and emits coalesced token events.
     """
     settings = store.settings.generation
     retry = RetryPolicy(

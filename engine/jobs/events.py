@@ -37,7 +37,8 @@ class JobEvent:
     ``kind`` is one of: started, job_started, token (``text`` holds the streamed text
     since the last token event), retry, job_done (``pairs``, ``pair_id`` and ``score``
     say what the job stored), job_failed, host_down, paused, resumed, and one last
-    event: finished, stopped (``error`` says why) or cancelled.
+    event: finished, stopped (``error`` says why) or cancelled; concurrency
+    (``concurrency`` is the host's new limit on requests in flight).
     """
 
     kind: str
@@ -49,6 +50,7 @@ class JobEvent:
     score: float | None = None
     text: str = ""
     error: str | None = None
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """One job runner for every long-running kind (generate, judge, repair, eval), the work passed in.
 
-Each backend (one per host) gets ``concurrency_per_host`` async workers. A worker takes a
-job, lets the handler prepare it and try it against its host, then goes straight on to
+Each backend (one per host) gets as many async workers as its concurrency limit allows:
+a fixed number, or ``"auto"``, found per host while the run goes
+(:mod:`engine.jobs.concurrency`) and remembered in the project. A worker takes a job, lets the handler prepare it and try it against its host, then goes straight on to
 its next job while the finished one waits a moment to be stored: jobs finishing close
 together are stored in one transaction, each with its done state, so a crash loses or
 doubles nothing. Jobs are claimed for a host several at a time (one transaction hands
@@ -35,9 +36,21 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
     BackendError,
+    BackendServerError,
+    BackendTimeoutError,
     BackendUnreachableError,
     InvalidModelOutputError,
     PairForgeError,
+)
+from engine.jobs.concurrency import (
+    AUTO,
+    AUTO_CEILING,
+    AutoConcurrency,
+    ConcurrencySetting,
+    FixedConcurrency,
+    make_limit,
+    remember_concurrency,
+    remembered_concurrency,
 )
 from engine.jobs.events import JobEvent, JobFailure, JobProgress, JobSummary
 from engine.jobs.handler import Finished, JobHandler, JobResult, TokenSink
@@ -85,13 +98,17 @@ class JobRunner:
         backends: Sequence[ChatBackend],
         handler: JobHandler[Any, Any],
         *,
-        concurrency_per_host: int = 2,
+        concurrency_per_host: int | str = 2,
         retry: RetryPolicy | None = None,
         stream_tokens: bool = False,
         check_backends: bool = False,
         lease_s: float = JOB_LEASE_S,
     ) -> None:
         """Prepare a runner; nothing runs until :meth:`run`.
+
+        ``concurrency_per_host`` is the number of requests each host gets at once, or
+        ``"auto"``: found per host from the value the project remembers (else a small
+        start), never above an embedded backend's ``slots``, and remembered again.
 
         ``stream_tokens`` streams answers and emits coalesced token events.
         ``check_backends`` asks every host first whether it serves the model: a host that
@@ -104,7 +121,11 @@ class JobRunner:
         self.store = store
         self.backends = list(backends)
         self.handler = handler
-        self.concurrency = max(1, concurrency_per_host)
+        if isinstance(concurrency_per_host, str) and concurrency_per_host != AUTO:
+            raise ValueError(f"Concurrency {concurrency_per_host!r} is neither a number nor {AUTO!r}.")
+        self.concurrency: ConcurrencySetting = (
+            "auto" if concurrency_per_host == AUTO else max(1, int(concurrency_per_host))
+        )
         self.retry = retry or RetryPolicy()
         self.stream_tokens = stream_tokens
         self.check_backends = check_backends
@@ -118,6 +139,15 @@ class JobRunner:
         self._on_event: EventCallback | None = None
         self._busy: set[asyncio.Task[None]] = set()
         self._claimed: dict[str, deque[Job]] = {}
+        self._limits: dict[str, FixedConcurrency | AutoConcurrency] = {}
+        self._workers: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remembered: dict[str, int | None] = {}
+
+    def limit_of(self, host: str) -> int | None:
+        """Requests the run keeps in flight on ``host`` now (None for a host it does not use)."""
+        limit = self._limits.get(host)
+        return limit.limit if limit is not None else None
 
     # ------------------------------------------------------------------ control (any thread)
 
@@ -164,11 +194,15 @@ class JobRunner:
             self._resume.clear()
             # Jobs claimed ahead go back to the queue while nothing is being asked.
             self._release_claimed()
+            for limit in self._limits.values():
+                limit.interrupt()  # a pause is no measure of the host
             self._emit("paused")
 
     def _resume_now(self) -> None:
         if self.paused:
             self._resume.set()
+            for limit in self._limits.values():
+                limit.interrupt()
             self._emit("resumed")
 
     def _cancel_now(self) -> None:
@@ -220,27 +254,30 @@ class JobRunner:
         if self._to_do and self.check_backends:
             backends = await self._usable_backends()
         self._claimed = {self._host(b): deque() for b in backends}
-        workers: list[asyncio.Task[None]] = []
+        self._limits = {self._host(b): self._limit_for(b) for b in backends}
+        self._workers = dict.fromkeys(self._limits, 0)
+        self._tasks = set()
+        self._dry: set[str] = set()
         renewal: asyncio.Task[None] | None = None
         try:
             if self._to_do and backends:
                 self.handler.start()
                 renewal = asyncio.create_task(self._renew_leases(), name=f"{task}-leases")
-                workers = [
-                    asyncio.create_task(self._worker(backend), name=f"{task}-{self._host(backend)}-{i}")
-                    for backend in backends
-                    for i in range(self.concurrency)
-                ]
-                await asyncio.gather(*workers)
+                for backend in backends:
+                    self._spawn_workers(backend)
+                # Workers come and go with each host's limit: wait until none is left.
+                while pending := {t for t in self._tasks if not t.done()}:
+                    await asyncio.wait(pending)
         except asyncio.CancelledError:
             # The caller's task was cancelled: stop the workers and let their jobs be queued again.
             self._cancel_now()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             raise
         finally:
             if renewal is not None:
                 renewal.cancel()
             self._drain()
+            self._remember_limits()
             self._finish()
         if self._crash is not None:
             raise self._crash
@@ -249,6 +286,34 @@ class JobRunner:
     @staticmethod
     def _host(backend: ChatBackend) -> str:
         return backend.host or backend.name
+
+    def _limit_for(self, backend: ChatBackend) -> FixedConcurrency | AutoConcurrency:
+        """The host's limit: the number given, or auto from what the project remembers for it."""
+        host = self._host(backend)
+        # An embedded server decodes at most its slots at once: more would only wait in it.
+        slots = getattr(backend, "slots", None)
+        ceiling = slots if isinstance(slots, int) and slots > 0 else AUTO_CEILING
+        remembered = remembered_concurrency(self.store, host) if self.concurrency == AUTO else None
+        self._remembered[host] = remembered
+        return make_limit(self.concurrency, remembered=remembered, ceiling=ceiling)
+
+    def _spawn_workers(self, backend: ChatBackend) -> None:
+        """Start workers on ``backend``'s host until as many run as its limit allows."""
+        host = self._host(backend)
+        # A host whose worker found the queue empty gets no new ones: they would only find it empty too.
+        while self._workers[host] < self._limits[host].limit and not self._stopping and host not in self._dry:
+            self._workers[host] += 1
+            worker = asyncio.create_task(self._worker(backend), name=f"{self.handler.task}-{host}-{self._workers[host]}")
+            self._tasks.add(worker)
+
+    def _remember_limits(self) -> None:
+        """Keep the concurrency found for each auto host in the project, when it changed."""
+        for host, limit in self._limits.items():
+            found = limit.found
+            if found is not None and found != self._remembered.get(host):
+                with contextlib.suppress(PairForgeError):  # a busy file: the next run finds it again
+                    remember_concurrency(self.store, host, found)
+                    self._remembered[host] = found
 
     async def _usable_backends(self) -> list[ChatBackend]:
         """The backends whose server answers and has the model; the run stops with the first error if none does."""
@@ -328,14 +393,26 @@ class JobRunner:
 
     async def _worker(self, backend: ChatBackend) -> None:
         host = self._host(backend)
+        try:
+            await self._work(backend, host)
+        finally:
+            self._workers[host] -= 1
+
+    async def _work(self, backend: ChatBackend, host: str) -> None:
+        limit = self._limits[host]
         while not self._stopping:
             if self.paused:
                 await self._resume.wait()
                 continue
             if host in self._down:
                 return
+            if self._workers[host] > limit.limit:
+                return  # the host's limit went down: one worker fewer
+            self._spawn_workers(backend)  # or up: more workers
             job = self._next_job(host)
             if job is None:
+                self._dry.add(host)
+                limit.interrupt()  # the queue ran dry: the tail of a run is no measure of the host
                 return
             task = asyncio.current_task()
             assert task is not None
@@ -364,7 +441,7 @@ class JobRunner:
         """The host's next claimed job; claims a batch (one per worker) when none is left."""
         claimed = self._claimed[host]
         if not claimed and not self._stopping:
-            jobs = self._claim(host, self.concurrency)
+            jobs = self._claim(host, self._limits[host].limit)
             claimed.extend(jobs)
             self._move("queued", "running", len(jobs))
         if claimed:
@@ -435,9 +512,10 @@ class JobRunner:
             self._fail(job, host, str(exc), str(exc))
             return
         attempts = self.retry.max_attempts
+        limit = self._limits[host]
         for attempt in range(1, attempts + 1):
             try:
-                answer = await self.handler.attempt(work, backend, attempt, self._token_sink(job, host))
+                answer = await self._attempt(limit, work, backend, attempt, self._token_sink(job, host))
             except BackendError as exc:
                 if not exc.retryable:
                     self._release([job])
@@ -465,6 +543,30 @@ class JobRunner:
             if self._commit_handle is None:
                 self._commit_handle = asyncio.get_running_loop().call_later(COMMIT_DELAY_S, self._commit_finished)
             return
+
+    async def _attempt(
+        self, limit: FixedConcurrency | AutoConcurrency, work: Any, backend: ChatBackend, attempt: int,
+        on_token: TokenSink | None,
+    ) -> Any:
+        """One try of the handler, reported to the host's limit: its latency, or how it failed."""
+        before = limit.limit
+        token = limit.started()
+        started = time.perf_counter()
+        try:
+            answer = await self.handler.attempt(work, backend, attempt, on_token)
+        except InvalidModelOutputError:
+            # A bad answer used a slot as long as a good one: it counts for the host's throughput.
+            limit.answered(token, time.perf_counter() - started)
+            raise
+        except BaseException as exc:
+            limit.failed(token, overloaded=isinstance(exc, (BackendTimeoutError, BackendServerError)))
+            raise
+        else:
+            limit.answered(token, time.perf_counter() - started)
+            return answer
+        finally:
+            if limit.limit != before:
+                self._emit("concurrency", host=self._host(backend), concurrency=limit.limit)
 
     def _commit_finished(self) -> None:
         """Store the waiting jobs, in batches of at most COMMIT_BATCH_MAX."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.generate.backends import BACKEND_KINDS, ChatBackend, ChatOptions, make_backend
+from engine.generate.hosts import embedded_slots
 from engine.settings import ProjectSettings
 
 __all__ = ["JudgeConfig", "make_judge_backends", "resolve_judge_config"]
@@ -19,7 +20,7 @@ class JudgeConfig:
     backend: str
     model: str
     hosts: tuple[str | None, ...]
-    concurrency: int
+    concurrency: int | str  # a number, or "auto"
     max_attempts: int
     threshold: float
     temperature: float
@@ -48,7 +49,7 @@ def resolve_judge_config(
     backend: str | None = None,
     model: str | None = None,
     hosts: Sequence[str] | None = None,
-    concurrency: int | None = None,
+    concurrency: int | str | None = None,
     threshold: float | None = None,
 ) -> JudgeConfig:
     """Merge overrides, ``[judge]`` settings and the generation settings, in that order.
@@ -95,7 +96,7 @@ def make_judge_backends(config: JudgeConfig) -> list[ChatBackend]:
             backends.append(make_backend("openai", config.model, host, api_key=os.environ.get(config.api_key_env)))
         elif config.backend == "llamacpp":
             backends.append(make_backend(
-                "llamacpp", config.model, None, n_ctx=config.num_ctx, slots=config.concurrency
+                "llamacpp", config.model, None, n_ctx=config.num_ctx, slots=embedded_slots(config.concurrency)
             ))
         else:
             backends.append(make_backend(config.backend, config.model, host))

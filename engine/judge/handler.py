@@ -207,7 +207,7 @@ def judge_runner(
     backends: Sequence[ChatBackend],
     *,
     options: ChatOptions | None = None,
-    concurrency_per_host: int = 2,
+    concurrency_per_host: int | str = 2,
     max_attempts: int = 4,
     threshold: float = 7.0,
     rubric: Rubric = RUBRIC,

@@ -29,6 +29,23 @@ STREAM_TAIL_CHARS = 600
 PROGRESS_EVENTS = frozenset({"started", "job_done", "job_failed", "finished", "stopped", "cancelled"})
 
 
+def parse_concurrency(text: str) -> int | str:
+    """The workers field as a setting: ``auto`` (also when empty), or a number from 1 to 64.
+
+    Raises ValueError with the sentence to show for anything else.
+    """
+    value = text.strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"Workers {text.strip()!r} is neither a number nor auto: type e.g. 4, or auto.") from None
+    if not 1 <= number <= 64:
+        raise ValueError(f"Workers {number} is outside 1-64: type a number in that range, or auto.")
+    return number
+
+
 def _seconds(value: Any) -> str:
     if value is None:
         return "–"
@@ -70,7 +87,8 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
             yield field("pick", Select([], prompt="^l lists", id="gen-models"))
         with Horizontal(classes="form-row"):
             yield field("hosts", Input(",".join(g.hosts), placeholder="comma separated (empty: default)", id="gen-hosts"))
-            yield field("workers", Input(str(g.concurrency), placeholder="1", type="integer", id="gen-concurrency"),
+            yield field("workers", Input(str(g.concurrency), placeholder="auto", id="gen-concurrency",
+                                         tooltip="Requests in flight per host: a number (1-64), or auto to find it per host."),
                         classes="narrow")
         with Horizontal(classes="form-row"):
             yield field("target", Input(str(g.target or ""), placeholder="pairs (empty: guide)", type="integer", id="gen-target"))
@@ -113,11 +131,15 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
     def _form(self) -> dict[str, Any]:
         backend = str(self.query_one("#gen-backend", Select).value)
         hosts = [h.strip() for h in self.query_one("#gen-hosts", Input).value.split(",") if h.strip()]
-        concurrency = int(self.query_one("#gen-concurrency", Input).value or 1)
+        workers = self.query_one("#gen-concurrency", Input).value
+        try:
+            concurrency: int | str = parse_concurrency(workers)
+        except ValueError:
+            concurrency = workers  # said when a run starts; planning does not need it
         target_text = self.query_one("#gen-target", Input).value.strip()
         return {
             "backend": backend, "model": self.query_one("#gen-model", Input).value.strip(), "hosts": hosts,
-            "concurrency": max(concurrency, 1), "target": int(target_text) if target_text else None,
+            "concurrency": concurrency, "target": int(target_text) if target_text else None,
             "mix": self.query_one("#gen-mix", Input).value.strip(),
         }
 
@@ -189,6 +211,7 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
         from engine.generate.planner import save_plan
 
         try:
+            form["concurrency"] = parse_concurrency(str(form["concurrency"]))
             self._save_settings(form)
             if self._plan is not None:
                 run_id: int | None = save_plan(self.store, self._plan)

@@ -26,6 +26,7 @@ __all__ = [
     "ChatOptions",
     "ChatResult",
     "ModelInfo",
+    "StreamChoice",
     "StructuredAnswerError",
     "TokenCallback",
     "make_backend",
@@ -45,7 +46,8 @@ class ChatOptions:
 
     ``None`` leaves a value to the server or model default. ``keep_alive`` is
     Ollama's "keep the model loaded for" duration; other backends ignore it.
-    ``timeout_s`` bounds how long the server may stay silent.
+    ``timeout_s`` bounds how long the server may stay silent, before the first token or
+    between two: an answer that keeps coming may take longer in total.
     """
 
     temperature: float = 0.7
@@ -55,6 +57,34 @@ class ChatOptions:
     top_p: float | None = None
     keep_alive: str | None = "10m"
     timeout_s: float = 300.0
+
+
+class StreamChoice:
+    """Whether a backend streams a request no one watches token by token.
+
+    Streamed, a request's timeout is one between tokens, so a slow CPU that keeps
+    producing tokens is never cut off; but parsing every token costs client CPU, which
+    shows on a fast server. So a host is streamed until ``FAST_ANSWERS`` answers in a row
+    took under a quarter of their timeout, and streamed again after a slow answer or a
+    timeout (the request that timed out is retried, streamed).
+    """
+
+    FAST_ANSWERS = 3
+
+    def __init__(self) -> None:
+        self._fast = 0
+
+    def stream(self, on_token: TokenCallback | None) -> bool:
+        """True when the next request should be streamed."""
+        return on_token is not None or self._fast < self.FAST_ANSWERS
+
+    def answered(self, latency_s: float, timeout_s: float) -> None:
+        """An answer took ``latency_s`` under a timeout of ``timeout_s``."""
+        self._fast = self._fast + 1 if latency_s < timeout_s / 4 else 0
+
+    def timed_out(self) -> None:
+        """A request hit its timeout: stream from now on."""
+        self._fast = 0
 
 
 @dataclass

@@ -24,7 +24,13 @@ from engine.errors import (
     ModelNotFoundError,
     StructuredOutputUnsupportedError,
 )
-from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
+from engine.generate.backends.base import (
+    ChatOptions,
+    ChatResult,
+    ModelInfo,
+    StreamChoice,
+    TokenCallback,
+)
 
 __all__ = ["DEFAULT_OLLAMA_HOST", "OllamaBackend", "resolve_ollama_host"]
 
@@ -72,7 +78,7 @@ class OllamaBackend:
         """Prepare a backend for ``model`` on ``host`` (see :func:`resolve_ollama_host`).
 
         No connection is made here; ``timeout_s`` overrides every request's
-        ``ChatOptions.timeout_s`` when given.
+        ``ChatOptions.timeout_s`` (the longest silence between tokens) when given.
         """
         self.model = model
         self.host: str | None = resolve_ollama_host(host)
@@ -80,6 +86,7 @@ class OllamaBackend:
         # One client per timeout value: the client fixes its timeout at construction
         # and a run normally uses a single value, so this stays at one or two clients.
         self._clients: dict[float, ollama.AsyncClient] = {}
+        self._streaming = StreamChoice()
 
     def _client(self, timeout_s: float) -> ollama.AsyncClient:
         timeout_s = self._timeout_override or timeout_s
@@ -87,6 +94,7 @@ class OllamaBackend:
         if client is None:
             # Connecting to a healthy local server is instant; a short connect
             # timeout turns a black-holed address into an error quickly.
+            # httpx's read timeout bounds each read of the stream: the silence between tokens.
             timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
             client = ollama.AsyncClient(host=self.host, timeout=timeout)
             self._clients[timeout_s] = client
@@ -118,7 +126,9 @@ class OllamaBackend:
         started = time.perf_counter()
         try:
             final: ollama.ChatResponse | None = None
-            if on_token is None:
+            # Streamed, the timeout is one between tokens (each read waits at most that long),
+            # not one on the whole answer: see StreamChoice for when a request is streamed.
+            if not self._streaming.stream(on_token):
                 final = await client.chat(**kwargs, stream=False)
                 content = final.message.content or ""
             else:
@@ -128,7 +138,8 @@ class OllamaBackend:
                     piece = part.message.content or ""
                     if piece:
                         pieces.append(piece)
-                        on_token(piece)
+                        if on_token is not None:
+                            on_token(piece)
                     if part.done:
                         final = part
                 content = "".join(pieces)
@@ -140,12 +151,16 @@ class OllamaBackend:
         except BackendError:
             raise
         except Exception as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                self._streaming.timed_out()
             raise self._map_error(exc) from exc
+        latency = time.perf_counter() - started
+        self._streaming.answered(latency, self._timeout_override or options.timeout_s)
         return ChatResult(
             content=content,
             prompt_tokens=final.prompt_eval_count,
             completion_tokens=final.eval_count,
-            latency_s=time.perf_counter() - started,
+            latency_s=latency,
             done_reason=final.done_reason,
             model=self.model,
             backend=self.name,
@@ -206,8 +221,8 @@ class OllamaBackend:
                     "`ollama serve` or set OLLAMA_HOST to the right address."
                 )
             return BackendTimeoutError(
-                f"Ollama at {host} did not answer in time: raise the timeout, lower num_predict, "
-                "or lower the concurrency for this host."
+                f"Ollama at {host} sent nothing for longer than the timeout: raise "
+                "generation.timeout_s, or lower the concurrency for this host."
             )
         # The client turns httpx.ConnectError into a bare ConnectionError, except on the
         # streaming path where the httpx error escapes as is.

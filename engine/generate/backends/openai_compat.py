@@ -29,7 +29,13 @@ from engine.errors import (
     ModelNotFoundError,
     StructuredOutputUnsupportedError,
 )
-from engine.generate.backends.base import ChatOptions, ChatResult, ModelInfo, TokenCallback
+from engine.generate.backends.base import (
+    ChatOptions,
+    ChatResult,
+    ModelInfo,
+    StreamChoice,
+    TokenCallback,
+)
 
 __all__ = ["DEFAULT_OPENAI_HOST", "CompletionPrompt", "OpenAICompatBackend"]
 
@@ -86,6 +92,7 @@ class OpenAICompatBackend:
         self._completion_prompt = completion_prompt
         self._stop = stop
         self._extra_body = extra_body or {}
+        self._streaming = StreamChoice()
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -143,7 +150,9 @@ class OpenAICompatBackend:
         timeout = self._timeout(options.timeout_s)
         started = time.perf_counter()
         try:
-            if on_token is None:
+            # Streamed, the timeout is one between tokens (each read waits at most that long),
+            # not one on the whole answer: see StreamChoice for when a request is streamed.
+            if not self._streaming.stream(on_token):
                 response = await self._http.post(self._endpoint, json=payload, timeout=timeout)
                 await self._raise_for_status(response)
                 data = response.json()
@@ -156,7 +165,10 @@ class OpenAICompatBackend:
         except BackendError:
             raise
         except Exception as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                self._streaming.timed_out()
             raise self._map_error(exc) from exc
+        self._streaming.answered(time.perf_counter() - started, self._timeout_override or options.timeout_s)
         return ChatResult(
             content=content,
             prompt_tokens=usage.get("prompt_tokens"),
@@ -169,7 +181,7 @@ class OpenAICompatBackend:
         )
 
     async def _stream(
-        self, payload: dict[str, Any], timeout: httpx.Timeout, on_token: TokenCallback
+        self, payload: dict[str, Any], timeout: httpx.Timeout, on_token: TokenCallback | None
     ) -> tuple[str, str | None, dict[str, Any]]:
         # Ask for usage in the last event; servers that do not know the option ignore it.
         payload = {**payload, "stream": True, "stream_options": {"include_usage": True}}
@@ -199,7 +211,8 @@ class OpenAICompatBackend:
                     piece = _choice_text(choice)
                     if piece:
                         pieces.append(piece)
-                        on_token(piece)
+                        if on_token is not None:
+                            on_token(piece)
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
         if not finished and finish is None:
@@ -276,8 +289,8 @@ class OpenAICompatBackend:
             )
         if isinstance(exc, httpx.TimeoutException):
             return BackendTimeoutError(
-                f"The server at {host} did not answer in time: raise the timeout, lower max tokens, "
-                "or lower the concurrency for this host."
+                f"The server at {host} sent nothing for longer than the timeout: raise "
+                "generation.timeout_s, or lower the concurrency for this host."
             )
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
             return BackendServerError(
