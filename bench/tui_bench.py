@@ -35,8 +35,8 @@ from engine.models import Job, Pair, PairKind, PairWarning
 from engine.store import PairFilter, Store
 from tui.app import PairForgeApp
 from tui.messages import GenerationUpdate
-from tui.screens.generate import GeneratePane
-from tui.screens.review import ReviewPane
+from tui.panes.generate import GeneratePane
+from tui.panes.review import ReviewPane
 from tui.widgets.job_list import JobList
 from tui.widgets.pair_list import PairList
 

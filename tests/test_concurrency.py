@@ -169,7 +169,7 @@ def test_the_concurrency_option_takes_a_number_or_auto() -> None:
 
 
 def test_the_generate_forms_workers_field_takes_a_number_or_auto() -> None:
-    from tui.screens.generate import parse_concurrency
+    from tui.panes.generate import parse_concurrency
 
     assert parse_concurrency("") == "auto" and parse_concurrency(" Auto ") == "auto"
     assert parse_concurrency("6") == 6

@@ -9,7 +9,7 @@ from engine.store import Store
 from tests.test_tui import settle
 from tui.app import PairForgeApp
 from tui.messages import GenerationUpdate
-from tui.screens.generate import GeneratePane
+from tui.panes.generate import GeneratePane
 from tui.widgets.job_list import JobList
 
 

@@ -16,10 +16,10 @@ from engine.settings import load_settings
 from engine.store import PairFilter, Store
 from tests.test_tui_projects import HOSTILE_INSTRUCTION, build_review_project
 from tui.app import PairForgeApp
+from tui.dialogs import BulkActionScreen, ConfirmScreen
 from tui.keys import all_keys
-from tui.screens.confirm import BulkActionScreen, ConfirmScreen
+from tui.panes.review import ReviewPane
 from tui.screens.help import HelpScreen
-from tui.screens.review import ReviewPane
 from tui.widgets.pair_list import PairList
 from tui.widgets.quality_panel import QualityPanel
 from tui.widgets.text_pane import TextPane
@@ -495,7 +495,7 @@ async def test_starting_generation_saves_only_the_server_fields_changed(review_p
     """The Generate form shows the model from the environment; starting saves the edited workers, not that model."""
     import tomllib
 
-    from tui.screens.generate import GeneratePane
+    from tui.panes.generate import GeneratePane
 
     monkeypatch.setenv("PAIRFORGE_GENERATION__MODEL", "model-from-env")
     app = PairForgeApp(review_project)
@@ -723,7 +723,7 @@ async def test_large_projects_check_contradictions_when_asked(review_project: Pa
 async def test_streamed_answer_follows_one_job_when_several_stream(review_project: Path) -> None:
     """Tokens of two concurrent jobs never interleave on screen: the pane follows the job started last."""
     from tui.messages import GenerationText
-    from tui.screens.generate import GeneratePane
+    from tui.panes.generate import GeneratePane
 
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:

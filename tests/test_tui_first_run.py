@@ -12,7 +12,7 @@ from engine.store import Store
 from tests.test_tui import settle
 from tests.test_tui_projects import build_review_project
 from tui.app import PairForgeApp
-from tui.screens.confirm import ConfirmScreen
+from tui.dialogs import ConfirmScreen
 from tui.widgets.flow_guide import FlowGuide, FlowState
 from tui.widgets.key_footer import KeyFooter, footer_key_width
 
@@ -156,7 +156,7 @@ async def test_a_text_box_gives_the_keys_back_after_its_action(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section_key: str, box: str, typed: str, action_key: str
 ) -> None:
     """After Start, Export or Save from a text box, the digit keys switch sections again instead of typing."""
-    from tui.screens.generate import GeneratePane
+    from tui.panes.generate import GeneratePane
 
     # The run itself needs a model server; what matters here is where the keyboard goes once it starts.
     def no_run(self: GeneratePane, run_id: int | None) -> None:

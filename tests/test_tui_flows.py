@@ -12,8 +12,8 @@ from engine.store import PairFilter, Store
 from tests.fake_ollama import fake_ollama
 from tests.test_tui import settle
 from tui.app import PairForgeApp
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.review import ReviewPane
+from tui.dialogs import ConfirmScreen
+from tui.panes.review import ReviewPane
 from tui.widgets.pair_list import PairList
 
 SIZE = (120, 40)

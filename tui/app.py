@@ -18,6 +18,7 @@ from engine.errors import PairForgeError, ProjectNotFoundError
 from engine.settings import SETTINGS_FILE
 from engine.store import PairChange, Store
 from tui.commands import PairForgeCommands
+from tui.dialogs import ConfirmScreen
 from tui.keys import KeyEntry, KeyOwner, all_keys
 from tui.messages import (
     DeepChecksReady,
@@ -31,7 +32,6 @@ from tui.messages import (
 )
 from tui.quality_figures import DeepFigures, PanelFigures, figures_from_report, figures_from_store
 from tui.quality_model import QualityModel
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.workspace import WorkspaceScreen
 from tui.themes import DEFAULT_THEME, load_themes

@@ -15,14 +15,14 @@ from textual.widgets import ContentSwitcher, Header, Input, TextArea
 from engine.store import PairFilter, Store
 from tui.keys import KeyOwner
 from tui.messages import ExportFinished, RunDeepChecks
+from tui.panes.documents import DocumentsPane
+from tui.panes.export import ExportPane
+from tui.panes.generate import GeneratePane
+from tui.panes.log import LogPane
+from tui.panes.review import ReviewPane
+from tui.panes.settings import SettingsPane
 from tui.quality_figures import DeepFigures, PanelFigures
 from tui.quality_model import QualityModel
-from tui.screens.documents import DocumentsPane
-from tui.screens.export import ExportPane
-from tui.screens.generate import GeneratePane
-from tui.screens.log import LogPane
-from tui.screens.review import ReviewPane
-from tui.screens.settings import SettingsPane
 from tui.sections import SectionPane
 from tui.widgets.flow_guide import FlowGuide
 from tui.widgets.form import COMPACT_BELOW_ROWS, set_compact

@@ -14,9 +14,9 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select,
 
 from engine.errors import PairForgeError
 from engine.store import Store
+from tui.dialogs import ConfirmScreen
 from tui.messages import EngineFailed, ExportFinished, ExportProgress
 from tui.safe_text import plain
-from tui.screens.confirm import ConfirmScreen
 from tui.sections import Section, SectionPane
 from tui.widgets.form import field, give_keys_back
 from tui.worker_errors import ReportsWorkerFailures

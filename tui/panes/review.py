@@ -25,10 +25,10 @@ from textual.widgets import Label
 from engine.errors import PairForgeError
 from engine.models import Job, Pair, PairStatus
 from engine.store import PairFilter, Store
+from tui.dialogs import BulkActionScreen
 from tui.messages import EngineFailed, RunDeepChecks
 from tui.quality_figures import DeepFigures
 from tui.quality_model import QualityModel
-from tui.screens.confirm import BulkActionScreen
 from tui.sections import Section, SectionPane
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
 from tui.widgets.near_duplicates import DuplicateItem, NearDuplicateList
