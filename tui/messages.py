@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from textual.dom import DOMNode
 from textual.message import Message
+from textual.widget import Widget
+from textual.worker import NoActiveWorker, get_current_worker
 
 from engine.settings import ProjectSettings
 from engine.store import PairFilter
@@ -13,6 +16,39 @@ from tui.quality_figures import DeepFigures, PanelFigures
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
+
+
+class PaneMessage(Message):
+    """A message a pane (or one of its widgets) posts up: ``control`` is the widget it came from.
+
+    The control is found where the message is made (the widget whose handler runs, or the
+    widget that started the worker thread making it), so ``@on(EngineFailed, "#review")``
+    matches without every post site naming itself. Messages the App posts have none.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._control: Widget | None = _posting_widget(self._sender)
+        if self._sender is None:
+            # Made on a worker thread: the widget that started the worker is the sender, which
+            # Textual needs before it matches a selector at all.
+            self._sender = self._control
+
+    @property
+    def control(self) -> DOMNode | None:
+        """The pane or widget that posted the message, or None when the App did."""
+        return self._control
+
+
+def _posting_widget(pump: object) -> Widget | None:
+    # Message records the message pump whose handler is running (None on a worker thread).
+    if isinstance(pump, Widget):
+        return pump
+    try:
+        node = get_current_worker().node
+    except NoActiveWorker:
+        return None
+    return node if isinstance(node, Widget) else None
 
 
 class PairsChanged(Message):
@@ -58,11 +94,11 @@ class LiveReportBuilt(Message):
         self.report = report
 
 
-class RunDeepChecks(Message):
+class RunDeepChecks(PaneMessage):
     """The user asked for contradictions and near-duplicate groups to be checked now."""
 
 
-class ShowPairs(Message):
+class ShowPairs(PaneMessage):
     """Jump to the Review screen showing the pairs matching ``pair_filter``."""
 
     def __init__(self, pair_filter: PairFilter, label: str) -> None:
@@ -71,7 +107,7 @@ class ShowPairs(Message):
         self.label = label
 
 
-class EngineFailed(Message):
+class EngineFailed(PaneMessage):
     """An engine call failed with a message a person can act on."""
 
     def __init__(self, text: str, *, where: str = "") -> None:
@@ -80,7 +116,7 @@ class EngineFailed(Message):
         self.where = where
 
 
-class SettingsSaved(Message):
+class SettingsSaved(PaneMessage):
     """The Settings form saved ``settings``: the App applies the keymap (and the theme if it changed there)."""
 
     def __init__(self, settings: ProjectSettings, *, theme_changed: bool) -> None:
@@ -89,7 +125,7 @@ class SettingsSaved(Message):
         self.theme_changed = theme_changed
 
 
-class ImportProgress(Message):
+class ImportProgress(PaneMessage):
     """How far an import has got."""
 
     def __init__(self, done: int, total: int, current: str) -> None:
@@ -111,7 +147,7 @@ class ImportOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-class ImportFinished(Message):
+class ImportFinished(PaneMessage):
     """An import ended."""
 
     def __init__(self, outcome: ImportOutcome) -> None:
@@ -119,7 +155,7 @@ class ImportFinished(Message):
         self.outcome = outcome
 
 
-class GenerationUpdate(Message):
+class GenerationUpdate(PaneMessage):
     """Live figures of the running generation queue, and the jobs that changed."""
 
     def __init__(self, stats: dict[str, Any], job_ids: list[int] | None = None) -> None:
@@ -135,7 +171,7 @@ class GenerationUpdate(Message):
         return False
 
 
-class GenerationText(Message):
+class GenerationText(PaneMessage):
     """Streamed text of the answer being generated."""
 
     def __init__(self, job_id: int | None, text: str) -> None:
@@ -144,7 +180,7 @@ class GenerationText(Message):
         self.text = text
 
 
-class GenerationFinished(Message):
+class GenerationFinished(PaneMessage):
     """The generation queue stopped (done, paused, cancelled or failed)."""
 
     def __init__(self, summary: str) -> None:
@@ -152,7 +188,7 @@ class GenerationFinished(Message):
         self.summary = summary
 
 
-class ExportProgress(Message):
+class ExportProgress(PaneMessage):
     """How far an export has got."""
 
     def __init__(self, done: int, total: int) -> None:
@@ -164,7 +200,7 @@ class ExportProgress(Message):
         return isinstance(message, ExportProgress)
 
 
-class ExportFinished(Message):
+class ExportFinished(PaneMessage):
     """An export ended; ``card`` is the dataset card's text."""
 
     def __init__(self, out_dir: str, files: list[str], card: str) -> None:
@@ -187,6 +223,7 @@ __all__ = [
     "ImportProgress",
     "LiveReportBuilt",
     "PairsChanged",
+    "PaneMessage",
     "QualityReady",
     "RunDeepChecks",
     "SettingsSaved",

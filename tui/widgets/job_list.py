@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.geometry import Region, Size
+from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -40,11 +41,13 @@ class JobList(ScrollView, can_focus=True, inherit_bindings=False):
     ]
     COMPONENT_CLASSES = {"job-list--cursor", "job-list--header", "job-list--failed", "job-list--running"}
 
+    #: The job under the cursor; its watcher keeps it in view and redraws the two lines it changes.
+    cursor: reactive[int] = reactive(0, repaint=False, init=False)
+
     def __init__(self, store: Store | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
         self.ids: list[int] = []
-        self.cursor = 0
         self._rows = RowCache(ROW_CACHE_SIZE)
 
     # ------------------------------------------------------------------ data
@@ -119,10 +122,12 @@ class JobList(ScrollView, can_focus=True, inherit_bindings=False):
         if not self.ids:
             self.cursor = 0
             return
-        old, self.cursor = self.cursor, max(0, min(index, len(self.ids) - 1))
+        self.cursor = max(0, min(index, len(self.ids) - 1))
+
+    def watch_cursor(self, old: int, new: int) -> None:
         # The line above the job sits under the column titles, so it is kept in view too.
-        self.scroll_to_region(Region(0, self.cursor, 1, 2), animate=False, immediate=True, force=True)
-        for changed in (old, self.cursor):
+        self.scroll_to_region(Region(0, new, 1, 2), animate=False, immediate=True, force=True)
+        for changed in (old, new):
             self.refresh(Region(0, changed + 1 - int(self.scroll_offset.y), self.size.width, 1))
 
     def action_move(self, delta: int) -> None:

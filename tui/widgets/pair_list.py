@@ -16,6 +16,7 @@ from rich.style import Style
 from textual import events
 from textual.geometry import Region, Size
 from textual.message import Message
+from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -78,6 +79,10 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
         "pair-list--warning", "pair-list--marked",
     }
 
+    #: The row under the cursor. Its watcher redraws only the line it left and the line it
+    #: reached (cheap over slow SSH links), so nothing else repaints the list on a move.
+    cursor: reactive[int] = reactive(0, repaint=False, init=False)
+
     class Highlighted(Message):
         """The cursor moved to another pair (None when the list is empty)."""
 
@@ -93,8 +98,6 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
         self.marked: set[int] = set()
         # Ids with a near duplicate, filled in once the duplicate index is built.
         self.duplicate_ids: set[int] = set()
-        # A plain attribute, not a reactive: a move redraws only the two lines it touches.
-        self.cursor = 0
         self._rows = RowCache(cache_size)
         self._styles: dict[str, Style] = {}
 
@@ -221,13 +224,18 @@ class PairList(ScrollView, can_focus=True, inherit_bindings=False):
         old = self.cursor
         if index == old and not force:
             return False
-        self.cursor = index
-        self.scroll_to_region(Region(0, index, 1, 1), animate=False, immediate=True, force=True)
-        self._refresh_index(old)
-        self._refresh_index(index)
+        if index == old:
+            self.watch_cursor(old, index)  # forced onto the same row: keep it in view and redraw it
+        else:
+            self.cursor = index
         if announce:
             self.post_message(self.Highlighted(self.ids[index]))
         return True
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.scroll_to_region(Region(0, new, 1, 1), animate=False, immediate=True, force=True)
+        self._refresh_index(old)
+        self._refresh_index(new)
 
     def _refresh_index(self, index: int) -> None:
         # Only the two changed lines are redrawn: cheap over slow SSH links.
