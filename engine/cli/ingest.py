@@ -23,14 +23,10 @@ _PROGRESS_MIN_BYTES = 5 * 1024 * 1024
 
 
 def _recheck_imported(store: Any, pair_ids: list[int]) -> str | None:
-    """Run the pair checks on newly imported dataset rows, if the quality package offers it."""
+    """Run the pair checks on newly imported dataset rows."""
+    from engine.quality import recheck
+
     if not pair_ids:
-        return None
-    # engine.quality is optional at this layer: without it the rows get their warnings at
-    # the next `pairforge check`, so a missing module or function is not an error here.
-    try:
-        from engine.quality import recheck  # type: ignore[attr-defined]
-    except ImportError:
         return None
     recheck(store, pair_ids)
     return f"checked {len(pair_ids)} imported pair(s)"

@@ -68,10 +68,8 @@ def _counter_table(title: str, counts: Counter[str], total: int) -> list[str]:
 
 def guess_dataset_language(stats: ExportStats) -> str:
     """The card's language code: the most common guess over a sample of answers, else "en"."""
-    try:
-        from engine.quality.textstats import guess_language
-    except ImportError:
-        return "en"
+    from engine.quality.textstats import guess_language
+
     guesses = Counter(guess_language(text) for text in stats.language_sample)
     guesses.pop("unknown", None)
     return guesses.most_common(1)[0][0] if guesses else "en"

@@ -9,11 +9,7 @@ from typing import Any
 
 from engine.export.rows import Conversation, PairRecord
 from engine.models import Message, Role
-
-try:
-    from engine.quality.tokens import TEMPLATE_TOKENS_PER_MESSAGE
-except ImportError:  # the quality package is optional at this layer
-    TEMPLATE_TOKENS_PER_MESSAGE = 4
+from engine.quality.tokens import TEMPLATE_TOKENS_PER_MESSAGE
 
 # Context windows trainers commonly use; the card recommends the smallest that fits.
 SEQ_LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)

@@ -53,17 +53,11 @@ def _check_target(store: Store, out_dir: Path, force: bool) -> None:
 
 
 def _ensure_split(store: Store, notes: list[str]) -> None:
-    """Compute a split when none is stored, with the quality package's splitter if it is present."""
+    """Compute a split with the project's split settings when none is stored."""
+    from engine.quality import make_split
+
     stored = store.pair_counts("split")
     if any(name in stored for name in SPLITS):
-        return
-    try:
-        from engine.quality import make_split  # type: ignore[attr-defined]
-    except ImportError:
-        notes.append(
-            "No train/validation split was stored and the split step is not available, so every pair is "
-            "in train; run `pairforge split` and export again for a validation set."
-        )
         return
     make_split(store)
     notes.append("No split was stored, so one was computed for this export with the project's split settings.")
@@ -126,10 +120,8 @@ def _chunk_documents(store: Store) -> dict[int, str]:
 
 
 def _token_counter(store: Store) -> Any:
-    try:
-        from engine.quality.tokens import TokenCounter
-    except ImportError:
-        return None
+    from engine.quality.tokens import TokenCounter
+
     return TokenCounter.from_settings(store.settings)
 
 
@@ -144,10 +136,8 @@ def _quality_report(store: Store, notes: list[str]) -> Any:
             f"{_QUALITY_REPORT_MAX_PAIRS} pairs; run `pairforge check` to see it."
         )
         return None
-    try:
-        from engine.quality import LiveReport  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from engine.quality import LiveReport
+
     try:
         return LiveReport.build(store).snapshot(contradictions=False)
     except Exception as exc:  # the card is still useful without the project-wide report
