@@ -38,6 +38,11 @@ _META_KEY = "concurrency:{host}"
 GAIN_THRESHOLD = 0.02
 LOSS_TOLERANCE = 0.03
 
+# The baseline is the mean of the kept limit's last windows; a step up must beat their scatter
+# (at most MAX_SCATTER, so a noisy host can still climb).
+BASELINE_WINDOWS = 4
+MAX_SCATTER = 0.10
+
 # With no value remembered, a host starts at the old fixed default.
 AUTO_START = 2
 
@@ -166,6 +171,7 @@ class AutoConcurrency:
         self._requests = 0
         self._last_change = clock()
         self._baseline: tuple[int, float, float] | None = None  # limit, throughput, latency
+        self._samples: list[tuple[int, float, float]] = []  # the baseline limit's recent windows
         self._settled_windows = 0
         self._window = self._new_window()
         self.history: list[tuple[int, float, float]] = []  # every window: limit, throughput, latency
@@ -216,6 +222,7 @@ class AutoConcurrency:
             self._started_since_cut = 0
             self._set(max(1, self._limit // 2))
             self._baseline = None
+            self._samples = []
             self.phase, self._tried_down = "climb", True
             return
         self._returned(token, None)
@@ -279,16 +286,22 @@ class AutoConcurrency:
         baseline = self._baseline
         if baseline is None or window.limit == baseline[0]:
             # The kept limit measured again: its figures follow the server's current load.
-            self._baseline = measured
+            self._keep(measured)
             self._next_from_baseline()
             return
         base_limit, base_rate, base_latency = baseline
         gain = measured[1] / base_rate - 1 if base_rate > 0 else 1.0
         if window.limit > base_limit:
-            # A doubling must pay for itself at least halfway; a step of one, by a small but real gain.
-            wanted = 0.5 * (window.limit / base_limit - 1) if self.phase == "slow_start" else self.gain_threshold
+            # A doubling must pay for itself at least halfway; a step of one, by a small but real
+            # gain: more than the kept limit's own windows scatter by, or the limit would ratchet
+            # up on the luck of one window (a server's fixed-latency slots alias with a window's
+            # edges by several per cent) and only latency would grow.
+            if self.phase == "slow_start":
+                wanted = 0.5 * (window.limit / base_limit - 1)
+            else:
+                wanted = max(self.gain_threshold, min(self._scatter(), MAX_SCATTER))
             if gain >= wanted:
-                self._baseline = measured
+                self._keep(measured)
                 if self.phase == "settled":
                     self.phase = "climb"
                 self._next_from_baseline()
@@ -310,11 +323,30 @@ class AutoConcurrency:
         # Capped, so a step that halves each answer (two in flight down to one) still has to be nearly free.
         shorter = 1 - measured[2] / base_latency if base_latency > 0 else 0.0
         if gain >= -max(self.loss_tolerance, min(shorter / 3, 0.05)):
-            self._baseline = measured
+            self._keep(measured)
             self.phase = "descend"
             self._next_from_baseline()
         else:
             self._settle()
+
+    def _keep(self, measured: tuple[int, float, float]) -> None:
+        """Make ``measured`` the baseline; the same limit measured again is averaged with its last windows."""
+        if not self._samples or self._samples[-1][0] != measured[0]:
+            self._samples = []
+        self._samples = [*self._samples[-(BASELINE_WINDOWS - 1):], measured]
+        count = len(self._samples)
+        self._baseline = (
+            measured[0],
+            sum(sample[1] for sample in self._samples) / count,
+            sum(sample[2] for sample in self._samples) / count,
+        )
+
+    def _scatter(self) -> float:
+        """How far apart the baseline limit's recent windows measured, as a share of their mean."""
+        rates = [sample[1] for sample in self._samples]
+        if len(rates) < 2 or sum(rates) <= 0:
+            return 0.0
+        return (max(rates) - min(rates)) / (sum(rates) / len(rates))
 
     def _next_from_baseline(self) -> None:
         """After a window that set the baseline: the phase's next step."""
