@@ -207,6 +207,7 @@ def test_card_has_hub_header_and_every_section(exported):
     assert "| dedup | removed | 3 | 1 |" in body
     assert "| Refusal pairs | >= 60 |" in body and "**missed**" in body
     assert "guides/pumps.md" in body
+    assert "### Diversity of instructions" in body and "Distinct-2: " in body and "| Commonest opener |" in body
 
 
 def test_filters_and_severity_exclusion(project, tmp_path):

@@ -39,6 +39,16 @@ class DeepFigures:
     stale: bool = False  # done, but pairs changed since (on a project too big to recheck by itself)
 
 
+@dataclass(frozen=True)
+class DiversityFigure:
+    """The diversity check: one summary line, then each warning with the pairs it is about."""
+
+    status: str  # ok | warning | too few
+    summary: str
+    warnings: tuple[tuple[str, PairFilter], ...] = ()
+    pair_filter: PairFilter = field(default_factory=PairFilter)
+
+
 @dataclass
 class PanelFigures:
     """Everything the quality panel draws."""
@@ -48,6 +58,7 @@ class PanelFigures:
     composition: list[str] = field(default_factory=list)
     warnings: list[tuple[str, str, int]] = field(default_factory=list)  # check, title, count
     consistency: list[str] = field(default_factory=list)
+    diversity: DiversityFigure | None = None
     deep: DeepFigures = field(default_factory=DeepFigures)
     source: str = "store"
 
@@ -95,10 +106,29 @@ def figures_from_report(report: DatasetReport, store: Store) -> PanelFigures:
     figures.corpus_line = " ".join(corpus)
     figures.composition.extend(report.composition_warnings)
     figures.consistency = list(report.consistency_warnings)
+    figures.diversity = _diversity_figure(report)
     titles = _check_titles()
     counts = report.warning_counts or store.warning_counts()
     figures.warnings = [(c, titles.get(c, c), n) for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return figures
+
+
+def _diversity_figure(report: DatasetReport) -> DiversityFigure | None:
+    diversity = report.diversity
+    if not diversity.instructions:
+        return None
+    groups = {(g.kind, g.mode): g for g in diversity.groups}
+    top = max(diversity.groups, key=lambda g: (g.share, g.pairs), default=None)
+    summary = (f"Diversity: opener {top.share:.0%}, distinct-2 {diversity.distinct_2_rarefied:.2f}, "
+               f"length spread {diversity.length_cv:.2f}") if top else "Diversity: no openers yet"
+    warnings: list[tuple[str, PairFilter]] = []
+    for text in diversity.warnings:
+        # A warning about one kind and mode leads to its pairs; the distinct-2 one to every pair.
+        target = next((PairFilter(kind=k, mode=m) for (k, m) in groups if f" {k} " in text and f"mode {m}" in text),
+                      PairFilter())
+        warnings.append((text, target))
+    where = PairFilter(kind=top.kind, mode=top.mode) if top else PairFilter()
+    return DiversityFigure(diversity.status, summary, tuple(warnings), where)
 
 
 def figures_from_store(store: Store) -> PanelFigures:
@@ -128,4 +158,4 @@ def figures_from_store(store: Store) -> PanelFigures:
     return figures
 
 
-__all__ = ["DeepFigures", "GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]
+__all__ = ["DeepFigures", "DiversityFigure", "GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]

@@ -62,6 +62,9 @@ def _print_report(report: object, checks: dict, changed: int) -> None:
         console.print("[bold]By document:[/] " + ", ".join(f"{escape(d.path)} {d.pairs}" for d in report.documents))
     for note in [*report.composition_warnings, *report.consistency_warnings]:
         console.print(f"[yellow]![/] {escape(note)}")
+    console.print(f"[bold]{escape(report.diversity.summary())}[/]")
+    for note in report.diversity.warnings:
+        console.print(f"[yellow]![/] {escape(note)}")
     if report.duplicate_clusters:
         console.print(f"[yellow]![/] {len(report.duplicate_clusters)} near-duplicate cluster(s); run `pairforge dedup` to see them.")
     for c in report.contradictions[:10]:

@@ -128,6 +128,25 @@ def _quality_report_lines(report: Any) -> list[str]:
     return lines
 
 
+def _diversity_lines(stats: ExportStats) -> list[str]:
+    """Openers per kind and mode, distinct-2 and length spread of the exported instructions, with warnings."""
+    report = stats.diversity()
+    if not report.instructions:
+        return []
+    rows = [(g.kind, g.mode, g.pairs, f'"{g.opener}"', f"{g.share:.0%}", f"{g.length_mean:.1f}", f"{g.length_cv:.2f}")
+            for g in report.groups]
+    lines = ["### Diversity of instructions", "",
+             *_table(["Kind", "Mode", "Pairs", "Commonest opener", "Share", "Mean words", "Length spread"], rows),
+             f"Distinct-2: {report.distinct_2:.2f} ({report.distinct_bigrams} distinct of {report.bigrams} bigrams); "
+             f"{report.distinct_2_rarefied:.2f} per 1000 bigrams, the figure comparable across dataset sizes. "
+             f"Length spread over all instructions: {report.length_cv:.2f} (stdev over mean of their words).", ""]
+    if report.warnings:
+        lines += [*[f"- {w}" for w in report.warnings], ""]
+    else:
+        lines += ["No diversity warning: no opener holds more than half of a kind and mode, wording and lengths vary.", ""]
+    return lines
+
+
 def render_card(
     store: Store,
     options: ExportOptions,
@@ -225,6 +244,7 @@ def render_card(
          for t in dataset_thresholds(store, stats, len(documents))],
     )]
     body += _quality_report_lines(quality_report)
+    body += _diversity_lines(stats)
 
     body += ["## Tokens", ""]
     summary = stats.token_summary()

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.export.rows import Conversation, PairRecord
 from engine.models import Message, Role
+from engine.quality.diversity import DiversityReport, DiversityTally, instruction_words
 from engine.quality.tokens import TEMPLATE_TOKENS_PER_MESSAGE
 
 # Context windows trainers commonly use; the card recommends the smallest that fits.
@@ -41,6 +42,8 @@ class ExportStats:
     multi_turn: int = 0
     with_context: int = 0
     language_sample: list[str] = field(default_factory=list)
+    instructions: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, mode, instruction words) of every exported pair, for the diversity figures."""
 
     def add(self, pair: PairRecord, conv: Conversation, split: str) -> None:
         """Count one exported pair."""
@@ -65,6 +68,8 @@ class ExportStats:
             self.scores.append(pair.score)
         if len(self.language_sample) < 50:
             self.language_sample.append(conv.turns[-1][1])
+        if conv.turns:
+            self.instructions.append((pair.kind, pair.mode, instruction_words(conv.turns[0][0])))
         if len(conv.turns) > 1:
             self.multi_turn += 1
         if conv.context:
@@ -112,6 +117,12 @@ class ExportStats:
     def over_length(self, limit: int) -> int:
         """How many exported conversations are longer than ``limit`` tokens."""
         return sum(1 for n in self.tokens if n > limit)
+
+    def diversity(self) -> DiversityReport:
+        """Openers, distinct-2 and length spread of the exported instructions."""
+        tally = DiversityTally()
+        tally.add_many(self.instructions)
+        return tally.report()
 
     def score_histogram(self) -> list[tuple[str, int]]:
         """Judge scores in ten one-point buckets (0-1, ..., 9-10)."""

@@ -16,6 +16,7 @@ from engine.quality.dedup import (
     find_clusters,
     similarity,
 )
+from engine.quality.diversity import DiversityReport, OpenerShare, measure_diversity
 from engine.quality.mimicry import CopiedSpan, CopyReport, find_copies
 from engine.quality.pii import (
     PLACEHOLDERS,
@@ -48,9 +49,11 @@ __all__ = [
     "CopyReport",
     "DatasetReport",
     "DedupResult",
+    "DiversityReport",
     "DocumentShare",
     "LiveReport",
     "NearDuplicateIndex",
+    "OpenerShare",
     "PiiMatch",
     "SimilarPair",
     "SplitResult",
@@ -65,6 +68,7 @@ __all__ = [
     "find_copies",
     "find_pii",
     "make_split",
+    "measure_diversity",
     "recheck",
     "redact_pair",
     "redact_pairs",

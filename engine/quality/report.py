@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.models import Pair, PairKind, PairStatus, utcnow
+from engine.quality.diversity import DiversityReport, DiversityTally, instruction_words
 from engine.quality.textstats import answer_style, guess_language
 from engine.quality.tokens import TokenCounter
 
@@ -113,6 +114,7 @@ class DatasetReport(BaseModel):
     duplicate_clusters: list[list[int]] = Field(default_factory=list, description="Near-duplicate groups (first 100).")
     tokens: TokenStats
     warning_counts: dict[str, int]
+    diversity: DiversityReport = Field(default_factory=DiversityReport)
 
     @property
     def missing(self) -> bool:
@@ -134,6 +136,8 @@ class _Facts:
     has_system: bool
     language: str
     score: float | None
+    words: str
+    """The instruction's words (``instruction_words``), for the diversity measures."""
 
 
 def round_up_seq_length(tokens: int) -> int:
@@ -182,6 +186,8 @@ class ReportCounts:
     """Pairs with a system prompt."""
     tokens: TokenStats
     """Token statistics of the pairs."""
+    diversity: DiversityReport
+    """Openers, distinct-2 and length spread of the instructions."""
 
     @property
     def total(self) -> int:
@@ -219,6 +225,7 @@ class LiveReport:
         self._with_system = 0
         self._tokens: list[int] = []
         self._token_sum = 0
+        self._diversity = DiversityTally()
         # The near-duplicate index, built on first need. Changes reach it through a queue: the
         # thread that wrote a pair (perhaps the interface's) never waits for a long index query.
         self._index: NearDuplicateIndex | None = None
@@ -259,6 +266,7 @@ class LiveReport:
             if chunk.id is not None and chunk.document_id is not None:
                 report._chunk_documents[chunk.id] = chunk.document_id
         tokens: list[int] = []
+        instructions: list[tuple[str, str, str]] = []
         for n, row in enumerate(store.iter_pair_rows()):
             if pause is not None and n % BUILD_PAUSE_EVERY == 0:
                 pause()
@@ -267,9 +275,11 @@ class LiveReport:
                 report._count(row["id"], facts, sign=1, insert_tokens=False)
             if facts.status != PairStatus.REJECTED:
                 tokens.append(facts.tokens)
+                instructions.append((facts.kind, facts.mode, facts.words))
         tokens.sort()
         with report._lock:
             report._tokens = tokens
+            report._diversity.add_many(instructions)
         with gate:
             report.apply(waiting)
             live = True
@@ -306,12 +316,14 @@ class LiveReport:
             has_system=pair.system is not None,
             language=guess_language(response),
             score=pair.score,
+            words=instruction_words(pair.instruction),
         )
 
     def _facts_of_row(self, row: dict[str, Any]) -> _Facts:
         """``_facts_of`` straight from a stored row: the full build reads every pair, so no model objects."""
         messages = json.loads(row["messages"])
         response = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
+        instruction = next((m["content"] for m in messages if m["role"] == "user"), "")
         origin = json.loads(row["origin"]) if row["origin"] != "{}" else {}
         warnings = json.loads(row["warnings"]) if row["warnings"] != "[]" else []
         sources = json.loads(row["sources"]) if row["sources"] != "[]" else []
@@ -329,6 +341,7 @@ class LiveReport:
             has_system=any(m["role"] == "system" for m in messages),
             language=guess_language(response),
             score=row["score"],
+            words=instruction_words(instruction),
         )
 
     def _count(self, pair_id: int, facts: _Facts, sign: int, *, insert_tokens: bool = True) -> None:
@@ -350,7 +363,8 @@ class LiveReport:
         self._languages[facts.language] += sign
         self._with_system += sign if facts.has_system else 0
         self._token_sum += sign * facts.tokens
-        if insert_tokens:
+        if insert_tokens:  # a full build sorts its tokens and counts its instructions at once, at its end
+            self._diversity.add(facts.kind, facts.mode, facts.words, sign)
             if sign > 0:
                 bisect.insort(self._tokens, facts.tokens)
             else:
@@ -421,6 +435,7 @@ class LiveReport:
                 languages=dict(self._languages),
                 with_system=self._with_system,
                 tokens=self._token_stats(),
+                diversity=self._diversity.report(),
             )
 
     def _thresholds(self, counts: ReportCounts) -> list[Threshold]:
@@ -580,6 +595,7 @@ class LiveReport:
             duplicate_clusters=cross.clusters[:100] if cross else [],
             tokens=counts.tokens,
             warning_counts={k: v for k, v in Counter(counts.checks).most_common() if v},
+            diversity=counts.diversity,
         )
 
     @property

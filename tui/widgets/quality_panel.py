@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from engine.store import PairFilter
 from tui.messages import RunDeepChecks, ShowPairs
-from tui.quality_figures import DeepFigures, PanelFigures
+from tui.quality_figures import DeepFigures, DiversityFigure, PanelFigures
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK
 from tui.widgets.gauge import gauge_content
 
@@ -58,6 +58,7 @@ class QualityPanel(Vertical):
             key = f"consistency:{n}"
             self._targets[key] = (PairFilter(), "all pairs")
             lines.append(Option(Content.assemble(("~ ", "bold $warning"), line), id=key))
+        lines.extend(self._diversity_lines(figures.diversity))
         lines.extend(self._deep_lines(figures.deep))
         if figures.warnings:
             lines.append(None)
@@ -73,6 +74,19 @@ class QualityPanel(Vertical):
                 options.highlighted = options.get_option_index(highlighted_id)
             except OptionDoesNotExist:  # that line is gone: stay near where it was
                 options.highlighted = min(highlighted or 0, options.option_count - 1) if options.option_count else None
+
+    def _diversity_lines(self, diversity: DiversityFigure | None) -> list[Option | None]:
+        """The diversity summary (coloured by its status) and a line per diversity warning."""
+        if diversity is None:
+            return []
+        self._targets["diversity"] = (diversity.pair_filter, "the commonest opener's kind and mode")
+        style = {"ok": "$success", "warning": "$warning"}.get(diversity.status, "$text-muted")
+        lines: list[Option | None] = [Option(Content.styled(diversity.summary, style), id="diversity")]
+        for n, (text, target) in enumerate(diversity.warnings):
+            key = f"diversity:{n}"
+            self._targets[key] = (target, "pairs behind the diversity warning")
+            lines.append(Option(Content.assemble(("~ ", "bold $warning"), text), id=key))
+        return lines
 
     def _deep_lines(self, deep: DeepFigures) -> list[Option | None]:
         """Lines for the checks that compare pairs with each other."""
