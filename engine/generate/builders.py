@@ -7,6 +7,7 @@ chunks, the corpus overview); builders are cheap and stateless apart from it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from engine.generate.outputs import (
     RefusalCandidates,
     ThinkingPair,
 )
-from engine.generate.prompts import PromptPack, load_packs
+from engine.generate.prompts import MAX_ASKED_CHARS, PromptPack, asked_block, load_packs
 from engine.generate.refusals import (
     absent_generic_topics,
     corpus_overview,
@@ -46,6 +47,8 @@ ANGLES: tuple[str, ...] = (
 
 # Source text beyond this many characters is cut, so prompts fit small context windows.
 MAX_SOURCE_CHARS = 6000
+# Characters per token assumed when fitting a prompt into generation.num_ctx (English prose runs about 4).
+PROMPT_CHARS_PER_TOKEN = 3
 
 
 @dataclass
@@ -188,11 +191,22 @@ class PairBuilder:
             "document": _document_title(first, self.context.documents),
         }
 
-    def prepare(self, job: Job) -> PreparedRequest:
-        """The request for ``job``; raises NotFoundError when a source chunk is gone."""
+    def prepare(self, job: Job, asked: Sequence[str] = ()) -> PreparedRequest:
+        """The request for ``job``, listing the questions its sources were ``asked`` already; raises NotFoundError when a source chunk is gone.
+
+        The list is cut to what the context window leaves: generation.num_ctx less the answer's
+        num_predict and the rest of the prompt.
+        """
         pack = self.context.pack(job.mode)
         sources = self.context.chunks_of(job)
-        prompt = pack.render(str(self.kind), self.values(job, sources))
+        values = self.values(job, sources)
+        prompt = pack.render(str(self.kind), values)
+        if asked:
+            settings = self.context.store.settings.generation
+            spare_tokens = settings.num_ctx - settings.num_predict - (len(prompt) + len(pack.generator)) // PROMPT_CHARS_PER_TOKEN
+            block = asked_block(asked, min(MAX_ASKED_CHARS, spare_tokens * PROMPT_CHARS_PER_TOKEN))
+            if block:
+                prompt = pack.render(str(self.kind), {**values, "asked": block})
         output_model = OUTPUT_MODELS[str(self.kind)]
         return PreparedRequest(
             messages=[{"role": "system", "content": pack.generator}, {"role": "user", "content": prompt}],

@@ -18,6 +18,7 @@ from typing import Any
 from engine.errors import InvalidModelOutputError
 from engine.generate.backends import ChatBackend, ChatOptions, ChatResult, parse_structured
 from engine.generate.builders import GenerationContext, PairBuilder, PreparedRequest, builder_for
+from engine.generate.prompts import MAX_ASKED_QUESTIONS
 from engine.jobs import (
     Answer,
     Finished,
@@ -28,7 +29,7 @@ from engine.jobs import (
     RetryPolicy,
     TokenSink,
 )
-from engine.models import Chunk, Job, Pair, PairWarning
+from engine.models import Chunk, Job, Pair, PairKind, PairWarning
 from engine.store import Store
 
 GENERATE_TASK = "generate"
@@ -103,7 +104,9 @@ class GenerationHandler(JobHandler[GenerationWork, Pair]):
         """The job's prompt and sources from its kind's builder; raises PairForgeError when it cannot be built."""
         assert self._context is not None, "start() loads the context first"
         builder = self._builder(str(job.kind))
-        request = builder.prepare(job)
+        # The questions its sources already have, from the store: the model is asked for another.
+        asked = [] if job.kind == PairKind.REFUSAL else self.store.pairs.questions_citing(job.chunk_ids, MAX_ASKED_QUESTIONS)
+        request = builder.prepare(job, asked)
         settings = self.store.settings.generation
         seed = settings.seed + int(job.params.get("variant", 0)) if settings.seed is not None else None
         options = ChatOptions(

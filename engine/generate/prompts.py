@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,31 @@ GENERATED_KINDS: tuple[str, ...] = ("instruction", "multi_hop", "refusal", "thin
 # Placeholders a template may use; anything else is a typo the loader names.
 PLACEHOLDERS = frozenset(
     {"source", "heading", "concepts", "other_topics", "style", "overview", "topic", "coverage",
-     "angle", "system", "other_source", "other_heading", "document"}
+     "angle", "system", "other_source", "other_heading", "document", "asked"}
 )
+
+# The questions a source already has, listed in its prompt so the model asks something else:
+# the newest few, each cut short, the list within a share of the context the prompt may use.
+MAX_ASKED_QUESTIONS = 8
+MAX_ASKED_QUESTION_CHARS = 200
+MAX_ASKED_CHARS = 1200
+ASKED_HEADER = "Questions already asked about this source (write a different one, not a rewording of these):"
+
+
+def asked_block(questions: Sequence[str], max_chars: int = MAX_ASKED_CHARS) -> str:
+    """The list of questions already asked, capped at MAX_ASKED_QUESTIONS and ``max_chars``; "" when none fit."""
+    lines: list[str] = []
+    used = len(ASKED_HEADER)
+    for question in questions[:MAX_ASKED_QUESTIONS]:
+        text = " ".join(question.split())
+        if len(text) > MAX_ASKED_QUESTION_CHARS:
+            text = text[: MAX_ASKED_QUESTION_CHARS - 3].rstrip() + "..."
+        line = f"- {text}"
+        if not text or used + len(line) + 1 > max_chars:
+            continue
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join([ASKED_HEADER, *lines]) if lines else ""
 
 
 class PairTemplate(BaseModel):
@@ -90,11 +113,18 @@ class PromptPack(BaseModel):
         return f"{self.name}@{self.version}"
 
     def render(self, kind: str, values: Mapping[str, Any]) -> str:
-        """The user prompt for ``kind`` with ``values`` filled in (missing ones left empty)."""
+        """The user prompt for ``kind`` with ``values`` filled in (missing ones left empty).
+
+        The questions already asked (``asked``) go where the template puts ``{asked}``, else at its end.
+        """
         fields = {name: "" for name in PLACEHOLDERS}
         fields.update({"style": self.style, "system": self.system})
         fields.update({k: str(v) for k, v in values.items()})
-        return self.templates[kind].prompt.format_map(fields)
+        template = self.templates[kind].prompt
+        prompt = template.format_map(fields)
+        if fields["asked"] and "{asked}" not in template:
+            prompt = f"{prompt.rstrip()}\n\n{fields['asked']}"
+        return prompt
 
 
 def _load_file(path: Path) -> PromptPack:
@@ -147,4 +177,4 @@ def require_modes(packs: Mapping[str, PromptPack], modes: list[str]) -> list[str
     return modes
 
 
-__all__ = ["GENERATED_KINDS", "PLACEHOLDERS", "PairTemplate", "PromptPack", "load_packs", "require_modes"]
+__all__ = ["ASKED_HEADER", "GENERATED_KINDS", "MAX_ASKED_QUESTIONS", "PLACEHOLDERS", "PairTemplate", "PromptPack", "asked_block", "load_packs", "require_modes"]

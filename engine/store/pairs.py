@@ -344,6 +344,19 @@ class PairRepository:
         rows = self.db.read(f"SELECT {by} AS k, COUNT(*) AS n FROM pairs GROUP BY {by} ORDER BY n DESC")
         return {str(r["k"]): r["n"] for r in rows}
 
+    def questions_citing(self, chunk_ids: Sequence[int], limit: int) -> list[str]:
+        """The newest ``limit`` distinct instructions of pairs (not rejected) grounded on any of ``chunk_ids``."""
+        if not chunk_ids:
+            return []
+        marks = ",".join(str(int(i)) for i in chunk_ids)
+        rows = self.db.read(
+            "SELECT p.instruction AS q FROM pairs p JOIN pair_sources s ON s.pair_id = p.id "
+            f"WHERE s.chunk_id IN ({marks}) AND p.status != 'rejected' AND p.instruction != '' "
+            "GROUP BY p.instruction ORDER BY MAX(p.id) DESC LIMIT ?",
+            (limit,),
+        )
+        return [r["q"] for r in rows]
+
     def warning_counts(self) -> dict[str, int]:
         """How many pairs carry each warning check id."""
         rows = self.db.read('SELECT "check" AS c, COUNT(*) AS n FROM pair_warnings GROUP BY "check" ORDER BY n DESC')
