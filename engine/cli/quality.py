@@ -1,4 +1,4 @@
-"""Quality commands: check, dedup, redact, split, similar."""
+"""Quality commands: check, sample, dedup, redact, split, similar."""
 
 from __future__ import annotations
 
@@ -86,8 +86,68 @@ def _print_report(report: object, checks: dict, changed: int) -> None:
             info = checks.get(check)
             table.add_row(check, str(count), escape(info.description if info else ""))
         console.print(table)
+    review_style = {"ready": "green", "not ready": "bold red"}.get(report.review.status, "yellow")
+    console.print(f"[bold]Review sample:[/] [{review_style}]{escape(report.review.message)}[/]")
     verdict = "[bold red]Some targets are missing.[/]" if report.missing else "[green]Every target is met or close.[/]"
     console.print(verdict)
+
+
+_VERDICT_STYLE = {"pass": "green", "fail": "bold red"}
+
+
+@click.command("sample")
+@click.option("--new", "new", is_flag=True, help="Draw a new sample (logged); the previous one and its verdicts stay in the history.")
+@click.option("--seed", type=int, default=None, help="Seed of a new sample (default: random; the log records it).")
+@click.option("--pass", "passed", multiple=True, type=int, metavar="PAIR_ID", help="Mark a pair of the sample as passing (repeatable).")
+@click.option("--fail", "failed", multiple=True, type=int, metavar="PAIR_ID", help="Mark a pair of the sample as failing (repeatable).")
+@click.option("--clear", "cleared", multiple=True, type=int, metavar="PAIR_ID", help="Clear a pair's verdict (repeatable).")
+@json_option
+@click.pass_context
+@handle_errors
+def sample_cmd(
+    ctx: click.Context, new: bool, seed: int | None, passed: tuple[int, ...], failed: tuple[int, ...],
+    cleared: tuple[int, ...], as_json: bool,
+) -> None:
+    """Show the 20-pair review sample and its verdict; mark pairs pass or fail; draw a new one with --new."""
+    from engine.quality.review import current_or_new_sample, draw_review_sample, mark_review
+
+    store = open_store(ctx)
+    if new:
+        verdict, drawn = draw_review_sample(store, seed=seed), True
+    else:
+        verdict, drawn = current_or_new_sample(store)
+    for ids, mark in ((passed, "pass"), (failed, "fail"), (cleared, None)):
+        for pair_id in ids:
+            verdict = mark_review(store, pair_id, mark)  # type: ignore[arg-type]
+    sample = store.review_samples.current()
+    marks = dict(sample.pairs) if sample else {}
+    pairs = {p.id: p for p in store.get_pairs(verdict.pair_ids)}
+    if as_json:
+        data = verdict.model_dump(mode="json")
+        data["drawn"] = drawn
+        data["pairs"] = [
+            {"id": i, "verdict": marks.get(i), "kind": str(pairs[i].kind) if i in pairs else None,
+             "mode": pairs[i].mode if i in pairs else None, "instruction": pairs[i].instruction if i in pairs else None}
+            for i in verdict.pair_ids
+        ]
+        emit_json(data)
+        return
+    if drawn:
+        console.print(f"Drew a new {verdict.size}-pair review sample (logged in `pairforge log`).")
+    table = Table(show_edge=False)
+    for column in ("Pair", "Kind", "Mode", "Verdict", "Instruction"):
+        table.add_column(column)
+    for pair_id in verdict.pair_ids:
+        pair = pairs.get(pair_id)
+        mark = marks.get(pair_id)
+        table.add_row(
+            str(pair_id), escape(str(pair.kind)) if pair else "-", escape(pair.mode) if pair else "-",
+            f"[{_VERDICT_STYLE[mark]}]{mark}[/]" if mark else "-",
+            escape(pair.instruction[:70]) if pair else "(deleted)",
+        )
+    console.print(table)
+    style = {"ready": "green", "not ready": "bold red"}.get(verdict.status, "yellow")
+    console.print(f"[{style}]{escape(verdict.message)}[/]")
 
 
 @click.command("dedup")

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.export.options import ExportedFile, ExportOptions
 from engine.export.stats import ExportStats
+from engine.quality.review import review_verdict
 from engine.store import Store
 
 _FORMAT_TITLES = {
@@ -147,6 +148,15 @@ def _diversity_lines(stats: ExportStats) -> list[str]:
     return lines
 
 
+def _review_lines(store: Store) -> list[str]:
+    """The verdict of the project's 20-pair review sample (more than 2 failed: not ready)."""
+    verdict = review_verdict(store)
+    lines = ["### Review sample", "", f"{verdict.message.rstrip('.')}."]
+    if verdict.failed_ids:
+        lines.append("Failed pairs: " + ", ".join(f"#{i}" for i in verdict.failed_ids) + ".")
+    return [*lines, ""]
+
+
 def render_card(
     store: Store,
     options: ExportOptions,
@@ -245,6 +255,7 @@ def render_card(
     )]
     body += _quality_report_lines(quality_report)
     body += _diversity_lines(stats)
+    body += _review_lines(store)
 
     body += ["## Tokens", ""]
     summary = stats.token_summary()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import random
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.models import Pair, PairKind, PairStatus, utcnow
 from engine.quality.diversity import DiversityReport, DiversityTally, instruction_words
+from engine.quality.review import ReviewVerdict, review_verdict, stratified_sample
 from engine.quality.textstats import answer_style, guess_language
 from engine.quality.tokens import TokenCounter
 
@@ -115,6 +115,7 @@ class DatasetReport(BaseModel):
     tokens: TokenStats
     warning_counts: dict[str, int]
     diversity: DiversityReport = Field(default_factory=DiversityReport)
+    review: ReviewVerdict = Field(default_factory=ReviewVerdict)
 
     @property
     def missing(self) -> bool:
@@ -596,6 +597,7 @@ class LiveReport:
             tokens=counts.tokens,
             warning_counts={k: v for k, v in Counter(counts.checks).most_common() if v},
             diversity=counts.diversity,
+            review=review_verdict(self.store),
         )
 
     @property
@@ -610,38 +612,13 @@ class LiveReport:
         return any(t.status == "missing" for t in self._thresholds(self.counts()))
 
     def review_sample(self, n: int = 20, seed: int | None = None, low_scores_first: bool = False) -> list[int]:
-        """Up to ``n`` pair ids for a read-through, stratified over (kind, mode); lowest judge scores first if asked."""
-        rng = random.Random(seed)
+        """Up to ``n`` pair ids for a read-through, stratified over (kind, mode); lowest judge scores first if asked.
+
+        A plain draw: ``engine.quality.review.draw_review_sample`` draws the stored, logged sample that gets a verdict.
+        """
         with self._lock:
-            facts_by_id = sorted(self._facts.items())
-        scores = {pair_id: math.inf if facts.score is None else facts.score for pair_id, facts in facts_by_id}
-        strata: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for pair_id, facts in facts_by_id:
-            if facts.status != PairStatus.REJECTED:
-                strata[(facts.kind, facts.mode)].append(pair_id)
-        if not strata:
-            return []
-        for ids in strata.values():
-            rng.shuffle(ids)
-            if low_scores_first:
-                ids.sort(key=lambda i: scores[i])
-        total = sum(len(v) for v in strata.values())
-        keys = sorted(strata, key=lambda k: (-len(strata[k]), k))
-        quota = {k: min(len(strata[k]), max(1, round(n * len(strata[k]) / total))) for k in keys}
-        picked: list[int] = []
-        for key in keys:
-            picked.extend(strata[key][: quota[key]])
-        # Fill or trim to exactly n, round-robin so small categories are not crowded out.
-        position = dict(quota)
-        while len(picked) < min(n, total):
-            for key in keys:
-                if position[key] < len(strata[key]) and len(picked) < n:
-                    picked.append(strata[key][position[key]])
-                    position[key] += 1
-        if len(picked) > n:
-            rng.shuffle(picked)
-            picked = picked[:n]
-        return sorted(picked)
+            facts = [(pair_id, f.kind, f.mode, f.score) for pair_id, f in self._facts.items() if f.status != PairStatus.REJECTED]
+        return stratified_sample(facts, n, seed, low_scores_first=low_scores_first)
 
 
 __all__ = [

@@ -188,6 +188,28 @@ MIGRATIONS: tuple[Migration, ...] = (
     # A lease on every running job, renewed by the run that holds it (unix seconds); a job
     # whose lease ran out is queued again whatever pid it recorded, since pids are reused.
     Migration("job_lease", "ALTER TABLE jobs ADD COLUMN lease_expires_at REAL"),
+    # The review sample and a reviewer's pass/fail per pair, kept across sessions. No foreign key
+    # to pairs: a deleted pair's verdict still counts in the sample it was drawn in.
+    Migration(
+        "review_samples",
+        """
+        CREATE TABLE review_samples (
+            id INTEGER PRIMARY KEY,
+            drawn_at TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            seed INTEGER,
+            method TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE review_sample_pairs (
+            sample_id INTEGER NOT NULL REFERENCES review_samples(id) ON DELETE CASCADE,
+            pair_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            verdict TEXT,
+            marked_at TEXT,
+            PRIMARY KEY (sample_id, pair_id)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,7 @@
 
 ``Store`` is the database core (``store.db``) plus one repository per noun: ``documents``
 (with chunks), ``pairs`` (with revisions), ``jobs`` (with runs), ``pipeline_log``,
-``verdicts`` and ``meta``. Its other methods are the names callers used before the
+``verdicts``, ``meta`` and ``review_samples``. Its other methods are the names callers used before the
 repositories existed, each one line over a repository.
 """
 
@@ -25,6 +25,7 @@ from engine.store.log import LogRepository
 from engine.store.meta import MetaRepository
 from engine.store.migrations import apply_migrations
 from engine.store.pairs import PairFilter, PairRepository
+from engine.store.review import ReviewSampleRepository
 from engine.store.verdicts import VerdictRepository
 
 DB_FILE = "pairforge.db"
@@ -44,6 +45,7 @@ class Store:
         self.jobs = JobRepository(db, self.pairs, self.pipeline_log)
         self.verdicts = VerdictRepository(db, self.pairs)
         self.meta = MetaRepository(db)
+        self.review_samples = ReviewSampleRepository(db)
 
     # ------------------------------------------------------------------ lifecycle
 
