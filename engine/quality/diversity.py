@@ -32,12 +32,12 @@ MIN_GROUP_PAIRS = 20
 # The dataset needs this many instructions before distinct-2 is judged.
 MIN_DISTINCT_PAIRS = 30
 # One opener (first three words) on more than this share of a group's instructions is a warning.
-OPENER_MAX_SHARE = 0.5
+OPENER_MAX_SHARE = 0.6
 # Distinct-2 rarefied to RAREFY_BIGRAMS bigrams below this is a warning.
 DISTINCT2_MIN = 0.6
 RAREFY_BIGRAMS = 1000
 # Instruction lengths (words) of a group with a coefficient of variation below this is a warning.
-LENGTH_MIN_CV = 0.2
+LENGTH_MIN_CV = 0.15
 # Words of an instruction kept for the measures: a pasted essay must not cost more than a question.
 MAX_WORDS = 64
 OPENER_WORDS = 3
