@@ -26,6 +26,7 @@ from tui.messages import (
     LiveReportBuilt,
     PairsChanged,
     QualityReady,
+    ReviewVerdictChanged,
     RunDeepChecks,
     SettingsSaved,
     ShowPairs,
@@ -242,6 +243,10 @@ class PairForgeApp(KeyOwner, App[None]):
         self._set_deep(message.deep)
         if (workspace := self.workspace) is not None:
             workspace.duplicates_checked(message.deep)
+
+    def on_review_verdict_changed(self, message: ReviewVerdictChanged) -> None:
+        # The verdict lives in the store, not in pair changes: the panel is recomputed on its next tick.
+        self._quality_dirty.set()
 
     def on_run_deep_checks(self, message: RunDeepChecks) -> None:
         # Asked for by the person: build the near-duplicate index and check now, whatever the project's size.

@@ -98,6 +98,10 @@ class RunDeepChecks(PaneMessage):
     """The user asked for contradictions and near-duplicate groups to be checked now."""
 
 
+class ReviewVerdictChanged(PaneMessage):
+    """A pair of the review sample was marked pass or fail, or a new sample was drawn: the panel's verdict is out of date."""
+
+
 class ShowPairs(PaneMessage):
     """Jump to the Review screen showing the pairs matching ``pair_filter``."""
 
@@ -225,6 +229,7 @@ __all__ = [
     "PairsChanged",
     "PaneMessage",
     "QualityReady",
+    "ReviewVerdictChanged",
     "RunDeepChecks",
     "SettingsSaved",
     "ShowPairs",

@@ -9,6 +9,7 @@ from engine.store import PairFilter, Store
 
 if TYPE_CHECKING:
     from engine.quality import DatasetReport
+    from engine.quality.review import ReviewVerdict
 
 # The guide's pairs-per-corpus-size table, used only when the quality engine is absent.
 _CORPUS_TARGETS = ((5, "500-1000"), (20, "1000-2000"), (50, "2000-5000"))
@@ -49,6 +50,22 @@ class DiversityFigure:
     pair_filter: PairFilter = field(default_factory=PairFilter)
 
 
+@dataclass(frozen=True)
+class ReviewFigure:
+    """The review sample's verdict: "n of 20 reviewed, k failed: ready" and the pairs of the sample."""
+
+    status: str  # ready | not ready | in progress | no sample
+    message: str
+    pair_filter: PairFilter | None = None
+
+
+def review_figure(verdict: ReviewVerdict) -> ReviewFigure:
+    """The panel's line for a review verdict."""
+    if verdict.sample_id is None:
+        return ReviewFigure(verdict.status, "Review sample: none drawn yet (s in Review).")
+    return ReviewFigure(verdict.status, f"Review sample: {verdict.message}", PairFilter(ids=verdict.pair_ids))
+
+
 @dataclass
 class PanelFigures:
     """Everything the quality panel draws."""
@@ -59,6 +76,7 @@ class PanelFigures:
     warnings: list[tuple[str, str, int]] = field(default_factory=list)  # check, title, count
     consistency: list[str] = field(default_factory=list)
     diversity: DiversityFigure | None = None
+    review: ReviewFigure | None = None
     deep: DeepFigures = field(default_factory=DeepFigures)
     source: str = "store"
 
@@ -107,6 +125,7 @@ def figures_from_report(report: DatasetReport, store: Store) -> PanelFigures:
     figures.composition.extend(report.composition_warnings)
     figures.consistency = list(report.consistency_warnings)
     figures.diversity = _diversity_figure(report)
+    figures.review = review_figure(report.review)
     titles = _check_titles()
     counts = report.warning_counts or store.warning_counts()
     figures.warnings = [(c, titles.get(c, c), n) for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
@@ -155,7 +174,10 @@ def figures_from_store(store: Store) -> PanelFigures:
                 figures.composition.append(f"{kind} is {n * 100 // sum(kinds.values())}% of pairs (max {q.max_category_share:.0%})")
     titles = _check_titles()
     figures.warnings = [(c, titles.get(c, c), n) for c, n in store.warning_counts().items()]
+    from engine.quality.review import review_verdict  # with the checks above: after the first paint
+
+    figures.review = review_figure(review_verdict(store))
     return figures
 
 
-__all__ = ["DeepFigures", "DiversityFigure", "GaugeFigure", "PanelFigures", "figures_from_report", "figures_from_store"]
+__all__ = ["DeepFigures", "DiversityFigure", "GaugeFigure", "PanelFigures", "ReviewFigure", "figures_from_report", "figures_from_store", "review_figure"]

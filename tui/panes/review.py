@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shlex
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from engine.errors import PairForgeError
 from engine.models import Job, Pair, PairStatus
 from engine.store import PairFilter, Store
 from tui.dialogs import BulkActionScreen
-from tui.messages import EngineFailed, RunDeepChecks
+from tui.messages import EngineFailed, ReviewVerdictChanged, RunDeepChecks
 from tui.quality_figures import DeepFigures
 from tui.quality_model import QualityModel
 from tui.sections import Section, SectionPane
@@ -39,8 +38,8 @@ from tui.worker_errors import ReportsWorkerFailures
 
 if TYPE_CHECKING:
     from engine.quality import LiveReport
+    from engine.quality.review import ReviewVerdict
 
-SAMPLE_SIZE = 20
 # Near duplicates of the pair under the cursor are looked up once it has rested this long.
 DUPLICATE_LOOKUP_DELAY_S = 0.12
 EDITOR_MARKER_RESPONSE = "### response (everything below this line)"
@@ -91,7 +90,10 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         Binding("f", "filters", "Filter", id="filters", tooltip="Filter by status, kind, mode, warning, duplicates, document."),
         Binding("c", "clear_filter", "All", id="clear_filter", tooltip="Clear the filter and show every pair."),
         Binding("R", "regenerate", "Regenerate", id="regenerate", tooltip="Queue a job to regenerate this pair from its sources."),
-        Binding("s", "sample", "Sample", id="sample", tooltip="Show the 20-pair review sample."),
+        Binding("s", "sample", "Sample", id="sample", tooltip="Show the 20-pair review sample (drawn once, kept across sessions)."),
+        Binding("S", "new_sample", "New sample", id="new_sample", tooltip="Draw a new 20-pair review sample (logged); the last one stays in the history.", show=False),
+        Binding("p", "review_verdict('pass')", "Pass", id="review_pass", tooltip="Mark this pair of the review sample as passing (again clears it).", show=False),
+        Binding("x", "review_verdict('fail')", "Fail", id="review_fail", tooltip="Mark this pair of the review sample as failing (again clears it).", show=False),
         Binding("D", "index_duplicates", "Index dups", id="index_duplicates", tooltip="Build the near-duplicate index now (automatic on smaller projects).", show=False),
     ]
 
@@ -112,6 +114,10 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         self._lookup_timer: Timer | None = None
         # "Has near duplicates" asked for before the groups were known: applied once they are.
         self._pending_duplicate_filter: PairFilter | None = None
+        # The review sample's verdict and each pair's mark, read from the store when they change,
+        # so the title shows them without a query per key.
+        self._review: ReviewVerdict | None = None
+        self._marks: dict[int, str | None] = {}
 
     @classmethod
     def for_project(cls, store: Store, quality: QualityModel) -> ReviewPane:
@@ -146,10 +152,24 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         lst = self.pair_list
         marks = f" · {len(lst.marked)} marked" if lst.marked else ""
         where = f"{lst.cursor + 1}/{len(lst.ids)}" if lst.ids else "0/0"
+        what = describe_filter(lst.pair_filter)
+        if self._showing_sample():
+            assert self._review is not None
+            mark = self._marks.get(lst.current_id or 0) or "not reviewed"
+            what, where = "review sample", f"{where} {mark} · {self._review.message}"
         # The title's size is fixed in CSS, so no relayout of the screen on every key.
-        self.query_one("#review-title", Label).update(
-            Text(f"Review · {describe_filter(lst.pair_filter)} · {where}{marks}"), layout=False
-        )
+        self.query_one("#review-title", Label).update(Text(f"Review · {what} · {where}{marks}"), layout=False)
+
+    def _showing_sample(self) -> bool:
+        ids = self.pair_list.pair_filter.ids
+        return self._review is not None and ids is not None and list(ids) == self._review.pair_ids
+
+    def _review_changed(self, verdict: ReviewVerdict) -> None:
+        """Keep the sample's verdict and marks for the title, and tell the App the panel's line is out of date."""
+        self._review = verdict
+        sample = self.store.review_samples.current()
+        self._marks = dict(sample.pairs) if sample else {}
+        self.post_message(ReviewVerdictChanged())
 
     def show_filter(self, flt: PairFilter, label: str | None = None) -> None:
         """List the pairs matching ``flt``."""
@@ -466,13 +486,59 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         self.pair_list.focus()
 
     def action_sample(self) -> None:
-        """Show the 20-pair review sample (stratified by the quality engine, else seeded random)."""
-        if (report := self.quality.report) is not None:
-            ids = sorted(report.review_sample(SAMPLE_SIZE))
+        """Show the review sample kept in the store (drawing the first one if there is none)."""
+        # Imported on use: the quality package loads its detectors, which the first paint does not need.
+        from engine.quality.review import current_or_new_sample
+
+        try:
+            verdict, drawn = current_or_new_sample(self.store)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="review sample"))
+            return
+        self._show_sample(verdict, drawn)
+
+    def action_new_sample(self) -> None:
+        """Draw a new review sample (logged) and show it; the previous one stays in the store's history."""
+        from engine.quality.review import draw_review_sample
+
+        try:
+            verdict = draw_review_sample(self.store)
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="review sample"))
+            return
+        self._show_sample(verdict, True)
+
+    def _show_sample(self, verdict: ReviewVerdict, drawn: bool) -> None:
+        self._review_changed(verdict)
+        self.show_filter(PairFilter(ids=verdict.pair_ids), "review sample")
+        if drawn:
+            self.notify(f"Drew a new {verdict.size}-pair review sample (logged). Mark each pair p pass or x fail.")
+
+    def action_review_verdict(self, verdict: str) -> None:
+        """Mark the pair under the cursor pass or fail in the review sample (the same key again clears it), then move on."""
+        from engine.quality.review import mark_review, review_verdict
+
+        pair_id = self.pair_list.current_id
+        if pair_id is None:
+            return
+        if self._review is None:
+            self._review = review_verdict(self.store)
+            sample = self.store.review_samples.current()
+            self._marks = dict(sample.pairs) if sample else {}
+        mark = None if self._marks.get(pair_id) == verdict else verdict
+        try:
+            result = mark_review(self.store, pair_id, mark)  # type: ignore[arg-type]
+        except PairForgeError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self._review_changed(result)
+        lst = self.pair_list
+        if mark is not None and lst.cursor < len(lst.ids) - 1:
+            self.action_cursor(1)
         else:
-            every = self.store.pair_ids(PairFilter(status="pending")) or self.store.pair_ids()
-            ids = sorted(random.Random(len(every)).sample(every, min(SAMPLE_SIZE, len(every))))
-        self.show_filter(PairFilter(ids=ids), "review sample")
+            self._update_title()
+        if result.status != "in progress":
+            self.notify(f"Review sample: {result.message}.", severity="error" if result.status == "not ready" else "information")
 
     def action_regenerate(self) -> None:
         """Queue a generation job for this pair's chunks (run it from the Generate screen)."""

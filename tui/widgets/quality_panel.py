@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from engine.store import PairFilter
 from tui.messages import RunDeepChecks, ShowPairs
-from tui.quality_figures import DeepFigures, DiversityFigure, PanelFigures
+from tui.quality_figures import DeepFigures, DiversityFigure, PanelFigures, ReviewFigure
 from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK
 from tui.widgets.gauge import gauge_content
 
@@ -59,6 +59,8 @@ class QualityPanel(Vertical):
             self._targets[key] = (PairFilter(), "all pairs")
             lines.append(Option(Content.assemble(("~ ", "bold $warning"), line), id=key))
         lines.extend(self._diversity_lines(figures.diversity))
+        if figures.review is not None:
+            lines.append(self._review_line(figures.review))
         lines.extend(self._deep_lines(figures.deep))
         if figures.warnings:
             lines.append(None)
@@ -87,6 +89,13 @@ class QualityPanel(Vertical):
             self._targets[key] = (target, "pairs behind the diversity warning")
             lines.append(Option(Content.assemble(("~ ", "bold $warning"), text), id=key))
         return lines
+
+    def _review_line(self, review: ReviewFigure) -> Option:
+        """The review sample's verdict, coloured by it; Enter opens the sample."""
+        if review.pair_filter is not None:
+            self._targets["review"] = (review.pair_filter, "review sample")
+        style = {"ready": "$success", "not ready": "$error", "in progress": "$warning"}.get(review.status, "$text-muted")
+        return Option(Content.styled(review.message, style), id="review")
 
     def _deep_lines(self, deep: DeepFigures) -> list[Option | None]:
         """Lines for the checks that compare pairs with each other."""
