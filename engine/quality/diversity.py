@@ -279,7 +279,7 @@ class DiversityTally:
                 )
             if g.length_cv < LENGTH_MIN_CV:
                 warnings.append(
-                    f"The {g.kind} instructions in mode {g.mode} are all about {g.length_mean:.0f} words long (spread "
+                    f"The instructions of {g.kind} pairs in mode {g.mode} are all about {g.length_mean:.0f} words long (spread "
                     f"{g.length_cv:.2f}, limit {LENGTH_MIN_CV:.2f}); add short and long questions."
                 )
         if self._n >= MIN_DISTINCT_PAIRS and rarefied < DISTINCT2_MIN:
