@@ -87,7 +87,10 @@ def _print_report(report: object, checks: dict, changed: int) -> None:
             table.add_row(check, str(count), escape(info.description if info else ""))
         console.print(table)
     review_style = {"ready": "green", "not ready": "bold red"}.get(report.review.status, "yellow")
-    console.print(f"[bold]Review sample:[/] [{review_style}]{escape(report.review.message)}[/]")
+    if report.review.sample_id is None:
+        console.print(f"[{review_style}]{escape(report.review.message)}[/]")
+    else:
+        console.print(f"[bold]Review sample:[/] [{review_style}]{escape(report.review.message)}[/]")
     verdict = "[bold red]Some targets are missing.[/]" if report.missing else "[green]Every target is met or close.[/]"
     console.print(verdict)
 
