@@ -1,0 +1,273 @@
+"""The trial subset: a small, stratified sample of the exportable pairs to train on before scaling up.
+
+The sample is systematic over the pairs ordered by split, kind, mode and source document (shuffled
+within each of those strata), so every level of that order keeps its share of the full set to within
+one pair: refusals and multi-hop pairs stay in proportion, and the validation part comes from the
+validation split only. Near-duplicate clusters are the units drawn: a cluster is in the trial set
+whole or not at all, so near duplicates never sit on both sides of the trial's train and validation
+parts or of the trial boundary. The draw is the same for the same seed and data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ExportError
+from engine.export.options import SPLITS, ExportOptions, ExportProgress, ExportResult
+from engine.export.rows import Conversation
+from engine.models import Pair
+from engine.store import PairFilter, Store
+
+DEFAULT_TRIAL_SIZE = 300
+_NO_DOCUMENT = "(none)"
+
+# A stratum: (split, kind, mode, source document).
+Stratum = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class TrialDraw:
+    """Which pairs a trial subset holds and how they were drawn (for the card and the result)."""
+
+    size: int
+    seed: int
+    pair_ids: frozenset[int]
+    eligible: int
+    strata: int
+    clusters: int  # near-duplicate clusters inside the trial set, each taken whole
+    clustered_pairs: int
+    straddling: int  # pairs of clusters that straddle the stored split, never drawn
+    full_kinds: dict[str, int] = field(default_factory=dict)
+    trial_kinds: dict[str, int] = field(default_factory=dict)
+    full_splits: dict[str, int] = field(default_factory=dict)
+    trial_splits: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drawn(self) -> int:
+        """How many pairs were drawn."""
+        return len(self.pair_ids)
+
+    def method(self) -> str:
+        """One paragraph saying how the subset was drawn."""
+        text = (
+            f"Drawn with seed {self.seed}: a systematic sample of {self.drawn} of the {self.eligible} exportable "
+            f"pair(s), ordered by split, kind, mode and source document ({self.strata} strata, shuffled within "
+            "each), so each kind, mode, document and split keeps its share of the full set. The validation part "
+            "comes from the validation split and the train part from the train split; near-duplicate clusters "
+            f"are taken whole or not at all ({self.clusters} cluster(s), {self.clustered_pairs} pair(s) in this subset)."
+        )
+        if self.straddling:
+            text += (f" {self.straddling} pair(s) in clusters with members on both sides of the stored split were "
+                     "never drawn; run `pairforge split` to place them.")
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """The draw as plain JSON-ready data."""
+        return {
+            "size": self.size, "seed": self.seed, "drawn": self.drawn, "eligible": self.eligible,
+            "strata": self.strata, "clusters": self.clusters, "clustered_pairs": self.clustered_pairs,
+            "straddling": self.straddling, "kinds": {"full": self.full_kinds, "trial": self.trial_kinds},
+            "splits": {"full": self.full_splits, "trial": self.trial_splits},
+        }
+
+
+@dataclass
+class _Unit:
+    """A near-duplicate cluster (or a lone pair): drawn whole or not at all."""
+
+    ids: list[int]
+    stratum: Stratum
+
+
+def _eligible_pairs(store: Store, options: ExportOptions) -> list[Pair]:
+    """The pairs an export with ``options`` writes: its statuses, kinds and modes, no excluded
+    severity, and a user turn answered by an assistant turn."""
+    kinds = {k.value for k in options.kinds}
+    modes = set(options.modes)
+    excluded = {s.value for s in options.exclude_severities}
+    out: list[Pair] = []
+    for status in options.statuses:
+        for pair in store.iter_pairs(PairFilter(status=status.value)):
+            if (kinds and str(pair.kind) not in kinds) or (modes and pair.mode not in modes):
+                continue
+            if excluded and any(str(w.severity) in excluded for w in pair.warnings):
+                continue
+            turns = ((m.role.value, m.content) for m in pair.messages)
+            if Conversation.from_turns(turns, pair.context, None) is None:
+                continue
+            out.append(pair)
+    return sorted(out, key=lambda p: p.id or 0)
+
+
+def _strata(store: Store, pairs: Sequence[Pair]) -> dict[int, Stratum]:
+    documents = {d.id: d.path for d in store.list_documents() if d.id is not None}
+    chunk_document = {c.id: documents.get(c.document_id or 0, f"document {c.document_id}")
+                      for c in store.list_chunks(include_retired=True) if c.id is not None}
+    out: dict[int, Stratum] = {}
+    for pair in pairs:
+        names = sorted({chunk_document[c] for c in pair.sources if c in chunk_document})
+        if not names and pair.origin.source_file:
+            names = [pair.origin.source_file]
+        split = pair.split if pair.split in SPLITS else "train"
+        out[pair.id or 0] = (split, str(pair.kind), pair.mode, names[0] if names else _NO_DOCUMENT)
+    return out
+
+
+def _units(store: Store, pairs: Sequence[Pair], strata: dict[int, Stratum]) -> tuple[list[_Unit], int]:
+    """The drawable units and how many pairs sit in clusters straddling the stored split."""
+    from engine.quality.dedup import NearDuplicateIndex
+
+    index = NearDuplicateIndex(store.settings.quality.near_duplicate_threshold)
+    index.workers = 1
+    for pair in pairs:
+        index.add(pair)
+    clustered: set[int] = set()
+    units: list[_Unit] = []
+    straddling = 0
+    for cluster in index.clusters():
+        clustered.update(cluster)
+        if len({strata[i][0] for i in cluster}) > 1:
+            straddling += len(cluster)
+            continue
+        counts = Counter(strata[i] for i in cluster)
+        units.append(_Unit(list(cluster), min(counts, key=lambda s: (-counts[s], s))))
+    units += [_Unit([p.id or 0], strata[p.id or 0]) for p in pairs if (p.id or 0) not in clustered]
+    return units, straddling
+
+
+def _systematic(ordered: Sequence[_Unit], size: int, rng: random.Random) -> list[bool]:
+    """Which units a systematic sample of ``size`` pairs over ``ordered`` hits."""
+    total = sum(len(u.ids) for u in ordered)
+    step = total / size
+    point = rng.uniform(0, step)
+    chosen: list[bool] = []
+    position = 0
+    for unit in ordered:
+        end = position + len(unit.ids)
+        hit = point < end
+        while point < end:
+            point += step
+        chosen.append(hit)
+        position = end
+    return chosen
+
+
+def _fit_to_size(ordered: Sequence[_Unit], chosen: list[bool], size: int) -> None:
+    """Drop or add whole units, from the strata furthest over or under their share, until the
+    sample holds ``size`` pairs (a cluster drawn by one point can overshoot)."""
+    total = sum(len(u.ids) for u in ordered)
+    per_stratum = Counter[Stratum]()
+    for unit in ordered:
+        per_stratum[unit.stratum] += len(unit.ids)
+    quota = {s: size * n / total for s, n in per_stratum.items()}
+    taken = Counter[Stratum]()
+    for unit, hit in zip(ordered, chosen, strict=True):
+        if hit:
+            taken[unit.stratum] += len(unit.ids)
+    count = sum(taken.values())
+    while count > size:
+        index = max((i for i, hit in enumerate(chosen) if hit),
+                    key=lambda i: (taken[ordered[i].stratum] - quota[ordered[i].stratum], len(ordered[i].ids), i))
+        chosen[index] = False
+        taken[ordered[index].stratum] -= len(ordered[index].ids)
+        count -= len(ordered[index].ids)
+    while count < size:
+        room = size - count
+        candidates = [i for i, hit in enumerate(chosen) if not hit and len(ordered[i].ids) <= room]
+        if not candidates:
+            break
+        index = max(candidates, key=lambda i: (quota[ordered[i].stratum] - taken[ordered[i].stratum], -i))
+        chosen[index] = True
+        taken[ordered[index].stratum] += len(ordered[index].ids)
+        count += len(ordered[index].ids)
+
+
+def draw_trial_set(store: Store, size: int = DEFAULT_TRIAL_SIZE, options: ExportOptions | None = None,
+                   *, seed: int | None = None) -> TrialDraw:
+    """Draw a trial subset of about ``size`` of the pairs an export with ``options`` would write.
+
+    Uses the stored split (run it first; ``export_trial_set`` does). ``seed`` defaults to the
+    project's split seed. Returns the draw; raises ExportError when ``size`` is not positive or
+    no pair is exportable.
+    """
+    if size < 1:
+        raise ExportError(f"A trial subset of {size} pair(s) is empty: pass --size with a number above 0, e.g. 300.")
+    options = options or ExportOptions()
+    seed = store.settings.split.seed if seed is None else seed
+    pairs = _eligible_pairs(store, options)
+    if not pairs:
+        what = "accepted or pending" if options.include_pending else "accepted"
+        raise ExportError(f"No {what} pairs to draw a trial subset from: accept pairs in review, then try again.")
+    strata = _strata(store, pairs)
+    units, straddling = _units(store, pairs, strata)
+    rng = random.Random(seed)
+    by_stratum: dict[Stratum, list[_Unit]] = {}
+    for unit in sorted(units, key=lambda u: u.ids[0]):
+        by_stratum.setdefault(unit.stratum, []).append(unit)
+    ordered: list[_Unit] = []
+    for stratum in sorted(by_stratum):
+        members = by_stratum[stratum]
+        rng.shuffle(members)
+        ordered += members
+    available = sum(len(u.ids) for u in ordered)
+    if not available:
+        raise ExportError(
+            f"All {len(pairs)} exportable pairs sit in near-duplicate clusters with members on both sides of the "
+            "stored split: run `pairforge split` (it keeps each cluster on one side), then draw the trial subset again."
+        )
+    notes: list[str] = []
+    if size >= available:
+        chosen = [True] * len(ordered)
+        notes.append(f"The trial subset asked for {size} pair(s) but only {available} can be drawn, so it holds them all.")
+    else:
+        chosen = _systematic(ordered, size, rng)
+        _fit_to_size(ordered, chosen, size)
+    ids = frozenset(i for unit, hit in zip(ordered, chosen, strict=True) if hit for i in unit.ids)
+    drawn_units = [u for u, hit in zip(ordered, chosen, strict=True) if hit]
+    if len(ids) < min(size, available):
+        notes.append(f"The trial subset holds {len(ids)} pair(s), not {size}: near-duplicate clusters are drawn whole.")
+    full_kinds = Counter(s[1] for s in strata.values())
+    full_splits = Counter(s[0] for s in strata.values())
+    return TrialDraw(
+        size=size, seed=seed, pair_ids=ids, eligible=len(pairs), strata=len(by_stratum),
+        clusters=sum(1 for u in drawn_units if len(u.ids) > 1),
+        clustered_pairs=sum(len(u.ids) for u in drawn_units if len(u.ids) > 1), straddling=straddling,
+        full_kinds=dict(full_kinds.most_common()),
+        trial_kinds=dict(Counter(strata[i][1] for i in ids).most_common()),
+        full_splits=dict(sorted(full_splits.items())),
+        trial_splits=dict(sorted(Counter(strata[i][0] for i in ids).items())),
+        notes=notes,
+    )
+
+
+def export_trial_set(
+    store: Store,
+    out_dir: str | Path,
+    size: int = DEFAULT_TRIAL_SIZE,
+    options: ExportOptions | None = None,
+    *,
+    seed: int | None = None,
+    on_progress: Callable[[ExportProgress], None] | None = None,
+) -> ExportResult:
+    """Draw a trial subset (``draw_trial_set``) and export it to ``out_dir`` with ``options``
+    through the one exporter: the same files, card and trainer recipes as a full export, the
+    card saying it is a trial subset and how it was drawn. Raises ExportError on expected failures."""
+    from engine.export.writer import check_target, ensure_split, export_dataset
+
+    options = options or ExportOptions()
+    target = Path(out_dir).expanduser().resolve()
+    check_target(store, target, options.force)
+    notes: list[str] = []
+    ensure_split(store, notes)
+    draw = draw_trial_set(store, size, options, seed=seed)
+    draw.notes[:0] = notes
+    return export_dataset(store, target, options, on_progress=on_progress, trial=draw)
+
+
+__all__ = ["DEFAULT_TRIAL_SIZE", "TrialDraw", "draw_trial_set", "export_trial_set"]
