@@ -156,3 +156,31 @@ def test_trial_set_command(diverse, tmp_path: Path):
     assert table.exit_code == 0 and "Trial subset of 40" in table.output
     empty = runner.invoke(main, ["-p", str(store.root), "trial-set", "--size", "0", str(tmp_path / "z")])
     assert empty.exit_code != 0 and "Traceback" not in empty.output and "--size" in empty.output
+
+
+async def test_export_section_exports_a_trial_subset(tmp_path: Path) -> None:
+    """From the app: a size in the Export section's trial box exports a trial subset."""
+    from textual.widgets import Input, Static
+
+    from tests.test_tui import settle
+    from tests.test_tui_flows import wait_until
+    from tui.app import PairForgeApp
+
+    root = tmp_path / "proj"
+    store = Store.init(root)
+    build_diverse_project(store, n=120, clusters=2)
+    store.close()
+    out = tmp_path / "trial"
+    app = PairForgeApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f5")
+        app.screen.query_one("#exp-out", Input).value = str(out)
+        app.screen.query_one("#exp-trial", Input).value = "30"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: "Wrote" in str(app.screen.query_one("#exp-summary").render()), 30)
+        summary = str(app.screen.query_one("#exp-summary").render())
+        assert "trial subset of 30 pair(s)" in summary and "train_trl.py" in summary
+        assert "## Trial subset" in str(app.screen.query_one("#exp-card", Static).render())
+    rows = sum(len((out / "messages" / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "validation"))
+    assert rows == 30
