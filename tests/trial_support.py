@@ -33,10 +33,11 @@ def _pick(rng: random.Random, weighted: list[tuple[object, int]]) -> object:
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
 
 
-def build_diverse_project(store: Store, n: int = 400, *, clusters: int = 6, seed: int = 7,
+def build_diverse_project(store: Store, n: int = 400, *, clusters: int = 6, big_cluster: int = 0, seed: int = 7,
                           tokenizer: bool = False) -> list[Pair]:
-    """``n`` distinct pairs plus ``clusters`` near-duplicate clusters of three, over four documents;
-    about 5% rejected, the rest accepted; split with the project's split settings."""
+    """``n`` distinct pairs plus ``clusters`` near-duplicate clusters of three (and, with
+    ``big_cluster``, one more of that many pairs), over four documents; about 5% rejected, the rest
+    accepted; split with the project's split settings."""
     if tokenizer:
         toml = store.root / "pairforge.toml"
         text = toml.read_text(encoding="utf-8")
@@ -77,6 +78,12 @@ def build_diverse_project(store: Store, n: int = 400, *, clusters: int = 6, seed
             variant = question[:-2] + ("s?" if typo == 0 else "x?")
             pairs.append(base.model_copy(update={"messages": [
                 Message(role=Role.USER, content=variant),
+                Message(role=Role.ASSISTANT, content=f"It {_words(rng, 18)}.")]}))
+    if big_cluster:
+        base = pairs[1]
+        for j in range(big_cluster - 1):
+            pairs.append(base.model_copy(update={"messages": [
+                Message(role=Role.USER, content=f"{base.instruction} ({j})"),
                 Message(role=Role.ASSISTANT, content=f"It {_words(rng, 18)}.")]}))
     added = store.add_pairs(pairs)
     ids = [p.id for p in added if p.id is not None]

@@ -100,7 +100,7 @@ def _print_result(result: ExportResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
         return
-    what = f"Trial subset of {result.exported} pair(s)" if result.trial is not None else f"{result.exported} pair(s)"
+    what = f"a trial subset of {result.exported} pair(s)" if result.trial is not None else f"{result.exported} pair(s)"
     table = Table(title=f"Exported {what} in {result.seconds:.1f} s", title_justify="left")
     table.add_column("Format")
     table.add_column("Split")

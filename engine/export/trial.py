@@ -11,7 +11,7 @@ parts or of the trial boundary. The draw is the same for the same seed and data.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +19,7 @@ from typing import Any
 
 from engine.errors import ExportError
 from engine.export.options import SPLITS, ExportOptions, ExportProgress, ExportResult
-from engine.export.rows import Conversation
-from engine.models import Pair
+from engine.models import Pair, Role
 from engine.store import PairFilter, Store
 
 DEFAULT_TRIAL_SIZE = 300
@@ -85,6 +84,17 @@ class _Unit:
     stratum: Stratum
 
 
+def _answered(pair: Pair) -> bool:
+    """Whether some user turn is answered by a later assistant turn (what makes a pair exportable)."""
+    asked = False
+    for message in pair.messages:
+        if message.role is Role.USER:
+            asked = True
+        elif message.role is Role.ASSISTANT and asked:
+            return True
+    return False
+
+
 def _eligible_pairs(store: Store, options: ExportOptions) -> list[Pair]:
     """The pairs an export with ``options`` writes: its statuses, kinds and modes, no excluded
     severity, and a user turn answered by an assistant turn."""
@@ -98,8 +108,7 @@ def _eligible_pairs(store: Store, options: ExportOptions) -> list[Pair]:
                 continue
             if excluded and any(str(w.severity) in excluded for w in pair.warnings):
                 continue
-            turns = ((m.role.value, m.content) for m in pair.messages)
-            if Conversation.from_turns(turns, pair.context, None) is None:
+            if not _answered(pair):
                 continue
             out.append(pair)
     return sorted(out, key=lambda p: p.id or 0)
@@ -142,50 +151,143 @@ def _units(store: Store, pairs: Sequence[Pair], strata: dict[int, Stratum]) -> t
 
 
 def _systematic(ordered: Sequence[_Unit], size: int, rng: random.Random) -> list[bool]:
-    """Which units a systematic sample of ``size`` pairs over ``ordered`` hits."""
+    """Which units a systematic sample over ``ordered`` takes, about ``size`` pairs in all.
+
+    Each unit (a cluster or a lone pair) is one position, and as many positions are drawn as
+    give ``size`` pairs at the mean unit size; so a pair's chance does not grow with its
+    cluster's size, and every level of the order keeps its share in expectation.
+    """
     total = sum(len(u.ids) for u in ordered)
-    step = total / size
-    point = rng.uniform(0, step)
-    chosen: list[bool] = []
-    position = 0
-    for unit in ordered:
-        end = position + len(unit.ids)
-        hit = point < end
-        while point < end:
-            point += step
-        chosen.append(hit)
-        position = end
+    points = max(1, round(size * len(ordered) / total))
+    step = len(ordered) / points
+    start = rng.uniform(0, step)
+    chosen = [False] * len(ordered)
+    for k in range(points):
+        chosen[min(len(ordered) - 1, int(start + k * step))] = True
     return chosen
 
 
+# The levels whose shares the draw keeps, each mapping a stratum to its group there, with the weight
+# of a pair off its share: split and kind (refusals, multi-hop) matter most, a whole stratum least.
+_LEVELS: tuple[tuple[Callable[[Stratum], tuple[str, ...]], float], ...] = (
+    (lambda s: (s[0],), 4.0), (lambda s: (s[1],), 4.0), (lambda s: (s[0], s[1]), 2.0),
+    (lambda s: (s[2],), 1.0), (lambda s: (s[3],), 1.0), (lambda s: s, 0.5),
+)
+_SWAP_ROUNDS = 40
+# Past this share of drawn pairs in near-duplicate clusters, the result suggests deduplicating first.
+_CLUSTERED_SHARE_NOTE = 0.1
+_SWAP_CANDIDATES = 6
+
+
+class _Balance:
+    """How far a draw is from every level's share of the full set: the weighted sum over levels and
+    groups of |pairs drawn - the group's share of ``size``|, kept up to date as units go in and out.
+
+    Units of one stratum and size change the distance alike, so each such kind of unit is weighed once.
+    """
+
+    def __init__(self, ordered: Sequence[_Unit], chosen: list[bool], size: int) -> None:
+        self.ordered = ordered
+        self.chosen = chosen
+        self.quota: defaultdict[tuple[int, tuple[str, ...]], float] = defaultdict(float)
+        self.taken: Counter[tuple[int, tuple[str, ...]]] = Counter()
+        self.count = 0
+        # (stratum, unit size) -> the units of that kind in the draw, and out of it.
+        self.inside: dict[tuple[Stratum, int], set[int]] = {}
+        self.outside: dict[tuple[Stratum, int], set[int]] = {}
+        self._keys: dict[Stratum, list[tuple[int, tuple[str, ...]]]] = {}
+        total = sum(len(u.ids) for u in ordered)
+        for index, unit in enumerate(ordered):
+            for key in self.keys(unit.stratum):
+                self.quota[key] += size * len(unit.ids) / total
+            self.outside.setdefault((unit.stratum, len(unit.ids)), set()).add(index)
+            self.inside.setdefault((unit.stratum, len(unit.ids)), set())
+            if chosen[index]:
+                chosen[index] = False
+                self.move(index, +1)
+
+    def keys(self, stratum: Stratum) -> list[tuple[int, tuple[str, ...]]]:
+        found = self._keys.get(stratum)
+        if found is None:
+            found = self._keys[stratum] = [(level, group(stratum)) for level, (group, _) in enumerate(_LEVELS)]
+        return found
+
+    def move(self, index: int, sign: int) -> None:
+        """Put unit ``index`` in (+1) or take it out (-1)."""
+        unit = self.ordered[index]
+        n = sign * len(unit.ids)
+        for key in self.keys(unit.stratum):
+            self.taken[key] += n
+        self.count += n
+        self.chosen[index] = sign > 0
+        kind = (unit.stratum, len(unit.ids))
+        (self.outside if sign > 0 else self.inside)[kind].discard(index)
+        (self.inside if sign > 0 else self.outside)[kind].add(index)
+
+    def change(self, stratum: Stratum, size: int, sign: int) -> float:
+        """How the distance changes if a unit of ``size`` pairs in ``stratum`` goes in (+1) or out (-1)."""
+        n = sign * size
+        out = 0.0
+        for key in self.keys(stratum):
+            gap = self.taken[key] - self.quota[key]
+            out += _LEVELS[key[0]][1] * (abs(gap + n) - abs(gap))
+        return out
+
+    def best(self, sign: int, room: int | None = None) -> int | None:
+        """The unit whose adding (+1, at most ``room`` pairs) or dropping (-1) helps most."""
+        pool = self.outside if sign > 0 else self.inside
+        best: tuple[float, int] | None = None
+        for (stratum, size), members in pool.items():
+            if not members or (room is not None and size > room):
+                continue
+            option = (self.change(stratum, size, sign), min(members))
+            if best is None or option < best:
+                best = option
+        return None if best is None else best[1]
+
+    def drop_order(self) -> list[int]:
+        """Drawn units, those whose dropping helps most first."""
+        drawn = [i for i, hit in enumerate(self.chosen) if hit]
+        return sorted(drawn, key=lambda i: (self.change(self.ordered[i].stratum, len(self.ordered[i].ids), -1), i))
+
+    def fill(self, size: int) -> None:
+        """Drop the least useful units while over ``size`` pairs, add the most useful that fit while under."""
+        while self.count > size:
+            index = self.best(-1)
+            assert index is not None
+            self.move(index, -1)
+        while self.count < size:
+            index = self.best(+1, size - self.count)
+            if index is None:
+                return
+            self.move(index, +1)
+
+    def distance(self) -> float:
+        """The whole distance from every level's share."""
+        return sum(_LEVELS[k[0]][1] * abs(self.taken[k] - q) for k, q in self.quota.items())
+
+
 def _fit_to_size(ordered: Sequence[_Unit], chosen: list[bool], size: int) -> None:
-    """Drop or add whole units, from the strata furthest over or under their share, until the
-    sample holds ``size`` pairs (a cluster drawn by one point can overshoot)."""
-    total = sum(len(u.ids) for u in ordered)
-    per_stratum = Counter[Stratum]()
-    for unit in ordered:
-        per_stratum[unit.stratum] += len(unit.ids)
-    quota = {s: size * n / total for s, n in per_stratum.items()}
-    taken = Counter[Stratum]()
-    for unit, hit in zip(ordered, chosen, strict=True):
-        if hit:
-            taken[unit.stratum] += len(unit.ids)
-    count = sum(taken.values())
-    while count > size:
-        index = max((i for i, hit in enumerate(chosen) if hit),
-                    key=lambda i: (taken[ordered[i].stratum] - quota[ordered[i].stratum], len(ordered[i].ids), i))
-        chosen[index] = False
-        taken[ordered[index].stratum] -= len(ordered[index].ids)
-        count -= len(ordered[index].ids)
-    while count < size:
-        room = size - count
-        candidates = [i for i, hit in enumerate(chosen) if not hit and len(ordered[i].ids) <= room]
-        if not candidates:
-            break
-        index = max(candidates, key=lambda i: (quota[ordered[i].stratum] - taken[ordered[i].stratum], -i))
-        chosen[index] = True
-        taken[ordered[index].stratum] += len(ordered[index].ids)
-        count += len(ordered[index].ids)
+    """Drop or add whole units until the draw holds ``size`` pairs (a drawn cluster can overshoot),
+    then swap units while that brings every level closer to its share of the full set."""
+    balance = _Balance(ordered, chosen, size)
+    balance.fill(size)
+    for _ in range(_SWAP_ROUNDS):
+        drawn = balance.drop_order()
+        before, count, improved = balance.distance(), balance.count, False
+        for index in drawn[:_SWAP_CANDIDATES]:
+            saved = list(chosen)
+            balance.move(index, -1)
+            balance.fill(size)
+            if balance.distance() < before - 1e-9 and balance.count >= count:
+                improved = True
+                break
+            # Undo: put the draw back as it was.
+            for i, (was, now) in enumerate(zip(saved, chosen, strict=True)):
+                if was != now:
+                    balance.move(i, +1 if was else -1)
+        if not improved:
+            return
 
 
 def draw_trial_set(store: Store, size: int = DEFAULT_TRIAL_SIZE, options: ExportOptions | None = None,
@@ -232,12 +334,16 @@ def draw_trial_set(store: Store, size: int = DEFAULT_TRIAL_SIZE, options: Export
     drawn_units = [u for u, hit in zip(ordered, chosen, strict=True) if hit]
     if len(ids) < min(size, available):
         notes.append(f"The trial subset holds {len(ids)} pair(s), not {size}: near-duplicate clusters are drawn whole.")
+    clustered = sum(len(u.ids) for u in drawn_units if len(u.ids) > 1)
+    if clustered > _CLUSTERED_SHARE_NOTE * len(ids):
+        notes.append(f"{clustered} of the {len(ids)} drawn pairs sit in near-duplicate clusters (drawn whole): "
+                     "run `pairforge dedup` first for a trial subset of distinct pairs.")
     full_kinds = Counter(s[1] for s in strata.values())
     full_splits = Counter(s[0] for s in strata.values())
     return TrialDraw(
         size=size, seed=seed, pair_ids=ids, eligible=len(pairs), strata=len(by_stratum),
         clusters=sum(1 for u in drawn_units if len(u.ids) > 1),
-        clustered_pairs=sum(len(u.ids) for u in drawn_units if len(u.ids) > 1), straddling=straddling,
+        clustered_pairs=clustered, straddling=straddling,
         full_kinds=dict(full_kinds.most_common()),
         trial_kinds=dict(Counter(strata[i][1] for i in ids).most_common()),
         full_splits=dict(sorted(full_splits.items())),
