@@ -1,11 +1,13 @@
 """The trial subset: a small, stratified sample of the exportable pairs to train on before scaling up.
 
-The sample is systematic over the pairs ordered by split, kind, mode and source document (shuffled
-within each of those strata), so every level of that order keeps its share of the full set to within
-one pair: refusals and multi-hop pairs stay in proportion, and the validation part comes from the
-validation split only. Near-duplicate clusters are the units drawn: a cluster is in the trial set
-whole or not at all, so near duplicates never sit on both sides of the trial's train and validation
-parts or of the trial boundary. The draw is the same for the same seed and data.
+Near-duplicate clusters (and lone pairs) are the units drawn: a cluster is in the trial set whole or
+not at all, so near duplicates never sit on both sides of the trial's train and validation parts or
+of the trial boundary. The units are ordered by split, kind, mode and source document, shuffled within
+each of those strata, and sampled systematically, so every level of that order keeps its share of
+the full set; then whole units are swapped while that brings the split, kind, mode and document
+counts closer to their shares (a large cluster is a lump a plain sample cannot split). Refusals and
+multi-hop pairs stay in proportion, and the validation part comes from the validation split only.
+The draw is the same for the same seed and data.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class TrialDraw:
         text = (
             f"Drawn with seed {self.seed}: a systematic sample of {self.drawn} of the {self.eligible} exportable "
             f"pair(s), ordered by split, kind, mode and source document ({self.strata} strata, shuffled within "
-            "each), so each kind, mode, document and split keeps its share of the full set. The validation part "
-            "comes from the validation split and the train part from the train split; near-duplicate clusters "
+            "each), then balanced so each kind, mode, document and split keeps its share of the full set. The "
+            "validation part comes from the validation split and the train part from the train split; near-duplicate clusters "
             f"are taken whole or not at all ({self.clusters} cluster(s), {self.clustered_pairs} pair(s) in this subset)."
         )
         if self.straddling:
