@@ -192,6 +192,9 @@ class ExportSettings(_Section):
     """A system prompt given to every exported pair; empty leaves pairs as they are."""
     include_pending: bool = False
     """Export pairs not yet reviewed as well as accepted ones."""
+    base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    """The model the training scripts next to an export fine-tune (a Hugging Face name or a local
+    folder); its chat template formats the pairs."""
 
 
 class TuiSettings(_Section):

@@ -205,13 +205,14 @@ class ExportProgress(PaneMessage):
 
 
 class ExportFinished(PaneMessage):
-    """An export ended; ``card`` is the dataset card's text."""
+    """An export ended; ``card`` is the dataset card's text and ``summary`` one line saying what was written."""
 
-    def __init__(self, out_dir: str, files: list[str], card: str) -> None:
+    def __init__(self, out_dir: str, files: list[str], card: str, summary: str = "") -> None:
         super().__init__()
         self.out_dir = out_dir
         self.files = files
         self.card = card
+        self.summary = summary
 
 
 __all__ = [

@@ -7,12 +7,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.export.options import ExportedFile, ExportOptions
 from engine.export.stats import ExportStats
 from engine.quality.review import review_verdict
 from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.export.recipes import RecipeInputs
+    from engine.export.trial import TrialDraw
 
 _FORMAT_TITLES = {
     "messages": "OpenAI messages (`messages`: role/content)",
@@ -157,6 +161,34 @@ def _review_lines(store: Store) -> list[str]:
     return [*lines, ""]
 
 
+def _recipe_lines(recipes: RecipeInputs | None) -> list[str]:
+    if recipes is None:
+        return []
+    return [
+        f"Training scripts: `train_trl.py` (TRL `SFTTrainer` with LoRA via peft) and `train_unsloth.py` (the same "
+        f"recipe on Unsloth), both reading the `{recipes.source_format}` files, fine-tuning `{recipes.base_model}` "
+        f"(`--model` changes it) with its chat template, `max_length` {recipes.max_length} (the p95 token length, "
+        "rounded up to a multiple of 64), evaluating on the validation split and stopping early on eval loss.",
+        "",
+    ]
+
+
+def _trial_lines(trial: TrialDraw) -> list[str]:
+    kinds = sorted(set(trial.full_kinds) | set(trial.trial_kinds), key=lambda k: -trial.full_kinds.get(k, 0))
+    full_total = sum(trial.full_kinds.values())
+    rows = [(k, trial.full_kinds.get(k, 0), _share(trial.full_kinds.get(k, 0), full_total),
+             trial.trial_kinds.get(k, 0), _share(trial.trial_kinds.get(k, 0), trial.drawn)) for k in kinds]
+    splits = sorted(set(trial.full_splits) | set(trial.trial_splits))
+    rows += [(f"split: {s}", trial.full_splits.get(s, 0), _share(trial.full_splits.get(s, 0), full_total),
+              trial.trial_splits.get(s, 0), _share(trial.trial_splits.get(s, 0), trial.drawn)) for s in splits]
+    return [
+        "## Trial subset", "", trial.method(), "",
+        "Train on this subset first, test the result, then grow the dataset where the model fails. The dataset "
+        "size targets under Thresholds are for the full set; a trial subset is meant to miss them.", "",
+        *_table(["Kind / split", "Full set", "Share", "Trial subset", "Share"], rows),
+    ]
+
+
 def render_card(
     store: Store,
     options: ExportOptions,
@@ -166,8 +198,10 @@ def render_card(
     notes: Sequence[str] = (),
     skipped: dict[str, int] | None = None,
     quality_report: Any = None,
+    trial: TrialDraw | None = None,
+    recipes: RecipeInputs | None = None,
 ) -> str:
-    """The whole ``README.md`` text of an export."""
+    """The whole ``README.md`` text of an export (a trial subset's says so, and how it was drawn)."""
     name = store.settings.name
     total = stats.total
     formats = [f for f in options.formats]
@@ -187,6 +221,7 @@ def render_card(
         "- synthetic",
         "- instruction-tuning",
         "- fine-tuning",
+        *(["- trial-subset"] if trial is not None else []),
         "configs:",
     ]
     by_format: dict[str, list[ExportedFile]] = {}
@@ -209,8 +244,10 @@ def render_card(
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     statuses = " and ".join(s.value for s in options.statuses)
     body = [
-        f"# {name}",
+        f"# {name}" + (" (trial subset)" if trial is not None else ""),
         "",
+        *([f"**Trial subset**: {total} of the {trial.eligible} pairs the full export holds, to train on "
+           "before scaling up; see Trial subset below.", ""] if trial is not None else []),
         f"A fine-tuning dataset of {total} conversation(s) built with PairForge from the project's own "
         f"documents, exported {now}. It holds the {statuses} pairs"
         + (f" of kind {', '.join(k.value for k in options.kinds)}" if options.kinds else "")
@@ -224,6 +261,7 @@ def render_card(
         "Trainer configs: `dataset_info.json` (LLaMA-Factory, set `dataset_dir` to this folder) and "
         "`axolotl-datasets.yml` (Axolotl `datasets:` and `test_datasets:` entries).",
         "",
+        *_recipe_lines(recipes),
         "## Conventions",
         "",
         ("- System prompt: every conversation starts with the same system prompt: "
@@ -237,6 +275,8 @@ def render_card(
         "",
         *_table(["Split", "Pairs", "Share"], [(s, n, _share(n, total)) for s, n in sorted(stats.splits.items())]),
     ]
+    if trial is not None:
+        body += _trial_lines(trial)
     body += ["## Composition", "", *_counter_table("kind", stats.kinds, total),
              *_counter_table("mode", stats.modes, total), *_counter_table("status", stats.statuses, total)]
     body += ["### By source document", "",

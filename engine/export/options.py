@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from engine.models import PairKind, PairStatus, Severity
+
+if TYPE_CHECKING:
+    from engine.export.trial import TrialDraw
 
 FormatName = Literal["messages", "alpaca", "sharegpt", "completion", "hf"]
 
@@ -31,6 +34,7 @@ class ExportOptions(BaseModel):
     kinds: list[PairKind] = Field(default_factory=list, description="Only these kinds; empty means every kind.")
     modes: list[str] = Field(default_factory=list, description="Only these modes; empty means every mode.")
     system_prompt: str | None = None
+    base_model: str | None = Field(None, description="The model the training scripts fine-tune; None: the project's.")
     force: bool = False
 
     @field_validator("formats")
@@ -87,6 +91,9 @@ class ExportResult:
     files: list[ExportedFile] = field(default_factory=list)
     card_path: Path | None = None
     trainer_configs: list[Path] = field(default_factory=list)
+    recipes: list[Path] = field(default_factory=list)
+    recipe_max_length: int | None = None
+    trial: TrialDraw | None = None
     hf_dataset_dir: Path | None = None
     exported: int = 0
     split_sizes: dict[str, int] = field(default_factory=dict)
@@ -103,6 +110,9 @@ class ExportResult:
             ],
             "card": str(self.card_path) if self.card_path else None,
             "trainer_configs": [str(p) for p in self.trainer_configs],
+            "recipes": [str(p) for p in self.recipes],
+            "recipe_max_length": self.recipe_max_length,
+            "trial": self.trial.to_json() if self.trial is not None else None,
             "hf_dataset_dir": str(self.hf_dataset_dir) if self.hf_dataset_dir else None,
             "exported": self.exported,
             "split_sizes": self.split_sizes,

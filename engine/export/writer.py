@@ -14,12 +14,22 @@ from engine.export.atomic import StagingFolder, describe_os_error, write_text_at
 from engine.export.card import render_card
 from engine.export.hf import HfDatasetWriter
 from engine.export.options import (
+    ALL_FORMATS,
     JSONL_FORMATS,
     SPLITS,
     ExportedFile,
     ExportOptions,
     ExportProgress,
     ExportResult,
+)
+from engine.export.recipes import (
+    DEFAULT_BASE_MODEL,
+    TRL_SCRIPT,
+    UNSLOTH_SCRIPT,
+    RecipeInputs,
+    recipe_max_length,
+    trl_script,
+    unsloth_script,
 )
 from engine.export.rows import LINE_BUILDERS, Conversation, PairRecord
 from engine.export.stats import ExportStats
@@ -30,6 +40,7 @@ from engine.export.trainers import (
     dataset_slug,
     llama_factory_info,
 )
+from engine.export.trial import TrialDraw
 from engine.models import PairStatus
 from engine.store import PairFilter, Store
 
@@ -39,7 +50,8 @@ _PROGRESS_EVERY = 1000
 _UNANSWERED = "no user turn answered by an assistant turn"
 
 
-def _check_target(store: Store, out_dir: Path, force: bool) -> None:
+def check_target(store: Store, out_dir: Path, force: bool) -> None:
+    """Raise ExportError when ``out_dir`` cannot take an export (the project, a file, or full without force)."""
     if out_dir == store.root or out_dir in store.root.parents:
         raise ExportError(
             f"Cannot export into {out_dir}: it holds the project itself; choose a folder for the export alone."
@@ -52,7 +64,7 @@ def _check_target(store: Store, out_dir: Path, force: bool) -> None:
         )
 
 
-def _ensure_split(store: Store, notes: list[str]) -> None:
+def ensure_split(store: Store, notes: list[str]) -> None:
     """Compute a split with the project's split settings when none is stored."""
     from engine.quality import make_split
 
@@ -80,15 +92,18 @@ def _decoder() -> Callable[[str], Any]:
     return decode
 
 
-def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[PairRecord], int]:
-    """The pairs of the chosen statuses, kinds and modes, streamed in batches, and how many."""
+def _selected_pairs(
+    store: Store, options: ExportOptions, only: frozenset[int] | None = None
+) -> tuple[Iterator[PairRecord], int]:
+    """The pairs of the chosen statuses, kinds and modes (and, with ``only``, of those ids),
+    streamed in batches, and how many."""
     kinds = {k.value for k in options.kinds}
     modes = set(options.modes)
     # A single kind or mode filters in SQL; several are filtered as the rows stream by.
     kind = next(iter(kinds)) if len(kinds) == 1 else None
     mode = next(iter(modes)) if len(modes) == 1 else None
     filters = [PairFilter(status=s.value, kind=kind, mode=mode) for s in options.statuses]
-    total = sum(store.count_pairs(f) for f in filters)
+    total = len(only) if only is not None else sum(store.count_pairs(f) for f in filters)
     # Decoded values shared between rows are only ever read, never changed.
     shared = _decoder()
     loads = json.loads
@@ -96,6 +111,8 @@ def _selected_pairs(store: Store, options: ExportOptions) -> tuple[Iterator[Pair
     def stream() -> Iterator[PairRecord]:
         for flt in filters:
             for row in store.iter_pair_rows(flt):
+                if only is not None and row["id"] not in only:
+                    continue
                 if kinds and row["kind"] not in kinds:
                     continue
                 if modes and row["mode"] not in modes:
@@ -205,9 +222,12 @@ def export_dataset(
     options: ExportOptions | None = None,
     *,
     on_progress: ProgressCallback | None = None,
+    trial: TrialDraw | None = None,
 ) -> ExportResult:
     """Export the chosen pairs of ``store`` into ``out_dir``: one JSONL file per format and split,
-    the Hugging Face dataset, the dataset card and the trainer configs.
+    the Hugging Face dataset, the dataset card, the trainer configs and training scripts.
+
+    With ``trial`` (from ``draw_trial_set``) only the drawn pairs go out, and the card says so.
 
     Everything is written beside ``out_dir`` first and swapped in at the end, so a failure or a
     kill leaves the previous export whole. Returns what was written and what was left out, and
@@ -216,10 +236,12 @@ def export_dataset(
     started = time.perf_counter()
     options = options or ExportOptions()
     out_dir = Path(out_dir).expanduser().resolve()
-    _check_target(store, out_dir, options.force)
-    result = ExportResult(out_dir=out_dir)
-    _ensure_split(store, result.notes)
-    pairs, total = _selected_pairs(store, options)
+    check_target(store, out_dir, options.force)
+    result = ExportResult(out_dir=out_dir, trial=trial)
+    if trial is not None:
+        result.notes.extend(trial.notes)
+    ensure_split(store, result.notes)
+    pairs, total = _selected_pairs(store, options, trial.pair_ids if trial is not None else None)
     if on_progress:
         on_progress(ExportProgress(0, total, "writing"))
 
@@ -284,12 +306,26 @@ def export_dataset(
             result.exported = stats.total
             result.split_sizes = dict(sorted(stats.splits.items()))
             _add_left_out(store, options, result.skipped)
+            if trial is not None and trial.eligible > trial.drawn:
+                result.skipped["not drawn into the trial subset"] = trial.eligible - trial.drawn
             slug = dataset_slug(store.settings.name)
             info = llama_factory_info(result.files, slug, has_system=options.system_prompt is not None)
             write_text_atomic(staging.path / LLAMA_FACTORY_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
             write_text_atomic(staging.path / AXOLOTL_FILE, axolotl_snippet(result.files, out_dir))
+            recipes = _recipe_inputs(store, options, stats, result.files, trial is not None)
+            if recipes.source_format is not None:
+                write_text_atomic(staging.path / TRL_SCRIPT, trl_script(recipes))
+                write_text_atomic(staging.path / UNSLOTH_SCRIPT, unsloth_script(recipes))
+                result.recipes = [out_dir / TRL_SCRIPT, out_dir / UNSLOTH_SCRIPT]
+                result.recipe_max_length = recipes.max_length
+            else:
+                result.notes.append(
+                    "No training scripts were written: they read conversations, and this export has no messages, "
+                    "hf or sharegpt files; add --format messages for them."
+                )
             card = render_card(store, options, stats, result.files, notes=result.notes, skipped=result.skipped,
-                               quality_report=_quality_report(store, result.notes))
+                               quality_report=_quality_report(store, result.notes), trial=trial,
+                               recipes=recipes if result.recipes else None)
             write_text_atomic(staging.path / CARD_FILE, card)
             staging.commit()
     except OSError as exc:
@@ -298,17 +334,34 @@ def export_dataset(
     result.trainer_configs = [out_dir / LLAMA_FACTORY_FILE, out_dir / AXOLOTL_FILE]
     result.files = [ExportedFile(f.format, f.split, out_dir / f.path, f.rows) for f in result.files]
     result.seconds = time.perf_counter() - started
-    store.log(
-        "export",
-        "exported",
-        result.exported,
-        f"exported {result.exported} pair(s) as {', '.join(options.formats)} to {out_dir}",
-        {"out_dir": str(out_dir), "formats": options.formats, "split_sizes": result.split_sizes,
-         "skipped": result.skipped, "system_prompt": options.system_prompt},
-    )
+    what = f"a trial subset of {result.exported} pair(s)" if trial is not None else f"{result.exported} pair(s)"
+    detail: dict[str, Any] = {"out_dir": str(out_dir), "formats": options.formats, "split_sizes": result.split_sizes,
+                              "skipped": result.skipped, "system_prompt": options.system_prompt}
+    if trial is not None:
+        detail["trial"] = trial.to_json()
+    store.log("export", "trial" if trial is not None else "exported", result.exported,
+              f"exported {what} as {', '.join(options.formats)} to {out_dir}", detail)
     if on_progress:
         on_progress(ExportProgress(total, total, "done"))
     return result
+
+
+def _recipe_inputs(store: Store, options: ExportOptions, stats: ExportStats, files: list[ExportedFile],
+                   trial: bool) -> RecipeInputs:
+    """What the training scripts need: the files, the base model and max_length from the p95 tokens."""
+    summary = stats.token_summary()
+    counter = stats.token_counter
+    counted = getattr(counter, "name", "tokenizer") if summary else "nothing (no token counts)"
+    return RecipeInputs(
+        name=store.settings.name,
+        base_model=options.base_model or store.settings.export.base_model or DEFAULT_BASE_MODEL,
+        files=[f for f in files if f.format in ALL_FORMATS],
+        max_length=recipe_max_length(summary.get("p95"), store.settings.quality.max_seq_length),
+        p95_tokens=summary.get("p95"),
+        max_tokens=summary.get("max"),
+        tokens_counted_with=str(counted),
+        trial=trial,
+    )
 
 
 def _add_left_out(store: Store, options: ExportOptions, skipped: dict[str, int]) -> None:

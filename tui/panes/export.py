@@ -1,4 +1,5 @@
-"""Export: formats, include/exclude rules, the system prompt rule; run, preview files, show the card."""
+"""Export: formats, include/exclude rules, the system prompt rule, the full set or a trial subset;
+run, preview files, show the card."""
 
 from __future__ import annotations
 
@@ -70,7 +71,9 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
                                          allow_blank=False, id="exp-system-rule"))
             yield field("prompt", Input(e.system_prompt or "", placeholder="for 'one system prompt'", id="exp-system"))
         with Horizontal(classes="form-row"):
-            yield field("kinds", Input("", placeholder="only these, e.g. instruction,refusal (empty: all)", id="exp-kinds"))
+            yield field("kinds", Input("", placeholder="e.g. refusal; empty: all", id="exp-kinds"))
+            yield field("trial", Input("", placeholder="size, e.g. 300; empty: full set", type="integer",
+                                       id="exp-trial", tooltip="Export a stratified trial subset of this many pairs."))
         with Horizontal(classes="form-row buttons"):
             yield Button("Export ^r", id="exp-run", variant="primary")
         yield ProgressBar(id="exp-progress", show_eta=False)
@@ -106,8 +109,13 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
             "system_prompt": (self.query_one("#exp-system", Input).value.strip() or None) if rule == "set" else None,
         }
 
+    def _trial_size(self) -> int | None:
+        text = self.query_one("#exp-trial", Input).value.strip()
+        return int(text) if text.lstrip("-").isdigit() else None
+
     def action_run_export(self) -> None:
-        """Export, asking first when the output folder already holds files."""
+        """Export (the full set, or a trial subset when a size is given), asking first when the
+        output folder already holds files."""
         out_dir = Path(self.query_one("#exp-out", Input).value.strip() or self.store.root / "export").expanduser()
         if out_dir.exists() and any(out_dir.iterdir()):
             def answered(yes: bool | None) -> None:
@@ -122,14 +130,14 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
         bar = self.query_one("#exp-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self.run_export(out_dir, self._options(), overwrite)
+        self.run_export(out_dir, self._options(), overwrite, self._trial_size())
         give_keys_back(self.query_one("#exp-run", Button))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool) -> None:
-        """Run the engine's export off the UI thread."""
+    def run_export(self, out_dir: Path, form: dict[str, Any], overwrite: bool, trial_size: int | None = None) -> None:
+        """Run the engine's export (or trial subset) off the UI thread."""
         # Imported here: the writers pull in the datasets library, which the first paint does not need.
-        from engine.export import ExportOptions, export_dataset
+        from engine.export import ExportOptions, export_dataset, export_trial_set
         from engine.export import ExportProgress as ExportProgressFigures
 
         try:
@@ -138,7 +146,10 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
             def progress(update: ExportProgressFigures) -> None:
                 self.post_message(ExportProgress(update.done, update.total))
 
-            result = export_dataset(self.store, out_dir, options, on_progress=progress)
+            if trial_size is None:
+                result = export_dataset(self.store, out_dir, options, on_progress=progress)
+            else:
+                result = export_trial_set(self.store, out_dir, trial_size, options, on_progress=progress)
         except (PairForgeError, ValueError) as exc:
             self.post_message(EngineFailed(str(exc), where="export"))
             return
@@ -149,7 +160,10 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
             card_path = card_path if card_path.is_absolute() else result.out_dir / card_path
             if card_path.is_file():
                 card = card_path.read_text(encoding="utf-8", errors="replace")
-        self.post_message(ExportFinished(str(result.out_dir), files, card))
+        what = f"a trial subset of {result.exported} pair(s)" if result.trial is not None else f"{result.exported} pair(s)"
+        scripts = ", ".join(p.name for p in result.recipes)
+        summary = f"Wrote {what} to {result.out_dir}" + (f"; training scripts {scripts}." if scripts else ".")
+        self.post_message(ExportFinished(str(result.out_dir), files, card, summary))
 
     def on_export_progress(self, message: ExportProgress) -> None:
         message.stop()
@@ -159,7 +173,9 @@ class ExportPane(SectionPane, ReportsWorkerFailures, Vertical):
         # Not stopped: the workspace's flow guide learns the dataset was exported.
         self.query_one("#exp-progress", ProgressBar).update(total=1, progress=1)
         paths = [Path(f) for f in message.files] or sorted(Path(message.out_dir).glob("*.jsonl"))
-        self.query_one("#exp-summary", Label).update(Text(f"Wrote {len(paths)} file(s) to {message.out_dir}."))
+        self.query_one("#exp-summary", Label).update(
+            Text(message.summary or f"Wrote {len(paths)} file(s) to {message.out_dir}.")
+        )
         self.query_one("#exp-preview", Static).update(preview_files(paths))
         self.query_one("#exp-card", Static).update(plain(message.card) if message.card else Text("(no dataset card written)"))
         self.notify(f"Exported to {message.out_dir}.")
