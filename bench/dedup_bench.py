@@ -89,7 +89,7 @@ def precision_recall(n: int) -> None:
     if compared is not None:  # asks compared without their frames, as the index compares them
         forms = [compared(i + 1) for i in range(n)]
         norm, content = [f[0] for f in forms], [f[1] for f in forms]
-        scorers = [(fuzz.ratio, norm), (fuzz.token_sort_ratio, content), (fuzz.ratio, content)]
+        scorers = [(fuzz.ratio, norm), (fuzz.token_sort_ratio, content)]
     else:  # the index before asks were compared
         norm = [normalize(t) for t in texts]
         content = [content_form(t) for t in norm]

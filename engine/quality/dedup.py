@@ -3,8 +3,8 @@
 What is asked, not how: an instruction's request frame (leading interrogatives and politeness such as "how do
 I", "what's the best way to", "can you walk me through", and trailing ones such as "what should I do", "any
 tips") is taken off before comparing, so "How do I X?" and "What's the right way to X?" match and "Can you walk
-me through X?" and "Can you walk me through Y?" are compared as X and Y. The score is the best of ratio of the
-asks, token_sort_ratio of their content words and ratio of their content words; a match is refused when each
+me through X?" and "Can you walk me through Y?" are compared as X and Y. The score is the better of ratio of the
+asks and token_sort_ratio of their content words (typos and reorderings); a match is refused when each
 ask has a word the other lacks that is not a slip of one of its words (right / left, get / set, base16 /
 base64: a different question), or when they ask why, when, where, who or which differently.
 
@@ -27,7 +27,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, LCSseq
 
-from engine.models import Pair, PairStatus
+from engine.models import Pair, PairStatus, Role
 from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
 
 if TYPE_CHECKING:
@@ -147,6 +147,8 @@ def asks_differ(a_ask: str, b_ask: str) -> bool:
     ("from degrees to radians" / "from radians to degrees"), or when they ask why, when, where, who or
     which differently.
     """
+    if a_ask == b_ask:
+        return False
     a_list, b_list = a_ask.split(), b_ask.split()
     a_words, b_words = Counter(a_list), Counter(b_list)
     if {w: c for w, c in a_words.items() if w in QUESTION_WORDS} != {w: c for w, c in b_words.items() if w in QUESTION_WORDS}:
@@ -191,12 +193,16 @@ def _similarity(a: str, a_content: str, b: str, b_content: str, cutoff: float) -
     score = fuzz.ratio(a, b, score_cutoff=cutoff)
     if score >= 100:
         return score
-    score = max(score, fuzz.token_sort_ratio(a_content, b_content, score_cutoff=cutoff))
-    return max(score, fuzz.ratio(a_content, b_content, score_cutoff=cutoff))
+    return max(score, fuzz.token_sort_ratio(a_content, b_content, score_cutoff=cutoff))
 
 
-def _pair_key(pair: Pair) -> int:
-    return hash("\x1f".join(normalize(m.content) for m in pair.messages) + "\x1e" + normalize(pair.context or ""))
+def _normalized(pair: Pair) -> tuple[str, str, int]:
+    """The pair's normalized instruction and response, and the hash of its whole normalized conversation."""
+    texts = [normalize(m.content) for m in pair.messages]
+    roles = [m.role for m in pair.messages]
+    instruction = next((t for t, r in zip(texts, roles, strict=True) if r is Role.USER), "")
+    response = next((t for t, r in zip(reversed(texts), reversed(roles), strict=True) if r is Role.ASSISTANT), "")
+    return instruction, response, hash("\x1f".join(texts) + "\x1e" + normalize(pair.context or ""))
 
 
 # Learned frames: an opening (or ending) of FRAME_MAX_WORDS words or fewer that at least FRAME_MIN_USES asks share
@@ -207,6 +213,8 @@ FRAME_MAX_WORDS = 8
 FRAME_MIN_USES = 4
 FRAME_MIN_SHARE = 0.0005
 FRAME_MIN_SUPPORT = 2
+# Frames are learned from at most this many distinct asks (spread over the dataset).
+FRAME_SAMPLE = 20_000
 # What a learned frame must leave of an ask.
 MIN_ASK_WORDS = 2
 # Relearn the frames when this share of the asks changed since they were last learned.
@@ -242,8 +250,6 @@ class LearnedFrames:
 
     def __init__(self) -> None:
         self._asks: Counter[str] = Counter()
-        self._starts: Counter[tuple[str, ...]] = Counter()
-        self._ends: Counter[tuple[str, ...]] = Counter()
         self._total = 0
         self._changes = 0
         self._learned: tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]] | None = None
@@ -251,10 +257,6 @@ class LearnedFrames:
 
     def count(self, ask: str, sign: int) -> None:
         """Add (``sign`` 1) or take away (-1) one ask (frame words already off its ends)."""
-        words = ask.split()
-        for n in range(1, min(len(words) - MIN_ASK_WORDS, FRAME_MAX_WORDS) + 1):
-            self._starts[tuple(words[:n])] += sign
-            self._ends[tuple(words[-n:])] += sign
         self._asks[ask] += sign
         if self._asks[ask] <= 0:
             del self._asks[ask]
@@ -271,12 +273,29 @@ class LearnedFrames:
         return self._learned
 
     def _learn(self) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
-        minimum = max(FRAME_MIN_USES, FRAME_MIN_SHARE * self._total)
-        starts_seen, ends_seen, known = self._starts, self._ends, self._asks
+        known = self._asks
+        # Frames are common by definition, so a sample of the distinct asks finds them; whether taking one off
+        # leaves another ask is looked up among all of them.
+        sample = list(known)
+        if len(sample) > FRAME_SAMPLE:
+            sample = sample[:: -(-len(sample) // FRAME_SAMPLE)]
+        sampled = sum(known[ask] for ask in sample)
+        minimum = max(FRAME_MIN_USES, FRAME_MIN_SHARE * sampled)
+        # Openings and endings are counted here, not as asks come and go: a pass over the asks costs what
+        # counting them one by one would, and a dataset is learned far less often than it changes.
+        starts_seen: Counter[tuple[str, ...]] = Counter()
+        ends_seen: Counter[tuple[str, ...]] = Counter()
+        split = {ask: ask.split() for ask in sample}
+        for ask in sample:
+            uses = known[ask]
+            words = split[ask]
+            for n in range(1, min(len(words) - MIN_ASK_WORDS, FRAME_MAX_WORDS) + 1):
+                starts_seen[tuple(words[:n])] += uses
+                ends_seen[tuple(words[-n:])] += uses
         support_starts: Counter[tuple[str, ...]] = Counter()
         support_ends: Counter[tuple[str, ...]] = Counter()
-        for ask in known:
-            words = ask.split()
+        for ask in sample:
+            words = split[ask]
             top = min(len(words) - MIN_ASK_WORDS, FRAME_MAX_WORDS)
             starts = [n for n in range(1, top + 1) if starts_seen.get(tuple(words[:n]), 0) >= minimum]
             ends = [n for n in range(1, top + 1) if ends_seen.get(tuple(words[-n:]), 0) >= minimum]
@@ -381,7 +400,7 @@ class NearDuplicateIndex:
         """Index a saved pair (one with an id); re-adding an id replaces it."""
         if pair.id is None:
             raise ValueError("only saved pairs (with an id) can be indexed")
-        self._add(pair.id, normalize(pair.instruction), normalize(pair.response), _pair_key(pair))
+        self._add(pair.id, *_normalized(pair))
 
     def _add(self, pair_id: int, instruction: str, response: str, whole: int) -> None:
         if pair_id in self._instruction:
@@ -476,12 +495,11 @@ class NearDuplicateIndex:
             if current is None or score > current.score:
                 best[other] = SimilarPair(other, round(score, 1), field_name)
 
-        for other in self._exact_pair.get(_pair_key(pair), ()):
+        instruction, response, whole = _normalized(pair)
+        for other in self._exact_pair.get(whole, ()):
             offer(other, 100.0, "pair")
-        instruction = normalize(pair.instruction)
         for other in self._exact_instruction.get(hash(instruction), ()):
             offer(other, 100.0, "instruction")
-        response = normalize(pair.response)
         if len(response) >= MIN_RESPONSE_CHARS_FOR_EXACT:
             for other in self._exact_response.get(hash(response), ()):
                 offer(other, 100.0, "response")
@@ -497,14 +515,13 @@ class NearDuplicateIndex:
         return ranked[:limit]
 
     def _scores(self, ask_a: Sequence[str], content_a: Sequence[str], ask_b: Sequence[str], content_b: Sequence[str], *, cross: bool) -> np.ndarray:
-        """Best-of-three similarity of asks, 0 below the threshold: a matrix (``cross``) or element-wise, in native loops."""
+        """Best-of-two similarity of asks, 0 below the threshold: a matrix (``cross``) or element-wise, in native loops."""
         run = process.cdist if cross else process.cpdist
         cut = self.threshold
-        return np.maximum.reduce([
+        return np.maximum(
             run(ask_a, ask_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
             run(content_a, content_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
-            run(content_a, content_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
-        ])
+        )
 
     def _fuzzy_edges(self) -> list[tuple[int, int]]:
         """Verified fuzzy matches (a < b): all against all when small, else within rarest-word blocks."""
@@ -519,14 +536,20 @@ class NearDuplicateIndex:
             return [
                 (ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if not asks_differ(plain[r], plain[c])
             ]
-        blocks: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        # Each word's place in rarity order (ties by the word), so sorting an ask's words is one C-level key lookup.
+        frequency = self._frequency
+        rank = {w: r for r, w in enumerate(sorted((w for w, c in frequency.items() if c >= 2), key=lambda w: (frequency[w], w)))}
+        width = len(rank) + 1
+        blocks: dict[int, list[int]] = defaultdict(list)
+        keyed = np.zeros(len(content), dtype=np.int8)  # how many rare words keyed each ask's blocks
         for position, words in enumerate(content):
             # Blocks are keyed on the words left once learned frames are off: a frame's words can be rarer than the ask's.
-            rarest = self._rarest(dict.fromkeys(words.split()), 2)
+            rarest = sorted({rank[w] for w in words.split() if w in rank})[:RAREST_WORDS]
+            keyed[position] = len(rarest)
             if len(rarest) == 1:
-                blocks[(rarest[0],)].append(position)
-            for key in combinations(rarest, 2):
-                blocks[key].append(position)
+                blocks[-1 - rarest[0]].append(position)
+            for first, second in combinations(rarest, 2):
+                blocks[first * width + second].append(position)
         by_size: dict[int, list[list[int]]] = defaultdict(list)
         for members in blocks.values():
             if 2 <= len(members) <= MAX_BLOCK:
@@ -540,16 +563,27 @@ class NearDuplicateIndex:
         if not left_parts:
             return []
         n = len(ids)
-        codes = np.unique(np.concatenate(left_parts) * n + np.concatenate(right_parts))
-        left, right = codes // n, codes % n
+        left, right = np.concatenate(left_parts), np.concatenate(right_parts)
         # A ratio of T% bounds the length gap: |len(a) - len(b)| <= (1 - T/100) * (len(a) + len(b)).
+        # Filtered before duplicates (pairs sharing several blocks) are dropped: the filter is the cheaper pass.
         slack = 1 - self.threshold / 100
-        plain_len = np.fromiter(map(len, plain), dtype=np.int64, count=n)
-        content_len = np.fromiter(map(len, content), dtype=np.int64, count=n)
+        plain_len = np.fromiter(map(len, plain), dtype=np.int32, count=n)
+        content_len = np.fromiter(map(len, content), dtype=np.int32, count=n)
         fits = (np.abs(plain_len[left] - plain_len[right]) <= slack * (plain_len[left] + plain_len[right])) | (
             np.abs(content_len[left] - content_len[right]) <= slack * (content_len[left] + content_len[right])
         )
-        left, right = left[fits], right[fits]
+        codes = np.sort(left[fits] * n + right[fits])
+        if len(codes):
+            # Two asks keyed on three or more rare words each that share only one block share two of their rare
+            # words and differ in the others: not near duplicates, and most of what the blocks pair up.
+            firsts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+            shared = np.diff(np.append(firsts, len(codes)))
+            codes = codes[firsts]
+            left, right = codes // n, codes % n
+            keep = (shared >= 2) | (np.minimum(keyed[left], keyed[right]) <= 2)
+            left, right = left[keep], right[keep]
+        else:
+            left, right = codes, codes
         plain_arr, content_arr = np.asarray(plain, dtype=object), np.asarray(content, dtype=object)
         found: list[tuple[int, int]] = []
         step = 1_000_000
