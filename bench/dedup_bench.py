@@ -176,6 +176,18 @@ HELD_OUT_FRAMES = [
     "Looking for guidance: how to {ask}?",
     "In practice, how do people {ask}?",
 ]
+# Written after the matcher was done and never looked at while changing it: the held-out figures above guided
+# how frames are learned (none of their words is in a list), so these are the clean test.
+FRESH_FRAMES = [
+    "Been meaning to ask: what's involved if I want to {ask}?",
+    "For a project at work I must {ask}; where do I start?",
+    "Newbie here. How would somebody {ask}?",
+    "Quick sanity check - what's the usual way to {ask}?",
+    "Could someone outline how to {ask}?",
+    "My goal is to {ask}. Suggestions welcome.",
+    "Teach me to {ask}.",
+    "Where would I begin if I needed to {ask}?",
+]
 # Long frames two different asks share in the hard negatives.
 LONG_FRAMES = [
     "Can you walk me through how to {ask}?",
@@ -244,11 +256,12 @@ def light_edit(rng: random.Random, ask: str) -> str:
     return " ".join(words)
 
 
-def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[tuple[int, int]]]:
-    """Instructions, the ask of each, whether its frame is held out, and the hard-negative pairs (positions).
+def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[tuple[int, int]], set[int]]:
+    """Instructions, the ask of each, whether its frame is held out, the hard-negative pairs and the fresh-frame
+    instructions (positions).
 
-    Every ask appears once in a development frame; 45% get a rewording in another development frame and 25% one
-    in a held-out frame (a quarter of the rewordings also carry a slip); asks that open with the same three words
+    Every ask appears once in a development frame; 45% get a rewording in another development frame, 25% one in
+    a held-out frame and 15% one in a fresh frame (a quarter of the rewordings also carry a slip); asks that open with the same three words
     as another ask are also put, two by two, in one long frame (hard negatives: different asks, same frame).
     """
     rng = random.Random(seed)
@@ -256,6 +269,7 @@ def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[t
     texts: list[str] = []
     ask_of: list[int] = []
     held: list[bool] = []
+    fresh: set[int] = set()
 
     def put(text: str, ask: int, held_out: bool) -> int:
         texts.append(text)
@@ -267,11 +281,14 @@ def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[t
         base = rng.choice(DEV_FRAMES)
         put(render(base, ask), i, False)
         roll = rng.random()
-        if roll < 0.70:
+        if roll < 0.85:
             held_out = roll >= 0.45
-            frame = rng.choice(HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base])
+            pool = FRESH_FRAMES if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
+            frame = rng.choice(pool)
             reworded = light_edit(rng, ask) if rng.random() < 0.25 else ask
-            put(render(frame, reworded), i, held_out)
+            position = put(render(frame, reworded), i, held_out)
+            if roll >= 0.70:
+                fresh.add(position)
     siblings: dict[str, list[int]] = defaultdict(list)
     for i, ask in enumerate(asks):
         siblings[" ".join(normalize(ask).split()[:3])].append(i)
@@ -282,34 +299,36 @@ def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[t
             frame = rng.choice(LONG_FRAMES)
             held_out = frame in HELD_OUT_FRAMES
             hard.add((put(render(frame, asks[a]), a, held_out), put(render(frame, asks[b]), b, held_out)))
-    return texts, ask_of, held, hard
+    return texts, ask_of, held, hard, fresh
 
 
 def rewordings(seed: int = 5) -> None:
-    texts, ask_of, held, hard = reworded_set(seed)
+    texts, ask_of, held, hard, fresh = reworded_set(seed)
     by_ask: dict[int, list[int]] = defaultdict(list)
     for position, ask in enumerate(ask_of):
         by_ask[ask].append(position)
     truth = {pair for members in by_ask.values() for pair in combinations(members, 2)}
-    truth_held = {(a, b) for a, b in truth if held[a] or held[b]}
+    truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
+    truth_held = {(a, b) for a, b in truth if held[a] or held[b]} - truth_fresh
     start = time.perf_counter()
     index = NearDuplicateIndex.from_pairs(pairs_of(texts), 90)
     predicted = {(a - 1, b - 1) for a, b in index.edges()}
     took = time.perf_counter() - start
     hits = predicted & truth
-    predicted_held = {(a, b) for a, b in predicted if held[a] or held[b]}
+    predicted_fresh = {(a, b) for a, b in predicted if a in fresh or b in fresh}
+    predicted_held = {(a, b) for a, b in predicted if held[a] or held[b]} - predicted_fresh
+    predicted_dev = predicted - predicted_held - predicted_fresh
+    truth_dev = truth - truth_held - truth_fresh
 
     def rate(part: int, whole: int) -> str:
         return f"{part / whole:.3f}" if whole else "n/a"
 
     print(f"rewordings: {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
-          f"({len(truth_held)} with a held-out frame), {len(hard)} hard negatives; {took:.1f} s")
+          f"({len(truth_held)} with a held-out frame, {len(truth_fresh)} with a fresh one), {len(hard)} hard negatives; {took:.1f} s")
     print(f"  all:      precision {rate(len(hits), len(predicted))} ({len(predicted) - len(hits)} false of {len(predicted)}), "
           f"recall {rate(len(hits), len(truth))}")
-    print(f"  dev:      precision {rate(len(hits - predicted_held), len(predicted - predicted_held))}, "
-          f"recall {rate(len(hits - truth_held), len(truth - truth_held))}")
-    print(f"  held-out: precision {rate(len(hits & predicted_held), len(predicted_held))}, "
-          f"recall {rate(len(hits & truth_held), len(truth_held))}")
+    for name, guessed, true in (("dev", predicted_dev, truth_dev), ("held-out", predicted_held, truth_held), ("fresh", predicted_fresh, truth_fresh)):
+        print(f"  {name + ':':<9} precision {rate(len(hits & guessed), len(guessed))}, recall {rate(len(hits & true), len(true))}")
     print(f"  hard negatives flagged: {len(predicted & hard)} of {len(hard)}")
     if "--show" in sys.argv:
         for a, b in sorted(predicted - truth)[:40]:

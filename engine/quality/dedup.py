@@ -477,11 +477,18 @@ class NearDuplicateIndex:
         rarest = self._rarest(words, minimum)
         if len(rarest) == 1:
             return set(self._postings[rarest[0]])
-        found: set[int] = set()
+        # As in a full pass: a block too large to say anything is not scored, and a pair keyed on three or more
+        # rare words must share two blocks.
+        shared: Counter[int] = Counter()
         for a, b in combinations(rarest, 2):
             small, large = sorted((self._postings[a], self._postings[b]), key=len)
-            found.update(small & large)
-        return found
+            block = small & large
+            if len(block) <= MAX_BLOCK:
+                shared.update(block)
+        if len(rarest) <= 2:
+            return set(shared)
+        words = self._words
+        return {c for c, n in shared.items() if n >= 2 or len(words[c]) <= 2}
 
     def similar_to(self, pair: Pair, limit: int = 10) -> list[SimilarPair]:
         """The indexed pairs most similar to ``pair`` (itself excluded), best first."""
