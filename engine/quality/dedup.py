@@ -487,8 +487,8 @@ class NearDuplicateIndex:
                 shared.update(block)
         if len(rarest) <= 2:
             return set(shared)
-        words = self._words
-        return {c for c, n in shared.items() if n >= 2 or len(words[c]) <= 2}
+        indexed = self._words
+        return {c for c, n in shared.items() if n >= 2 or len(indexed[c]) <= 2}
 
     def similar_to(self, pair: Pair, limit: int = 10) -> list[SimilarPair]:
         """The indexed pairs most similar to ``pair`` (itself excluded), best first."""
