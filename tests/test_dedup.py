@@ -172,3 +172,14 @@ def test_index_learns_a_dataset_s_own_frames() -> None:
     # Used around a single ask, the same frame teaches nothing: its words are the ask's.
     lone = NearDuplicateIndex.from_pairs(make_pairs([plain[0], framed[0], *other]))
     assert lone.clusters() == []
+
+
+def test_normalize_is_the_same_on_its_ascii_path() -> None:
+    """The byte-table path for ASCII text gives what the two substitutions give, control characters included."""
+    from engine.quality.textstats import _PUNCT, _SPACE, normalize
+
+    rng = random.Random(11)
+    alphabet = [chr(i) for i in range(128)] + ["é", "ß", "\u00a0", "İ"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert normalize(text) == _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip(), repr(text)
