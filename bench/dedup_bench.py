@@ -1,16 +1,23 @@
-"""Near-duplicate index benchmark: full cluster pass time and peak RSS, recall/precision vs brute force, similar_to latency.
+"""Near-duplicate index benchmark: full cluster pass time and peak RSS, similar_to latency, agreement with brute
+force, and precision/recall on real requests reworded (planted rewordings and hard negatives).
 
-    python bench/dedup_bench.py            # 10k and 100k pairs, brute force on a 10k sample
-    python bench/dedup_bench.py --quick    # 2k and 20k pairs, brute force on 2k
+    python bench/dedup_bench.py               # 10k and 100k pairs, brute force on a 10k sample, the rewordings
+    python bench/dedup_bench.py --quick       # 2k and 20k pairs, brute force on 2k, the rewordings
+    python bench/dedup_bench.py --rewordings  # only the rewordings (runs against any version of the index)
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import resource
 import statistics
+import sys
 import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -75,24 +82,30 @@ def cluster_pass(n: int) -> NearDuplicateIndex:
 
 
 def precision_recall(n: int) -> None:
+    """The index against brute force: the same scorer on every pair, no blocking."""
     texts = synthetic(n, seed=2)
-    norm = [normalize(t) for t in texts]
-    content = [content_form(t) for t in norm]
+    index = NearDuplicateIndex.from_pairs(pairs_of(texts), 90)
+    compared = getattr(index, "_compared_of", None)
+    if compared is not None:  # asks compared without their frames, as the index compares them
+        forms = [compared(i + 1) for i in range(n)]
+        norm, content = [f[0] for f in forms], [f[1] for f in forms]
+        scorers = [(fuzz.ratio, norm), (fuzz.token_sort_ratio, content)]
+    else:  # the index before asks were compared
+        norm = [normalize(t) for t in texts]
+        content = [content_form(t) for t in norm]
+        scorers = [(fuzz.ratio, norm), (fuzz.token_sort_ratio, norm), (fuzz.ratio, content)]
     start = time.perf_counter()
     scores = np.maximum.reduce([
-        process.cdist(norm, norm, scorer=fuzz.ratio, dtype=np.uint8, workers=-1, score_cutoff=89),
-        process.cdist(norm, norm, scorer=fuzz.token_sort_ratio, dtype=np.uint8, workers=-1, score_cutoff=89),
-        process.cdist(content, content, scorer=fuzz.ratio, dtype=np.uint8, workers=-1, score_cutoff=89),
+        process.cdist(side, side, scorer=scorer, dtype=np.float32, workers=-1, score_cutoff=90) for scorer, side in scorers
     ])
     brute_time = time.perf_counter() - start
-    index = NearDuplicateIndex.from_pairs(pairs_of(texts), 90)
     predicted = {(a - 1, b - 1) for a, b in index.edges()}
-    # The uint8 matrix rounds down, so recheck borderline brute-force hits with the exact float scorer.
-    from engine.quality.dedup import _similarity
+    differ = getattr(sys.modules[NearDuplicateIndex.__module__], "asks_differ", lambda a, b: False)
     truth = {
-        (int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(scores, 1)), strict=True)
-        if _similarity(norm[a], content[a], norm[b], content[b], 90) >= 90
+        (int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(scores >= 90, 1)), strict=True)
+        if not differ(norm[a], norm[b])
     }
+    truth |= {(a - 1, b - 1) for group in index._exact_groups() for a, b in combinations(sorted(group), 2)}
     hits = len(predicted & truth)
     print(f"brute force on {n} pairs ({brute_time:.1f} s): {len(truth)} true pairs, index found {len(predicted)}; "
           f"recall {hits / max(1, len(truth)):.3f}, precision {hits / max(1, len(predicted)):.3f}")
@@ -109,16 +122,239 @@ def similar_latency(index: NearDuplicateIndex, n: int) -> None:
     print(f"similar_to at {len(index)} pairs: median {statistics.median(times):.2f} ms, p95 {sorted(times)[474]:.2f} ms")
 
 
+# ---------------------------------------------------------------------- requests reworded
+
+# Requests reworded: real asks (docstring sentences of the standard library, bench/dedup_requests.tsv) put in
+# request frames. A pair of instructions is a true near duplicate when both carry the same ask.
+#
+# DEV_FRAMES may inform the matcher's list of request words; HELD_OUT_FRAMES must not (none of their own
+# words were added to any list in engine/quality/), so their figures show how the matcher does on wordings
+# it was not written for.
+DEV_FRAMES = [
+    "How do I {ask}?",
+    "How can I {ask}?",
+    "What's the best way to {ask}?",
+    "What is the right way to {ask}?",
+    "Can you walk me through how to {ask}?",
+    "Could you explain how to {ask}?",
+    "I'm stuck trying to {ask}. What should I do?",
+    "Is there a way to {ask}?",
+    "Please tell me how to {ask}.",
+    "How would I {ask}?",
+    "What's the easiest way to {ask}?",
+    "Can you show me how to {ask}?",
+    "I need to {ask}. How?",
+    "How should I {ask}?",
+    "Is it possible to {ask}?",
+    "What are the steps to {ask}?",
+    "Explain how to {ask}.",
+    "I want to {ask}; how do I do that?",
+    "Hey, quick question: how do you {ask}?",
+    "Could you help me {ask}?",
+    "What's the recommended way to {ask}?",
+    "Can you tell me how I can {ask}?",
+    "I'd like to {ask}. Any tips?",
+    "Walk me through how to {ask}, step by step.",
+    "Help me {ask}, please.",
+    "Is there a simple way to {ask}?",
+    "How does one {ask}?",
+    "Any idea how to {ask}?",
+    "{Ask}: how?",
+    "Can I {ask}?",
+]
+HELD_OUT_FRAMES = [
+    "I've been trying to figure out how to {ask} - any pointers?",
+    "What's the proper procedure to {ask}?",
+    "How would you go about trying to {ask}?",
+    "I was wondering whether you could show me how to {ask}.",
+    "Struggling to {ask}, what am I missing?",
+    "Do you know a good approach to {ask}?",
+    "Could you advise on how best to {ask}?",
+    "What would be the cleanest way to {ask}?",
+    "How am I supposed to {ask}?",
+    "Give me a hand: I have to {ask}.",
+    "Looking for guidance: how to {ask}?",
+    "In practice, how do people {ask}?",
+]
+# Written after the matcher was done and never looked at while changing it: the held-out figures above guided
+# how frames are learned (none of their words is in a list), so these are the clean test.
+FRESH_FRAMES = [
+    "Been meaning to ask: what's involved if I want to {ask}?",
+    "For a project at work I must {ask}; where do I start?",
+    "Newbie here. How would somebody {ask}?",
+    "Quick sanity check - what's the usual way to {ask}?",
+    "Could someone outline how to {ask}?",
+    "My goal is to {ask}. Suggestions welcome.",
+    "Teach me to {ask}.",
+    "Where would I begin if I needed to {ask}?",
+]
+# Long frames two different asks share in the hard negatives.
+LONG_FRAMES = [
+    "Can you walk me through how to {ask}?",
+    "I'm stuck trying to {ask}. What should I do?",
+    "What's the recommended way to {ask}?",
+    "Walk me through how to {ask}, step by step.",
+    "I've been trying to figure out how to {ask} - any pointers?",
+    "I was wondering whether you could show me how to {ask}.",
+]
+
+REQUESTS = Path(__file__).with_name("dedup_requests.tsv")
+_THIRD_PERSON = re.compile(r"^(\w+?)(ies|sses|shes|ches|xes|s)$")
+
+
+def _imperative(sentence: str) -> str:
+    """A docstring's first sentence as an ask: "Returns the size of X." -> "get the size of X"."""
+    first, _, rest = sentence.rstrip(".").partition(" ")
+    if first in ("Return", "Returns"):
+        if rest.startswith(("True if ", "true if ", "whether ")):
+            return "check whether " + rest.split(" ", 2)[-1] if not rest.startswith("whether ") else "check " + rest
+        return "get " + rest
+    verb = first.lower()
+    match = _THIRD_PERSON.match(verb)
+    if match and verb not in ("process", "access", "pass", "bypass"):
+        stem, ending = match.groups()
+        verb = stem + {"ies": "y", "sses": "ss", "shes": "sh", "ches": "ch", "xes": "x", "s": ""}[ending]
+    return f"{verb} {rest}"
+
+
+def load_asks() -> list[str]:
+    """The real asks, one per distinct normalized text, in file order."""
+    seen: dict[str, str] = {}
+    for line in REQUESTS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or "\t" not in line:
+            continue
+        ask = _imperative(line.split("\t", 1)[1].strip())
+        seen.setdefault(normalize(ask), ask)
+    return list(seen.values())
+
+
+def render(frame: str, ask: str) -> str:
+    return frame.format(ask=ask, Ask=ask[:1].upper() + ask[1:])
+
+
+def light_edit(rng: random.Random, ask: str) -> str:
+    """The same ask with a small slip: two letters swapped, an article dropped, or a word doubled letter."""
+    words = ask.split()
+    kind = rng.random()
+    if kind < 0.4:
+        long_words = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+        if long_words:
+            i = rng.choice(long_words)
+            w = words[i]
+            j = rng.randrange(1, len(w) - 2)
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    elif kind < 0.7:
+        articles = [i for i, w in enumerate(words) if w in ("the", "a", "an")]
+        if articles:
+            del words[rng.choice(articles)]
+    else:
+        long_words = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+        if long_words:
+            i = rng.choice(long_words)
+            j = rng.randrange(1, len(words[i]))
+            words[i] = words[i][:j] + words[i][j - 1] + words[i][j:]
+    return " ".join(words)
+
+
+def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[tuple[int, int]], set[int]]:
+    """Instructions, the ask of each, whether its frame is held out, the hard-negative pairs and the fresh-frame
+    instructions (positions).
+
+    Every ask appears once in a development frame; 45% get a rewording in another development frame, 25% one in
+    a held-out frame and 15% one in a fresh frame (a quarter of the rewordings also carry a slip); asks that open with the same three words
+    as another ask are also put, two by two, in one long frame (hard negatives: different asks, same frame).
+    """
+    rng = random.Random(seed)
+    asks = load_asks()
+    texts: list[str] = []
+    ask_of: list[int] = []
+    held: list[bool] = []
+    fresh: set[int] = set()
+
+    def put(text: str, ask: int, held_out: bool) -> int:
+        texts.append(text)
+        ask_of.append(ask)
+        held.append(held_out)
+        return len(texts) - 1
+
+    for i, ask in enumerate(asks):
+        base = rng.choice(DEV_FRAMES)
+        put(render(base, ask), i, False)
+        roll = rng.random()
+        if roll < 0.85:
+            held_out = roll >= 0.45
+            pool = FRESH_FRAMES if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
+            frame = rng.choice(pool)
+            reworded = light_edit(rng, ask) if rng.random() < 0.25 else ask
+            position = put(render(frame, reworded), i, held_out)
+            if roll >= 0.70:
+                fresh.add(position)
+    siblings: dict[str, list[int]] = defaultdict(list)
+    for i, ask in enumerate(asks):
+        siblings[" ".join(normalize(ask).split()[:3])].append(i)
+    hard: set[tuple[int, int]] = set()
+    for group in siblings.values():
+        rng.shuffle(group)
+        for a, b in zip(group[::2], group[1::2], strict=False):
+            frame = rng.choice(LONG_FRAMES)
+            held_out = frame in HELD_OUT_FRAMES
+            hard.add((put(render(frame, asks[a]), a, held_out), put(render(frame, asks[b]), b, held_out)))
+    return texts, ask_of, held, hard, fresh
+
+
+def rewordings(seed: int = 5) -> None:
+    texts, ask_of, held, hard, fresh = reworded_set(seed)
+    by_ask: dict[int, list[int]] = defaultdict(list)
+    for position, ask in enumerate(ask_of):
+        by_ask[ask].append(position)
+    truth = {pair for members in by_ask.values() for pair in combinations(members, 2)}
+    truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
+    truth_held = {(a, b) for a, b in truth if held[a] or held[b]} - truth_fresh
+    start = time.perf_counter()
+    index = NearDuplicateIndex.from_pairs(pairs_of(texts), 90)
+    predicted = {(a - 1, b - 1) for a, b in index.edges()}
+    took = time.perf_counter() - start
+    hits = predicted & truth
+    predicted_fresh = {(a, b) for a, b in predicted if a in fresh or b in fresh}
+    predicted_held = {(a, b) for a, b in predicted if held[a] or held[b]} - predicted_fresh
+    predicted_dev = predicted - predicted_held - predicted_fresh
+    truth_dev = truth - truth_held - truth_fresh
+
+    def rate(part: int, whole: int) -> str:
+        return f"{part / whole:.3f}" if whole else "n/a"
+
+    print(f"rewordings: {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
+          f"({len(truth_held)} with a held-out frame, {len(truth_fresh)} with a fresh one), {len(hard)} hard negatives; {took:.1f} s")
+    print(f"  all:      precision {rate(len(hits), len(predicted))} ({len(predicted) - len(hits)} false of {len(predicted)}), "
+          f"recall {rate(len(hits), len(truth))}")
+    for name, guessed, true in (("dev", predicted_dev, truth_dev), ("held-out", predicted_held, truth_held), ("fresh", predicted_fresh, truth_fresh)):
+        print(f"  {name + ':':<9} precision {rate(len(hits & guessed), len(guessed))}, recall {rate(len(hits & true), len(true))}")
+    print(f"  hard negatives flagged: {len(predicted & hard)} of {len(hard)}")
+    if "--show" in sys.argv:
+        for a, b in sorted(predicted - truth)[:40]:
+            print(f"    false: {texts[a]!r} ~ {texts[b]!r}")
+        missed = sorted(truth - predicted)
+        random.Random(0).shuffle(missed)
+        for a, b in missed[:40]:
+            print(f"    missed: {texts[a]!r} ~ {texts[b]!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--rewordings", action="store_true", help="only the rewordings of real requests")
+    parser.add_argument("--show", action="store_true", help="list false and missed pairs of the rewordings")
     args = parser.parse_args()
+    if args.rewordings:
+        rewordings()
+        return
     small, large, sample = (2_000, 20_000, 2_000) if args.quick else (10_000, 100_000, 10_000)
     cluster_pass(small)
     index = cluster_pass(large)
     similar_latency(index, large)
     del index
     precision_recall(sample)
+    rewordings()
 
 
 if __name__ == "__main__":

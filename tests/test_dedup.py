@@ -129,3 +129,57 @@ def test_token_counter_with_real_tokenizer_and_estimate() -> None:
     assert missing.estimated and "could not be loaded" in (missing.problem or "")
     generated = pair.model_copy(update={"origin": pair.origin.model_copy(update={"backend": "ollama", "completion_tokens": 30})})
     assert estimate.count_pair(generated) == 30 + 5 + 8
+
+
+def test_rewordings_of_a_request_match_and_shared_frames_do_not() -> None:
+    from engine.quality import similarity
+
+    ask = "rotate the API token of a worker"
+    reworded = [
+        f"How do I {ask}?", f"What's the right way to {ask}?", f"Can you walk me through how to {ask}?",
+        f"I'm stuck trying to {ask}. What should I do?", f"Could you explain how to {ask}, step by step?",
+    ]
+    for a in reworded:
+        for b in reworded:
+            assert similarity(a, b) >= 90, (a, b)
+    # Different questions in one long frame are compared as what they ask.
+    frame = "Can you walk me through how to {}?"
+    assert similarity(frame.format("rotate the API token of a worker"), frame.format("revoke the lease of a worker")) < 90
+    assert similarity(frame.format("get the lease timeout"), frame.format("set the lease timeout")) == 0
+    assert similarity("How do I convert a time from UTC to local time?", "How do I convert a time from local time to UTC?") == 0
+    assert similarity("How do I create a new dead-letter queue?", "How do I create a new ordered dead-letter queue?") == 0
+    assert similarity("Why does a job run twice after succeeding?", "How do I run a job twice after succeeding?") == 0
+    # Slips are still the same ask.
+    assert similarity("How do I get a job back out of the dead-leter queue?", "How can I get a job out of the dead-letter queue?") >= 90
+
+
+def test_index_learns_a_dataset_s_own_frames() -> None:
+    """A frame no list knows, used around asks the dataset also asks plainly, is learned and discounted."""
+    asks = [
+        "rotate the API token of a worker", "requeue every job in the dead-letter queue", "raise the lease timeout of a queue",
+        "limit the retries of one handler", "read the heartbeat interval of the broker", "pause a queue without losing jobs",
+    ]
+    plain = [f"How do I {a}?" for a in asks]
+    framed = [f"Been banging my head against this: what would one do to {a}, thoughts?" for a in asks]
+    other = ["What does the broker store in its snapshot?", "Which port does the metrics endpoint use?"]
+    pairs = make_pairs(plain + framed + other)
+    index = NearDuplicateIndex.from_pairs(pairs)
+    clusters = index.clusters()
+    for n in range(len(asks)):
+        assert [n + 1, n + 1 + len(asks)] in clusters
+    assert {i for c in clusters for i in c}.isdisjoint({13, 14})
+    assert [s.pair_id for s in index.similar_to(pairs[len(asks)])] == [1]
+    # Used around a single ask, the same frame teaches nothing: its words are the ask's.
+    lone = NearDuplicateIndex.from_pairs(make_pairs([plain[0], framed[0], *other]))
+    assert lone.clusters() == []
+
+
+def test_normalize_is_the_same_on_its_ascii_path() -> None:
+    """The byte-table path for ASCII text gives what the two substitutions give, control characters included."""
+    from engine.quality.textstats import _PUNCT, _SPACE, normalize
+
+    rng = random.Random(11)
+    alphabet = [chr(i) for i in range(128)] + ["é", "ß", "\u00a0", "İ"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert normalize(text) == _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip(), repr(text)

@@ -670,6 +670,8 @@ async def test_filter_bar_lists_pairs_with_near_duplicates(review_project: Path)
 
     from tui.widgets.filter_bar import NEAR_DUPLICATE_CHECK, FilterBar
 
+    with Store.open(review_project) as store:  # "case 3" reworded, with a slip; cases 3 and 4 are different questions
+        store.add_pairs([Pair.simple("What's the way Tidewater handles case 3 of retires?", "Three tries, with backoff between them.")])
     app = PairForgeApp(review_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

@@ -1,10 +1,16 @@
-"""Near-duplicate index: exact normalized hashes plus fuzzy instruction matching with rarest-word blocking.
+"""Near-duplicate index: exact normalized hashes plus fuzzy matching of what instructions ask, with rarest-word blocking.
 
-Blocking: each instruction's content words (stopwords dropped) are ranked by how few indexed instructions use
-them; every 2-combination of its RAREST_WORDS rarest words is a block key, and only pairs sharing a block are
-length-filtered and scored, element-wise in rapidfuzz's native loops. The score is the best of ratio and
-token_sort_ratio of the normalized instructions and ratio of their content words, so typos, reorderings and
-"How do I" / "How can I" paraphrases all count. Small indexes are compared all against all.
+What is asked, not how: an instruction's request frame (leading interrogatives and politeness such as "how do
+I", "what's the best way to", "can you walk me through", and trailing ones such as "what should I do", "any
+tips") is taken off before comparing, so "How do I X?" and "What's the right way to X?" match and "Can you walk
+me through X?" and "Can you walk me through Y?" are compared as X and Y. The score is the better of ratio of the
+asks and token_sort_ratio of their content words (typos and reorderings); a match is refused when each
+ask has a word the other lacks that is not a slip of one of its words (right / left, get / set, base16 /
+base64: a different question), or when they ask why, when, where, who or which differently.
+
+Blocking: each ask's content words are ranked by how few indexed instructions use them; every 2-combination of
+its RAREST_WORDS rarest words is a block key, and only pairs sharing a block are length-filtered and scored,
+element-wise in rapidfuzz's native loops. Small indexes are compared all against all.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, LCSseq
 
-from engine.models import Pair, PairStatus
+from engine.models import Pair, PairStatus, Role
 from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
 
 if TYPE_CHECKING:
@@ -69,6 +76,21 @@ class DedupResult:
 
 # Content forms shorter than this say too little to compare on their own.
 MIN_CONTENT_CHARS = 12
+# Words of a request's frame, beyond the stopwords: how people ask, not what they ask about. Contraction
+# endings ("what's" normalizes to "what s") are here because normalizing splits them off.
+REQUEST_WORDS = frozenset(
+    ["s", "m", "d", "t", "re", "ve", "ll", "best", "right", "easiest", "simplest", "simple", "recommended", "good", "way", "ways", "steps", "step", "walk", "through", "explain", "tell", "show", "help", "please", "need", "want", "like", "trying", "try", "stuck", "possible", "any", "idea", "ideas", "tip", "tips", "advice", "hey", "hi", "hello", "quick", "question", "thanks", "thank", "okay", "ok", "one"]
+)
+# Words that say how, not what: one ask having them and the other not is the same ask ("get a job back out").
+FILLER_WORDS = frozenset(
+    ["back", "again", "also", "just", "really", "actually", "now", "currently", "still", "even", "exactly", "properly", "correctly", "quickly", "easily", "safely", "then"]
+)
+# Question words that change what is asked ("why does X" is not "how do I X"): never part of a frame.
+QUESTION_WORDS = frozenset({"why", "when", "where", "who", "whom", "whose", "which"})
+_FRAME_WORDS = (ENGLISH_STOPWORDS | REQUEST_WORDS) - QUESTION_WORDS
+_NOT_ASKED = ENGLISH_STOPWORDS - QUESTION_WORDS | REQUEST_WORDS | FILLER_WORDS
+# An ask shorter than this once its frame is off is compared whole (the frame was most of what it said).
+MIN_ASK_CHARS = 8
 
 
 def content_form(normalized: str) -> str:
@@ -77,22 +99,247 @@ def content_form(normalized: str) -> str:
     return kept if len(kept) >= MIN_CONTENT_CHARS else normalized
 
 
+def ask_form(normalized: str) -> str:
+    """What a normalized instruction asks: its request frame taken off both ends.
+
+    "can you walk me through how to rotate the api token" -> "rotate the api token";
+    "i m stuck on the lease timeout what should i do" -> "lease timeout". An instruction
+    that is all frame is kept whole.
+    """
+    words = normalized.split()
+    start, end = 0, len(words)
+    while start < end and words[start] in _FRAME_WORDS:
+        start += 1
+    while end > start and words[end - 1] in _FRAME_WORDS:
+        end -= 1
+    ask = " ".join(words[start:end])
+    return ask if len(ask) >= MIN_ASK_CHARS else normalized
+
+
+def _forms(normalized: str) -> tuple[str, str]:
+    """The ask of a normalized instruction and the ask's content words (what the scorers compare)."""
+    ask = ask_form(normalized)
+    return ask, content_form(ask)
+
+
+def _slip(a: str, b: str) -> bool:
+    """Whether two different words are one word mistyped or inflected (not two words)."""
+    short, long_ = sorted((a, b), key=len)
+    if long_.startswith(short) and long_[len(short):] in ("s", "es", "d", "ed"):
+        return len(short) >= 3
+    if long_.endswith(short) or any(c.isdigit() for c in a + b):
+        # A prefix makes another word ("compressor" / "decompressor"); names with digits are exact ("blake2b").
+        return False
+    distance = OSA.distance(a, b, score_cutoff=2)
+    if len(short) < 5:
+        # A short word mistyped has lost or gained a letter, or two swapped ("th", "teh" for "the");
+        # one letter replaced is another word ("get" / "set").
+        return distance == 1 and len(short) >= 2 and (len(long_) > len(short) or sorted(a) == sorted(b))
+    return distance <= (1 if len(short) < 8 else 2)
+
+
+def asks_differ(a_ask: str, b_ask: str) -> bool:
+    """Whether two similar asks are different questions however alike their words.
+
+    They are when each has a word the other lacks that is not a slip of one of its words (a substitution:
+    "right" / "left", "get" / "set"), when one has a word inside the words they share that the other lacks
+    ("a new ordered dictionary" / "a new dictionary"), when two or more of their shared words trade places
+    ("from degrees to radians" / "from radians to degrees"), or when they ask why, when, where, who or
+    which differently.
+    """
+    if a_ask == b_ask:
+        return False
+    a_list, b_list = a_ask.split(), b_ask.split()
+    a_words, b_words = Counter(a_list), Counter(b_list)
+    if {w: c for w, c in a_words.items() if w in QUESTION_WORDS} != {w: c for w, c in b_words.items() if w in QUESTION_WORDS}:
+        return True
+    only_a, only_b = list((a_words - b_words).elements()), list((b_words - a_words).elements())
+    slips: dict[str, str] = {}
+    for word in list(only_a):
+        twin = next((other for other in only_b if _slip(word, other)), None)
+        if twin is not None:
+            only_a.remove(word)
+            only_b.remove(twin)
+            slips[twin] = word
+    # Articles and other stopwords trading places ("a line" / "the line") change nothing asked.
+    extra_a = [w for w in only_a if w not in _NOT_ASKED]
+    extra_b = [w for w in only_b if w not in _NOT_ASKED]
+    if only_a and only_b and (extra_a or extra_b):
+        return True
+    shared_a = [w for w in a_list if w in b_words or w in slips.values()]
+    shared_b = [slips.get(w, w) for w in b_list if w in a_words or w in slips]
+    if len(shared_a) - LCSseq.similarity(shared_a, shared_b) > 1:
+        return True
+    for words, extra in ((a_list, set(extra_a)), (b_list, set(extra_b))):
+        if extra:
+            inside = [n for n, w in enumerate(words) if w not in extra]
+            if inside and any(w in extra for w in words[inside[0] : inside[-1]]):
+                return True
+    return False
+
+
 def similarity(a: str, b: str, cutoff: float = 0.0) -> float:
-    """Similarity (0-100) of two texts: the best of ratio, word-order-insensitive ratio, and content-word ratio."""
-    a, b = normalize(a), normalize(b)
-    return _similarity(a, content_form(a), b, content_form(b), cutoff)
+    """Similarity (0-100) of what two instructions ask, request frames discounted (see the module docstring).
+
+    0 when the asks are different questions however alike their wording (``asks_differ``).
+    """
+    a_ask, a_content = _forms(normalize(a))
+    b_ask, b_content = _forms(normalize(b))
+    score = _similarity(a_ask, a_content, b_ask, b_content, cutoff)
+    return 0.0 if score and asks_differ(a_ask, b_ask) else score
 
 
 def _similarity(a: str, a_content: str, b: str, b_content: str, cutoff: float) -> float:
     score = fuzz.ratio(a, b, score_cutoff=cutoff)
     if score >= 100:
         return score
-    score = max(score, fuzz.token_sort_ratio(a, b, score_cutoff=cutoff))
-    return max(score, fuzz.ratio(a_content, b_content, score_cutoff=cutoff))
+    return max(score, fuzz.token_sort_ratio(a_content, b_content, score_cutoff=cutoff))
 
 
-def _pair_key(pair: Pair) -> int:
-    return hash("\x1f".join(normalize(m.content) for m in pair.messages) + "\x1e" + normalize(pair.context or ""))
+def _normalized(pair: Pair) -> tuple[str, str, int]:
+    """The pair's normalized instruction and response, and the hash of its whole normalized conversation."""
+    texts = [normalize(m.content) for m in pair.messages]
+    roles = [m.role for m in pair.messages]
+    instruction = next((t for t, r in zip(texts, roles, strict=True) if r is Role.USER), "")
+    response = next((t for t, r in zip(reversed(texts), reversed(roles), strict=True) if r is Role.ASSISTANT), "")
+    return instruction, response, hash("\x1f".join(texts) + "\x1e" + normalize(pair.context or ""))
+
+
+# Learned frames: an opening (or ending) of FRAME_MAX_WORDS words or fewer that at least FRAME_MIN_USES asks share
+# (and at least FRAME_MIN_SHARE of them) is this dataset's frame when, taken off, it leaves another indexed ask
+# for at least FRAME_MIN_SUPPORT of them: "i ve been trying to figure out how to" X is a frame where X is asked
+# elsewhere too; "get the number of" is not, for "cpus in the system" is no one's ask.
+FRAME_MAX_WORDS = 8
+FRAME_MIN_USES = 4
+FRAME_MIN_SHARE = 0.0005
+FRAME_MIN_SUPPORT = 2
+# Frames are learned from at most this many distinct asks (spread over the dataset).
+FRAME_SAMPLE = 20_000
+# What a learned frame must leave of an ask.
+MIN_ASK_WORDS = 2
+# Relearn the frames when this share of the asks changed since they were last learned.
+FRAME_RELEARN_SHARE = 0.05
+
+
+def _strip_frame_words(words: Sequence[str], i: int, j: int) -> tuple[int, int]:
+    while j - i > MIN_ASK_WORDS and words[i] in _FRAME_WORDS:
+        i += 1
+    while j - i > MIN_ASK_WORDS and words[j - 1] in _FRAME_WORDS:
+        j -= 1
+    return i, j
+
+
+def _frame_like(gram: tuple[str, ...], support: int, uses: int) -> bool:
+    """Whether an opening or ending that left other asks ``support`` times in ``uses`` is a frame.
+
+    A question word is never part of one ("why does" X is not X). A frame is made with words of asking ("how",
+    "to", "any"), or else it wraps asks asked elsewhere in at least half its uses ("..., thoughts?"): an ending
+    such as "function" that a few asks happen to add to others is what they ask about.
+    """
+    if support < FRAME_MIN_SUPPORT or not QUESTION_WORDS.isdisjoint(gram):
+        return False
+    return not _FRAME_WORDS.isdisjoint(gram) or 2 * support >= uses
+
+
+class LearnedFrames:
+    """The openings and endings a dataset wraps its asks in, learned from the asks themselves.
+
+    The fixed list of request words covers common frames; a dataset that asks in its own words ("I've been
+    trying to figure out how to ... any pointers?") teaches its frames here, so they are discounted too.
+    """
+
+    def __init__(self) -> None:
+        self._asks: Counter[str] = Counter()
+        self._total = 0
+        self._changes = 0
+        self._learned: tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]] | None = None
+        self.version = 0
+
+    def count(self, ask: str, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) one ask (frame words already off its ends)."""
+        self._asks[ask] += sign
+        if self._asks[ask] <= 0:
+            del self._asks[ask]
+        self._total += sign
+        self._changes += 1
+        if self._learned is not None and self._changes > FRAME_RELEARN_SHARE * max(self._total, 100):
+            self._learned = None
+
+    def _frames(self) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+        if self._learned is None:
+            self._learned = self._learn()
+            self._changes = 0
+            self.version += 1
+        return self._learned
+
+    def _learn(self) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+        known = self._asks
+        # Frames are common by definition, so a sample of the distinct asks finds them; whether taking one off
+        # leaves another ask is looked up among all of them.
+        sample = list(known)
+        if len(sample) > FRAME_SAMPLE:
+            sample = sample[:: -(-len(sample) // FRAME_SAMPLE)]
+        sampled = sum(known[ask] for ask in sample)
+        minimum = max(FRAME_MIN_USES, FRAME_MIN_SHARE * sampled)
+        # Openings and endings are counted here, not as asks come and go: a pass over the asks costs what
+        # counting them one by one would, and a dataset is learned far less often than it changes.
+        starts_seen: Counter[tuple[str, ...]] = Counter()
+        ends_seen: Counter[tuple[str, ...]] = Counter()
+        split = {ask: ask.split() for ask in sample}
+        for ask in sample:
+            uses = known[ask]
+            words = split[ask]
+            for n in range(1, min(len(words) - MIN_ASK_WORDS, FRAME_MAX_WORDS) + 1):
+                starts_seen[tuple(words[:n])] += uses
+                ends_seen[tuple(words[-n:])] += uses
+        support_starts: Counter[tuple[str, ...]] = Counter()
+        support_ends: Counter[tuple[str, ...]] = Counter()
+        for ask in sample:
+            words = split[ask]
+            top = min(len(words) - MIN_ASK_WORDS, FRAME_MAX_WORDS)
+            starts = [n for n in range(1, top + 1) if starts_seen.get(tuple(words[:n]), 0) >= minimum]
+            ends = [n for n in range(1, top + 1) if ends_seen.get(tuple(words[-n:]), 0) >= minimum]
+            if not starts and not ends:
+                continue
+            for a in [0, *starts]:
+                for b in [0, *ends]:
+                    if (a or b) and len(words) - a - b >= MIN_ASK_WORDS:
+                        i, j = _strip_frame_words(words, a, len(words) - b)
+                        if " ".join(words[i:j]) in known:
+                            if a:
+                                support_starts[tuple(words[:a])] += 1
+                            if b:
+                                support_ends[tuple(words[-b:])] += 1
+        # A frame is made with words of asking ("how", "to", "any"): an ending such as "function" that some asks
+        # happen to add is what they ask about.
+        return (
+            frozenset(g for g, n in support_starts.items() if _frame_like(g, n, starts_seen[g])),
+            frozenset(g for g, n in support_ends.items() if _frame_like(g, n, ends_seen[g])),
+        )
+
+    def strip(self, words: Sequence[str]) -> list[str]:
+        """``words`` (an ask) without the learned frames at either end, shortest frame first, as often as one fits."""
+        starts, ends = self._frames()
+        i, j = 0, len(words)
+        if not starts and not ends:
+            return list(words)
+        moved = True
+        while moved:
+            moved = False
+            for n in range(1, FRAME_MAX_WORDS + 1):
+                if j - i - n < MIN_ASK_WORDS:
+                    break
+                if tuple(words[i : i + n]) in starts:
+                    i, moved = i + n, True
+                    break
+            for n in range(1, FRAME_MAX_WORDS + 1):
+                if j - i - n < MIN_ASK_WORDS:
+                    break
+                if tuple(words[j - n : j]) in ends:
+                    j, moved = j - n, True
+                    break
+            i, j = _strip_frame_words(words, i, j)
+        return list(words[i:j])
 
 
 class NearDuplicateIndex:
@@ -112,6 +359,9 @@ class NearDuplicateIndex:
         self._exact_instruction: dict[int, list[int]] = defaultdict(list)
         self._exact_response: dict[int, list[int]] = defaultdict(list)
         self._hashes: dict[int, tuple[int, int, int | None]] = {}
+        self.frames = LearnedFrames()
+        # Each pair's ask and content without learned frames, with the frames' version they were made at.
+        self._learned: dict[int, tuple[int, str, str]] = {}
 
     def __len__(self) -> int:
         return len(self._instruction)
@@ -150,14 +400,15 @@ class NearDuplicateIndex:
         """Index a saved pair (one with an id); re-adding an id replaces it."""
         if pair.id is None:
             raise ValueError("only saved pairs (with an id) can be indexed")
-        self._add(pair.id, normalize(pair.instruction), normalize(pair.response), _pair_key(pair))
+        self._add(pair.id, *_normalized(pair))
 
     def _add(self, pair_id: int, instruction: str, response: str, whole: int) -> None:
         if pair_id in self._instruction:
             self.remove(pair_id)
-        content = content_form(instruction)
-        self._instruction[pair_id] = instruction
+        ask, content = _forms(instruction)
+        self._instruction[pair_id] = ask
         self._content[pair_id] = content
+        self.frames.count(ask, 1)
         unique_words = tuple(dict.fromkeys(content.split()))
         self._words[pair_id] = unique_words
         self._frequency.update(unique_words)
@@ -175,8 +426,9 @@ class NearDuplicateIndex:
         """Forget a pair (no error when it is not indexed)."""
         if pair_id not in self._instruction:
             return
-        del self._instruction[pair_id]
+        self.frames.count(self._instruction.pop(pair_id), -1)
         del self._content[pair_id]
+        self._learned.pop(pair_id, None)
         for word in self._words.pop(pair_id):
             self._frequency[word] -= 1
             postings = self._postings[word]
@@ -196,6 +448,20 @@ class NearDuplicateIndex:
 
     # ------------------------------------------------------------------ queries
 
+    def _compared(self, ask: str) -> tuple[str, str]:
+        """The forms the scorers compare: ``ask`` without the dataset's learned frames, and its content words."""
+        return _forms(" ".join(self.frames.strip(ask.split())))
+
+    def _compared_of(self, pair_id: int) -> tuple[str, str]:
+        version = self.frames.version
+        cached = self._learned.get(pair_id)
+        if cached is None or cached[0] != version:
+            ask, content = self._compared(self._instruction[pair_id])
+            version = self.frames.version  # stripping may have relearned the frames
+            self._learned[pair_id] = (version, ask, content)
+            return ask, content
+        return cached[1], cached[2]
+
     def _rarest(self, words: Iterable[str], minimum: int) -> list[str]:
         """The RAREST_WORDS rarest of ``words`` seen at least ``minimum`` times (rarity ties broken by the word)."""
         frequency = self._frequency
@@ -211,11 +477,18 @@ class NearDuplicateIndex:
         rarest = self._rarest(words, minimum)
         if len(rarest) == 1:
             return set(self._postings[rarest[0]])
-        found: set[int] = set()
+        # As in a full pass: a block too large to say anything is not scored, and a pair keyed on three or more
+        # rare words must share two blocks.
+        shared: Counter[int] = Counter()
         for a, b in combinations(rarest, 2):
             small, large = sorted((self._postings[a], self._postings[b]), key=len)
-            found.update(small & large)
-        return found
+            block = small & large
+            if len(block) <= MAX_BLOCK:
+                shared.update(block)
+        if len(rarest) <= 2:
+            return set(shared)
+        indexed = self._words
+        return {c for c, n in shared.items() if n >= 2 or len(indexed[c]) <= 2}
 
     def similar_to(self, pair: Pair, limit: int = 10) -> list[SimilarPair]:
         """The indexed pairs most similar to ``pair`` (itself excluded), best first."""
@@ -229,52 +502,61 @@ class NearDuplicateIndex:
             if current is None or score > current.score:
                 best[other] = SimilarPair(other, round(score, 1), field_name)
 
-        for other in self._exact_pair.get(_pair_key(pair), ()):
+        instruction, response, whole = _normalized(pair)
+        for other in self._exact_pair.get(whole, ()):
             offer(other, 100.0, "pair")
-        instruction = normalize(pair.instruction)
         for other in self._exact_instruction.get(hash(instruction), ()):
             offer(other, 100.0, "instruction")
-        response = normalize(pair.response)
         if len(response) >= MIN_RESPONSE_CHARS_FOR_EXACT:
             for other in self._exact_response.get(hash(response), ()):
                 offer(other, 100.0, "response")
-        content = content_form(instruction)
-        candidates = [c for c in self._query_candidates(tuple(dict.fromkeys(content.split())), own) if c != own and c not in best]
+        compared_ask, compared_content = self._compared(ask_form(instruction))
+        candidates = [c for c in self._query_candidates(tuple(dict.fromkeys(compared_content.split())), own) if c != own and c not in best]
         if candidates:
-            scores = self._scores([instruction], [content], [self._instruction[c] for c in candidates], [self._content[c] for c in candidates], cross=True)
+            forms = [self._compared_of(c) for c in candidates]
+            scores = self._scores([compared_ask], [compared_content], [f[0] for f in forms], [f[1] for f in forms], cross=True)
             for other, score in zip(candidates, scores[0].tolist(), strict=True):
-                if score >= self.threshold:
+                if score >= self.threshold and not asks_differ(compared_ask, self._compared_of(other)[0]):
                     offer(other, score, "instruction")
         ranked = sorted(best.values(), key=lambda s: (-s.score, s.field != "pair", s.pair_id))
         return ranked[:limit]
 
-    def _scores(self, plain_a: Sequence[str], content_a: Sequence[str], plain_b: Sequence[str], content_b: Sequence[str], *, cross: bool) -> np.ndarray:
-        """Best-of-three similarity, 0 below the threshold: a matrix (``cross``) or element-wise, in native loops."""
+    def _scores(self, ask_a: Sequence[str], content_a: Sequence[str], ask_b: Sequence[str], content_b: Sequence[str], *, cross: bool) -> np.ndarray:
+        """Best-of-two similarity of asks, 0 below the threshold: a matrix (``cross``) or element-wise, in native loops."""
         run = process.cdist if cross else process.cpdist
         cut = self.threshold
-        return np.maximum.reduce([
-            run(plain_a, plain_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
-            run(plain_a, plain_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
-            run(content_a, content_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
-        ])
+        return np.maximum(
+            run(ask_a, ask_b, scorer=fuzz.ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
+            run(content_a, content_b, scorer=fuzz.token_sort_ratio, score_cutoff=cut, dtype=np.float32, workers=self.workers),
+        )
 
     def _fuzzy_edges(self) -> list[tuple[int, int]]:
         """Verified fuzzy matches (a < b): all against all when small, else within rarest-word blocks."""
         ids = sorted(self._instruction)
-        plain = [self._instruction[i] for i in ids]
-        content = [self._content[i] for i in ids]
         if len(ids) < 2:
             return []
+        forms = [self._compared_of(i) for i in ids]
+        plain = [f[0] for f in forms]
+        content = [f[1] for f in forms]
         if len(ids) <= SMALL_INDEX:
             rows, cols = np.nonzero(np.triu(self._scores(plain, content, plain, content, cross=True) >= self.threshold, 1))
-            return [(ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
-        blocks: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        for position, pair_id in enumerate(ids):
-            rarest = self._rarest(self._words[pair_id], 2)
+            return [
+                (ids[r], ids[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if not asks_differ(plain[r], plain[c])
+            ]
+        # Each word's place in rarity order (ties by the word), so sorting an ask's words is one C-level key lookup.
+        frequency = self._frequency
+        rank = {w: r for r, w in enumerate(sorted((w for w, c in frequency.items() if c >= 2), key=lambda w: (frequency[w], w)))}
+        width = len(rank) + 1
+        blocks: dict[int, list[int]] = defaultdict(list)
+        keyed = np.zeros(len(content), dtype=np.int8)  # how many rare words keyed each ask's blocks
+        for position, words in enumerate(content):
+            # Blocks are keyed on the words left once learned frames are off: a frame's words can be rarer than the ask's.
+            rarest = sorted({rank[w] for w in words.split() if w in rank})[:RAREST_WORDS]
+            keyed[position] = len(rarest)
             if len(rarest) == 1:
-                blocks[(rarest[0],)].append(position)
-            for key in combinations(rarest, 2):
-                blocks[key].append(position)
+                blocks[-1 - rarest[0]].append(position)
+            for first, second in combinations(rarest, 2):
+                blocks[first * width + second].append(position)
         by_size: dict[int, list[list[int]]] = defaultdict(list)
         for members in blocks.values():
             if 2 <= len(members) <= MAX_BLOCK:
@@ -288,16 +570,27 @@ class NearDuplicateIndex:
         if not left_parts:
             return []
         n = len(ids)
-        codes = np.unique(np.concatenate(left_parts) * n + np.concatenate(right_parts))
-        left, right = codes // n, codes % n
+        left, right = np.concatenate(left_parts), np.concatenate(right_parts)
         # A ratio of T% bounds the length gap: |len(a) - len(b)| <= (1 - T/100) * (len(a) + len(b)).
+        # Filtered before duplicates (pairs sharing several blocks) are dropped: the filter is the cheaper pass.
         slack = 1 - self.threshold / 100
-        plain_len = np.fromiter(map(len, plain), dtype=np.int64, count=n)
-        content_len = np.fromiter(map(len, content), dtype=np.int64, count=n)
+        plain_len = np.fromiter(map(len, plain), dtype=np.int32, count=n)
+        content_len = np.fromiter(map(len, content), dtype=np.int32, count=n)
         fits = (np.abs(plain_len[left] - plain_len[right]) <= slack * (plain_len[left] + plain_len[right])) | (
             np.abs(content_len[left] - content_len[right]) <= slack * (content_len[left] + content_len[right])
         )
-        left, right = left[fits], right[fits]
+        codes = np.sort(left[fits] * n + right[fits])
+        if len(codes):
+            # Two asks keyed on three or more rare words each that share only one block share two of their rare
+            # words and differ in the others: not near duplicates, and most of what the blocks pair up.
+            firsts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+            shared = np.diff(np.append(firsts, len(codes)))
+            codes = codes[firsts]
+            left, right = codes // n, codes % n
+            keep = (shared >= 2) | (np.minimum(keyed[left], keyed[right]) <= 2)
+            left, right = left[keep], right[keep]
+        else:
+            left, right = codes, codes
         plain_arr, content_arr = np.asarray(plain, dtype=object), np.asarray(content, dtype=object)
         found: list[tuple[int, int]] = []
         step = 1_000_000
@@ -305,7 +598,9 @@ class NearDuplicateIndex:
             a, b = left[start : start + step], right[start : start + step]
             scores = self._scores(plain_arr[a].tolist(), content_arr[a].tolist(), plain_arr[b].tolist(), content_arr[b].tolist(), cross=False)
             hit = scores >= self.threshold
-            found.extend(zip((ids[i] for i in a[hit].tolist()), (ids[i] for i in b[hit].tolist()), strict=True))
+            found.extend(
+                (ids[i], ids[j]) for i, j in zip(a[hit].tolist(), b[hit].tolist(), strict=True) if not asks_differ(plain[i], plain[j])
+            )
         return found
 
     def edges(self) -> set[tuple[int, int]]:
@@ -459,8 +754,11 @@ def dedup(
 __all__ = [
     "Cluster",
     "DedupResult",
+    "LearnedFrames",
     "NearDuplicateIndex",
     "SimilarPair",
+    "ask_form",
+    "asks_differ",
     "dedup",
     "diff_words",
     "find_clusters",

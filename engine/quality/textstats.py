@@ -38,9 +38,18 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
+# ASCII punctuation, control characters and "_" to spaces: what _PUNCT does, as one table lookup per byte.
+_ASCII_PUNCT = bytes(
+    32 if c < 128 and (not (chr(c).isalnum() or chr(c).isspace()) or chr(c) == "_") else c for c in range(256)
+)
+
+
 def normalize(text: str) -> str:
     """Lowercase, punctuation removed, whitespace collapsed: the form duplicates are compared in."""
-    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+    lowered = text.lower()
+    if lowered.isascii():  # the common case, several times faster than the two substitutions
+        return " ".join(lowered.encode("ascii").translate(_ASCII_PUNCT).decode("ascii").split())
+    return _SPACE.sub(" ", _PUNCT.sub(" ", lowered)).strip()
 
 
 @lru_cache(maxsize=65_536)  # the checks stem the same few thousand words over and over
