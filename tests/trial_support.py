@@ -35,7 +35,7 @@ def _pick(rng: random.Random, weighted: list[tuple[object, int]]) -> object:
 
 def build_diverse_project(store: Store, n: int = 400, *, clusters: int = 6, big_cluster: int = 0, seed: int = 7,
                           tokenizer: bool = False) -> list[Pair]:
-    """``n`` distinct pairs plus ``clusters`` near-duplicate clusters of three (and, with
+    """``n`` distinct pairs plus ``clusters`` near-duplicate clusters of up to three (and, with
     ``big_cluster``, one more of that many pairs), over four documents; about 5% rejected, the rest
     accepted; split with the project's split settings."""
     if tokenizer:
@@ -74,8 +74,13 @@ def build_diverse_project(store: Store, n: int = 400, *, clusters: int = 6, big_
     for c in range(clusters):
         base = pairs[c * 7]
         question = base.instruction
+        words = question.split(" ")
         for typo in range(2):
-            variant = question[:-2] + ("s?" if typo == 0 else "x?")
+            # A typo inside one of the asked words (a letter dropped, a letter doubled), as a person makes it.
+            at = 3 + typo
+            words_typo = list(words)
+            words_typo[at] = words[at][:-1] if typo == 0 else words[at][0] + words[at]
+            variant = " ".join(words_typo)
             pairs.append(base.model_copy(update={"messages": [
                 Message(role=Role.USER, content=variant),
                 Message(role=Role.ASSISTANT, content=f"It {_words(rng, 18)}.")]}))

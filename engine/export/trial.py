@@ -178,7 +178,7 @@ _LEVELS: tuple[tuple[Callable[[Stratum], tuple[str, ...]], float], ...] = (
 _SWAP_ROUNDS = 40
 # Past this share of drawn pairs in near-duplicate clusters, the result suggests deduplicating first.
 _CLUSTERED_SHARE_NOTE = 0.1
-_SWAP_CANDIDATES = 6
+_SWAP_CANDIDATES = 30
 
 
 class _Balance:
@@ -280,7 +280,12 @@ def _fit_to_size(ordered: Sequence[_Unit], chosen: list[bool], size: int) -> Non
         for index in drawn[:_SWAP_CANDIDATES]:
             saved = list(chosen)
             balance.move(index, -1)
+            # A swap puts in a different kind of unit: one like the unit taken out would only
+            # undo the move, and the search would stop where a real swap still helps.
+            kind = (ordered[index].stratum, len(ordered[index].ids))
+            held = balance.outside.pop(kind)
             balance.fill(size)
+            balance.outside[kind] = held | balance.outside.get(kind, set())
             if balance.distance() < before - 1e-9 and balance.count >= count:
                 improved = True
                 break
