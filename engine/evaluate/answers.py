@@ -77,13 +77,22 @@ def _probe_kind(probe: Probe) -> PairKind:
 
 
 class AnswerScorer:
-    """Measures answers against the gate and the corpus; holds the corpus' seeds and a chunk cache."""
+    """Measures answers against the gate and the corpus; holds the corpus' seeds and a chunk cache.
+
+    :meth:`score` may run in several threads at once once :meth:`load` was called: the seeds
+    are only read, and a chunk two threads miss at once is read twice, never half-written.
+    """
 
     def __init__(self, store: Store, settings: QualitySettings | None = None) -> None:
         self.store = store
         self.settings = settings or store.settings.quality
         self._corpus: CorpusNgrams | None = None
         self._chunks: dict[int, Chunk] = {}
+
+    def load(self) -> None:
+        """Read the corpus' prose seeds now (else the first answer scored does)."""
+        if self._corpus is None:
+            self._corpus = CorpusNgrams(self.store)
 
     def _get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
         missing = [i for i in ids if i not in self._chunks]
@@ -96,8 +105,8 @@ class AnswerScorer:
         self, probe: Probe, answer: str, *, run_id: int, model: str, agreement: float | None = None
     ) -> ProbeAnswer:
         """What ``answer`` to ``probe`` did, with the failures that make the probe fail."""
-        if self._corpus is None:
-            self._corpus = CorpusNgrams(self.store)
+        self.load()
+        assert self._corpus is not None
         sources = self._get_chunks(probe.chunk_ids)
         pair = Pair.simple(probe.question, answer, kind=_probe_kind(probe), sources=list(probe.chunk_ids))
         warnings = check_pair(pair, sources, self.settings, token_counter=_ESTIMATE)

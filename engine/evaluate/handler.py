@@ -11,6 +11,7 @@ its measures and its failures and marks the job done in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -131,10 +132,9 @@ class EvalWork:
 
 @dataclass(frozen=True)
 class EvalReply:
-    """What one try got: the model's answer and, when the probe has a reference, the judge's score."""
+    """What one try got: the model's answer, scored (with the judge's agreement when the probe has a reference)."""
 
-    answer: str
-    agreement: float | None
+    answer: ProbeAnswer
 
 
 class EvalHandler(JobHandler[EvalWork, EvalReply]):
@@ -162,8 +162,9 @@ class EvalHandler(JobHandler[EvalWork, EvalReply]):
         self.system_prompt = store.settings.export.system_prompt
 
     def start(self) -> None:
-        """Score against the corpus as it is now."""
+        """Score against the corpus as it is now (its seeds are read here, once, not in the scoring threads)."""
         self.scorer = AnswerScorer(self.store)
+        self.scorer.load()
 
     def prepare(self, job: Job) -> EvalWork:
         """Load the probe and build the question; raises PairForgeError when the probe was deleted."""
@@ -189,17 +190,16 @@ class EvalHandler(JobHandler[EvalWork, EvalReply]):
                 self.judge_options,
             )
             agreement = float(parse_structured(verdict.content, AgreementOutput, done_reason=verdict.done_reason).score)
-        return Answer(EvalReply(answer, agreement), result.completion_tokens or 0)
+        # The gate's checks are a few milliseconds of Python: scored off the event loop, so the
+        # requests of the other workers go out and come back meanwhile.
+        scored = await asyncio.to_thread(
+            self.scorer.score, work.probe, answer, run_id=work.job.run_id or 0, model=self.model, agreement=agreement
+        )
+        return Answer(EvalReply(scored), result.completion_tokens or 0)
 
     def commit(self, batch: Sequence[Finished[EvalWork, EvalReply]]) -> list[JobResult | None]:
-        """Score each answer, store it and mark its job done, all in one transaction."""
-        scored = [
-            self.scorer.score(
-                item.work.probe, item.answer.value.answer, run_id=item.job.run_id or 0, model=self.model,
-                agreement=item.answer.value.agreement,
-            )
-            for item in batch
-        ]
+        """Store each scored answer and mark its job done, all in one transaction."""
+        scored = [item.answer.value.answer for item in batch]
         results: list[JobResult | None] = []
         with self.store.transaction() as conn:
             for item, answer in zip(batch, scored, strict=True):
