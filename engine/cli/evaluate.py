@@ -89,21 +89,17 @@ def _run(
     concurrency: int | str | None, paraphrase_model: str | None, no_paraphrase: bool, judge_model: str | None,
     no_judge: bool, *, quiet: bool,
 ) -> Any:
-    from engine.evaluate import run_eval
-    from engine.generate.hosts import backends_from_settings, close_backends
+    from engine.evaluate import eval_backends, run_eval
+    from engine.generate.hosts import close_backends
     from engine.jobs import JobEvent, JobRunner
-    from engine.judge import make_judge_backends, resolve_judge_config
 
     settings = store.settings
-    per_host = concurrency or settings.generation.concurrency
     try:
-        backends = backends_from_settings(settings, backend=backend, model=model, hosts=hosts or None, concurrency=per_host)
-        base = backends_from_settings(settings, backend=backend, model=baseline, hosts=hosts or None,
-                                      concurrency=per_host) if baseline else []
-        para = [] if no_paraphrase else backends_from_settings(
-            settings, backend=backend, model=paraphrase_model, hosts=hosts or None, concurrency=per_host)
-        judges = [] if no_judge else make_judge_backends(
-            resolve_judge_config(settings, backend=backend, model=judge_model, hosts=hosts or None))
+        chosen = eval_backends(
+            settings, model=model, baseline=baseline, backend=backend, hosts=hosts, concurrency=concurrency,
+            paraphrase_model=paraphrase_model, paraphrase=not no_paraphrase, judge_model=judge_model,
+            judge=not no_judge,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     progress = Progress(
@@ -134,13 +130,13 @@ def _run(
             loop.add_signal_handler(sig, cancel)
         try:
             return await run_eval(
-                store, model=model, backends=backends, baseline=baseline, baseline_backends=base,
-                paraphrase_backends=para, judge=judges[0] if judges else None, concurrency=per_host,
+                store, model=model, backends=chosen.model, baseline=baseline, baseline_backends=chosen.baseline,
+                paraphrase_backends=chosen.paraphrase, judge=chosen.judge, concurrency=chosen.concurrency,
                 params={"backend": backend or settings.generation.backend}, on_event=on_event,
                 on_runner=runners.append,
             )
         finally:
-            await close_backends([*backends, *base, *para, *judges])
+            await close_backends(chosen.all())
 
     with progress:
         outcome = asyncio.run(go())

@@ -30,6 +30,7 @@ from engine.evaluate.probes import (
     plan_paraphrases,
 )
 from engine.evaluate.report import (
+    METRIC_ROWS,
     REPORT_FILE,
     RunMetrics,
     comparison,
@@ -41,15 +42,17 @@ from engine.evaluate.report import (
     verdict_line,
     write_report,
 )
-from engine.evaluate.run import EvalOutcome, pending_eval_run, run_eval
+from engine.evaluate.run import EvalBackends, EvalOutcome, eval_backends, pending_eval_run, run_eval
 
 __all__ = [
     "EVAL_TASK",
     "FAILURE_KINDS",
     "FAILURE_TITLES",
+    "METRIC_ROWS",
     "PARAPHRASE_TASK",
     "REPORT_FILE",
     "AnswerScorer",
+    "EvalBackends",
     "EvalHandler",
     "EvalOutcome",
     "ParaphraseHandler",
@@ -60,6 +63,7 @@ __all__ = [
     "comparison",
     "current_probes",
     "declines",
+    "eval_backends",
     "eval_runner",
     "eval_runs",
     "failing_probes",

@@ -24,6 +24,7 @@ from engine.jobs import JobEvent, JobRunner, JobSummary, RetryPolicy
 
 if TYPE_CHECKING:
     from engine.generate.backends import ChatBackend
+    from engine.settings import ProjectSettings
     from engine.store import Store
 
 # (step, event): step is "paraphrase", "tuned" or "baseline".
@@ -49,6 +50,58 @@ class EvalOutcome:
             if summary is not None and summary.stopped_reason:
                 return summary.stopped_reason
         return None
+
+
+@dataclass
+class EvalBackends:
+    """The backends an eval talks to: the tuned model's, the baseline's, the paraphrase writer's and the judge."""
+
+    model: list[ChatBackend]
+    baseline: list[ChatBackend]
+    paraphrase: list[ChatBackend]
+    judge: ChatBackend | None
+    concurrency: int | str
+
+    def all(self) -> list[ChatBackend]:
+        """Every backend, to close them when the eval ends."""
+        return [*self.model, *self.baseline, *self.paraphrase, *([self.judge] if self.judge else [])]
+
+
+def eval_backends(
+    settings: ProjectSettings,
+    *,
+    model: str,
+    baseline: str | None = None,
+    backend: str | None = None,
+    hosts: Sequence[str] | None = None,
+    concurrency: int | str | None = None,
+    paraphrase_model: str | None = None,
+    paraphrase: bool = True,
+    judge_model: str | None = None,
+    judge: bool = True,
+) -> EvalBackends:
+    """Backends for an eval from the project's settings and the overrides (nothing connects yet).
+
+    Both models are served by ``backend`` on ``hosts`` (default: the generation settings); the
+    paraphrases are written by ``paraphrase_model`` (default: the generation model) there too;
+    the judge is resolved as ``pairforge judge`` resolves it. Raises ValueError for an unknown
+    backend kind.
+    """
+    from engine.generate.hosts import backends_from_settings
+    from engine.judge import make_judge_backends, resolve_judge_config
+
+    per_host = concurrency or settings.generation.concurrency
+    chosen = list(hosts) if hosts else None
+
+    def served(name: str | None) -> list[ChatBackend]:
+        return backends_from_settings(settings, backend=backend, model=name, hosts=chosen, concurrency=per_host)
+
+    judges = make_judge_backends(resolve_judge_config(settings, backend=backend, model=judge_model, hosts=chosen)) if judge else []
+    return EvalBackends(
+        model=served(model), baseline=served(baseline) if baseline else [],
+        paraphrase=served(paraphrase_model) if paraphrase else [], judge=judges[0] if judges else None,
+        concurrency=per_host,
+    )
 
 
 def pending_eval_run(store: Store, model: str, role: str) -> dict[str, Any] | None:
@@ -135,4 +188,4 @@ async def run_eval(
     return EvalOutcome(probes, tuned_run, base_run, summaries, outcome_notes)
 
 
-__all__ = ["EvalEventCallback", "EvalOutcome", "pending_eval_run", "run_eval"]
+__all__ = ["EvalBackends", "EvalEventCallback", "EvalOutcome", "eval_backends", "pending_eval_run", "run_eval"]
