@@ -233,3 +233,12 @@ def test_markdown_report_and_cli(project: Store, server: FakeOllama, tmp_path: P
     assert json.loads(more.stdout)["jobs"] > 0
     path = write_report(project, comparison(project), tmp_path / "r.md")
     assert "Failing probes" in path.read_text()
+
+
+def test_eval_without_a_validation_split_says_what_to_do(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "bare")
+    store.close()
+    result = CliRunner().invoke(main, ["--project", str(tmp_path / "bare"), "eval", "--model", ASSISTANT])
+    assert result.exit_code != 0
+    assert "no validation pairs" in result.output and "pairforge split" in result.output
+    assert "Traceback" not in result.output
