@@ -9,7 +9,11 @@ Ollama because none can run here), run in its own process as Ollama would be
   per-request latency L and server parallelism P at concurrency P, against the ideal
   60 * P / L (target: at least 95%); agreement scoring is off, so one request per probe;
 * with L=0, the wall time per probe of the same run next to the time per bare chat request
-  through the same backend, and their difference: the eval engine's own overhead per probe.
+  through the same backend, and their difference: the eval engine's own overhead per probe;
+* on the labeled answers of ``bench/eval_answer_set.jsonl`` (declines and answers, hard clean
+  ones included such as "there is no limit"; questions asked back and rhetorical ones;
+  paraphrases that keep the meaning and ones that drift), the share each of the eval's own
+  checks catches and the share of clean cases it flags.
 
 Run: ``python bench/eval_bench.py [--questions 200] [--latency 0.2] [--parallel 4] [--in-process]``
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -29,7 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.evaluate import build_probes, eval_runner, plan_eval
+from engine.evaluate import (
+    asks_to_clarify,
+    build_probes,
+    declines,
+    eval_runner,
+    keeps_meaning,
+    plan_eval,
+)
 from engine.generate.backends import ChatOptions, make_backend
 from engine.jobs import JobEvent
 from engine.models import Chunk, Document, Pair
@@ -129,6 +141,31 @@ async def _bare_chats(url: str, count: int, concurrency: int) -> float:
     return elapsed
 
 
+ANSWER_SET = ROOT / "bench" / "eval_answer_set.jsonl"
+
+
+def labeled_checks(split: str) -> dict[str, tuple[int, int, int, int]]:
+    """Per check of the labeled set's ``split``: (positives caught, positives, negatives flagged, negatives)."""
+    checks = {
+        "declines": lambda case: declines(case["text"]),
+        "clarifies": lambda case: asks_to_clarify(case["text"]),
+        "meaning": lambda case: keeps_meaning(case["original"], case["text"]) is not None,
+    }
+    figures: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in checks}
+    for line in ANSWER_SET.read_text().splitlines():
+        case = json.loads(line)
+        if case["split"] != split:
+            continue
+        got, counts = checks[case["check"]](case), figures[case["check"]]
+        if case["label"]:
+            counts[0] += got
+            counts[1] += 1
+        else:
+            counts[2] += got
+            counts[3] += 1
+    return {name: (c[0], c[1], c[2], c[3]) for name, c in figures.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run both measurements and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -137,6 +174,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--in-process", action="store_true", help="Run the stand-in server in this process.")
     args = parser.parse_args(argv)
+
+    meaning = {"declines": ("declines", "answers"), "clarifies": ("asks back", "does not ask"),
+               "meaning": ("keeps the meaning", "drifts")}
+    # dev: written with the checks; held_out: written after them and never tuned on.
+    for split in ("dev", "held_out"):
+        print(f"The eval's own checks on {ANSWER_SET.name}, {split}:")
+        for name, (caught, positives, flagged, negatives) in labeled_checks(split).items():
+            yes, no = meaning[name]
+            print(f"  {name}: {caught}/{positives} '{yes}' recognised ({caught / positives:.0%}), "
+                  f"{flagged}/{negatives} '{no}' taken for it ({flagged / negatives:.0%})")
 
     with tempfile.TemporaryDirectory() as tmp:
         store = _project(Path(tmp) / "capacity", args.questions)

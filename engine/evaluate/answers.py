@@ -40,7 +40,8 @@ AGREEMENT_PASS = 5.0
 # A decline says the knowledge is not there, or that the model cannot answer; only the opening
 # counts, so an answer that states a fact and later says "there is no limit" is not a decline.
 _DECLINE = re.compile(
-    r"(?i)\b(?:(?:is|are|was)(?:n't| not) (?:covered|documented|mentioned|described|included|part of|something I)"
+    r"(?i)\b(?:(?:is|are|was|'s)(?:n't| not) (?:covered|documented|mentioned|described|included|part of|something)"
+    r"|nothing in (?:the|my|these|this) \w+(?: \w+)? (?:talks about|mentions|covers|says|describes|explains)"
     r"|not (?:covered|documented|mentioned|described) (?:in|by)"
     r"|(?:do(?:es)?n't|do(?:es)? not) (?:cover|mention|document|describe|include|contain|say anything)"
     r"|no (?:information|documentation|details?|mention) (?:about|on|of|regarding)"
@@ -50,9 +51,11 @@ _DECLINE = re.compile(
     r"|I (?:don't|do not) know)"
 )
 DECLINE_WINDOW_CHARS = 300
-_QUESTION_SENTENCE = re.compile(r"[^.!?\n]*\?")
+# A sentence ending in '?'; a dot inside a word (retry.max_attempts) does not end a sentence.
+_QUESTION_SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\S))*\?")
 _ASKS_BACK = re.compile(
-    r"(?i)\b(?:you|your|which|do you mean|could you|can you|clarify|specify|more (?:detail|context))\b"
+    r"(?i)\b(?:you|your|which|do you mean|could you|can you|clarify|specify|more (?:detail|context)"
+    r"|what (?:kind|sort|type) of)\b|\w,? or (?:a |an |the |one )?\w+[^?]*\?$"
 )
 
 _ESTIMATE = TokenCounter.estimate()
