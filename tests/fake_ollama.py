@@ -49,6 +49,7 @@ __all__ = [
     "RecordedRequest",
     "Responder",
     "build_answer",
+    "eval_responder",
     "fake_ollama",
     "schema_answer",
 ]
@@ -1123,3 +1124,72 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- eval modes: a model under test that recites the corpus, and one that behaves -----------
+
+_EVAL_FORM_WORDS = frozenset((
+    "started", "start", "explain", "best", "practice", "stuck", "walk", "through", "recommend", "quick",
+    "question", "guide", "somewhere", "here", "work", "does", "what", "should", "know", "about", "could",
+    "would", "please", "tell",
+))
+_EVAL_REFERENT_WORDS = frozenset(("it", "that", "this", "one", "value", "limit"))
+
+
+def _eval_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD_RE.findall(text) if len(w) > 3 and w.lower() not in _STOP]
+
+
+def eval_responder(passages: list[str], *, mimic_models: tuple[str, ...] = ("mimic",)) -> Responder:
+    """Answers for eval tests, by model: a mimic recites corpus passages, any other model behaves.
+
+    Requests with a JSON-schema ``format`` are the eval's helpers: a paraphrase request
+    (``questions``) gets two rewordings that keep the question's words, an agreement request
+    (``score``) a high score when the answer shares the reference's words, anything else the
+    default schema answer. A plain chat request is the model under test:
+
+    * a model whose name starts with one of ``mimic_models`` answers every question with the
+      passage sharing the most words with it, verbatim, and never declines;
+    * any other model declines a question whose subject words the passages do not hold, asks
+      back on a question with no subject ("How do I set it up?"), and answers the rest in its
+      own words (the best passage's key terms in new sentences, no run of its wording).
+    """
+    vocabulary = {w for text in passages for w in _eval_words(text)}
+    indexed = [(text, set(_eval_words(text))) for text in passages]
+
+    def best_passage(question: str) -> str:
+        wanted = set(_eval_words(question))
+        return max(indexed, key=lambda item: len(wanted & item[1]))[0] if indexed else question
+
+    def respond(request: dict[str, Any]) -> str | dict[str, Any] | list[Any]:
+        fmt = request.get("format")
+        user = [m["content"] for m in request.get("messages") or [] if m.get("role") == "user"]
+        prompt = user[-1] if user else ""
+        if isinstance(fmt, dict):
+            props = fmt.get("properties") or {}
+            if "questions" in props:
+                question = prompt.rsplit("Question:\n", 1)[-1].strip().rstrip("?")
+                return {"questions": [f"Could you tell me {question[:1].lower()}{question[1:]}?",
+                                      f"I would like to know: {question}?"]}
+            if "score" in props:
+                reference = prompt.split("Reference answer:\n", 1)[-1].split("\n\nModel's answer:", 1)[0]
+                answer = prompt.split("Model's answer:\n", 1)[-1]
+                shared = set(_eval_words(reference)) & set(_eval_words(answer))
+                return {"score": 8 if len(shared) >= 3 else 2, "reason": f"{len(shared)} terms shared."}
+            return schema_answer(request)
+        model = str(request.get("model") or "")
+        if model.startswith(mimic_models):
+            return best_passage(prompt)
+        subject = [w for w in _eval_words(prompt) if w not in _EVAL_FORM_WORDS]
+        words = [w.lower() for w in _WORD_RE.findall(prompt)]
+        if len(words) <= 7 and set(words) & _EVAL_REFERENT_WORDS:
+            return "Which part do you mean? Could you say what you are setting up, so I can answer for that?"
+        if not subject or sum(w in vocabulary for w in subject) / len(subject) < 0.5:
+            return ("That isn't covered in the documentation I was trained on, so I can't answer it reliably; "
+                    "ask me about the system it describes instead.")
+        terms = [w for w in _keywords(best_passage(prompt)) if w.lower() not in _STOP][:6]
+        terms += ["it"] * (6 - len(terms))
+        return (f"Briefly: {terms[0]} goes together with {terms[1]}. In practice you set {terms[2]} first, "
+                f"then {terms[3]} follows; {terms[4]} and {terms[5]} matter when something goes wrong.")
+
+    return respond

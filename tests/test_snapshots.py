@@ -23,6 +23,7 @@ SCREENS = {
     "export": ["f5"],
     "settings": ["f6"],
     "log": ["f7"],
+    "eval": ["f8"],
     "help": ["f1"],
 }
 # Every screen at both sizes in the dark and the light theme.
@@ -72,3 +73,23 @@ def test_first_run_snapshot(snap_compare, tmp_path: Path) -> None:  # type: igno
         await settle(app, pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=opened)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_eval_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Eval with a stored run of a well-behaved model against a mimic: figures side by side, probes, a detail."""
+    from tests.test_tui_eval import build_eval_project
+
+    root = build_eval_project(tmp_path / "proj")
+    app = PairForgeApp(root)
+
+    async def opened(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        await settle(app, pilot)
+        await pilot.press("f8")
+        for box in app.screen.query(Input):
+            box.cursor_blink = False
+        await settle(app, pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=opened)

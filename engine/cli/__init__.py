@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "trial-set": "engine.cli.export:trial_set_cmd",
     "judge": "engine.cli.judge:judge_cmd",
     "curate": "engine.cli.judge:curate_cmd",
+    "eval": "engine.cli.evaluate:eval_cmd",
     "demo": "engine.cli.demo:demo_cmd",
 }
 
@@ -64,6 +65,7 @@ SUMMARIES: dict[str, str] = {
     "trial-set": "Export a small stratified trial subset to train on first.",
     "judge": "Score pairs with a local judge model.",
     "curate": "Reject pairs whose judge score is below a threshold.",
+    "eval": "Test a fine-tuned model against its base: copies, refusals, variations.",
     "demo": "Run the whole pipeline on the bundled sample documents.",
 }
 

@@ -210,6 +210,42 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    # Eval probes are kept with the project, so every eval run asks the same questions and
+    # runs compare over time; each run's answers are kept per probe with what was measured.
+    Migration(
+        "eval_probes",
+        """
+        CREATE TABLE eval_probes (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            question TEXT NOT NULL,
+            reference TEXT NOT NULL DEFAULT '',
+            pair_id INTEGER,
+            parent_id INTEGER REFERENCES eval_probes(id) ON DELETE CASCADE,
+            chunk_ids TEXT NOT NULL DEFAULT '[]',
+            topic TEXT NOT NULL DEFAULT '',
+            meaning REAL,
+            created_at TEXT NOT NULL,
+            UNIQUE (kind, question)
+        );
+        CREATE INDEX eval_probes_parent ON eval_probes(parent_id);
+        CREATE TABLE eval_answers (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            probe_id INTEGER NOT NULL REFERENCES eval_probes(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            flags TEXT NOT NULL DEFAULT '[]',
+            failures TEXT NOT NULL DEFAULT '[]',
+            declined INTEGER NOT NULL DEFAULT 0,
+            clarified INTEGER NOT NULL DEFAULT 0,
+            copied INTEGER NOT NULL DEFAULT 0,
+            copy_share REAL NOT NULL DEFAULT 0,
+            agreement REAL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, probe_id)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,8 @@
 
 ``Store`` is the database core (``store.db``) plus one repository per noun: ``documents``
 (with chunks), ``pairs`` (with revisions), ``jobs`` (with runs), ``pipeline_log``,
-``verdicts``, ``meta`` and ``review_samples``. Its other methods are the names callers used before the
+``verdicts``, ``meta``, ``review_samples`` and ``evals`` (eval probes and answers). Its other methods are
+the names callers used before the
 repositories existed, each one line over a repository.
 """
 
@@ -20,6 +21,7 @@ from engine.settings import SETTINGS_FILE, ProjectSettings, SettingsLayers, crea
 from engine.store.changes import PairChange, PairListener
 from engine.store.database import Database
 from engine.store.documents import DocumentRepository
+from engine.store.evals import EvalRepository
 from engine.store.jobs import JOB_LEASE_S, JobRepository
 from engine.store.log import LogRepository
 from engine.store.meta import MetaRepository
@@ -46,6 +48,7 @@ class Store:
         self.verdicts = VerdictRepository(db, self.pairs)
         self.meta = MetaRepository(db)
         self.review_samples = ReviewSampleRepository(db)
+        self.evals = EvalRepository(db)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -16,6 +16,7 @@ from engine.store import PairFilter, Store
 from tui.keys import KeyOwner
 from tui.messages import ExportFinished, RunDeepChecks
 from tui.panes.documents import DocumentsPane
+from tui.panes.eval import EvalPane
 from tui.panes.export import ExportPane
 from tui.panes.generate import GeneratePane
 from tui.panes.log import LogPane
@@ -35,7 +36,7 @@ from tui.widgets.quality_strip import QualityStrip
 # pairs opens on it; the others are built the first time they are shown, so opening a big project
 # paints without querying for sections not in view.
 SECTION_PANES: tuple[type[SectionPane], ...] = (
-    DocumentsPane, GeneratePane, ReviewPane, ExportPane, SettingsPane, LogPane,
+    DocumentsPane, GeneratePane, ReviewPane, ExportPane, SettingsPane, LogPane, EvalPane,
 )
 SECTIONS = tuple(pane.SECTION.name for pane in SECTION_PANES)
 _PANE_OF = {pane.SECTION.name: pane for pane in SECTION_PANES}
@@ -144,7 +145,7 @@ class WorkspaceScreen(KeyOwner, Screen[None]):
         self.query_one(FlowGuide).show_section(name)
         # A freshly built section has just read the store; one built earlier catches up now.
         pane = switcher.query_one(f"#{name}")
-        if isinstance(pane, LogPane) or (built and isinstance(pane, DocumentsPane | GeneratePane)):
+        if isinstance(pane, LogPane) or (built and isinstance(pane, DocumentsPane | GeneratePane | EvalPane)):
             pane.reload()
 
     def focus_section(self) -> None:

@@ -1,0 +1,244 @@
+"""Eval of a fine-tuned model against its base, over real HTTP against tests/fake_ollama.py.
+
+The stand-in server plays the models under test (no real Ollama can run here) with
+``eval_responder``: the "mimic" model answers with verbatim corpus passages and never
+declines, the "assistant" model declines out-of-corpus questions, asks back on ambiguous
+ones and answers the rest in its own words. Everything else is real: the sample corpus
+imported by the importer, the split, the official ollama client, the job runner, SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+from engine.evaluate import (
+    asks_to_clarify,
+    build_probes,
+    comparison,
+    current_probes,
+    declines,
+    failing_probes,
+    generate_more_like,
+    keeps_meaning,
+    run_eval,
+    run_metrics,
+    teaching_pairs,
+    write_report,
+)
+from engine.generate.backends import make_backend
+from engine.ingest.importer import import_paths
+from engine.models import Pair, PairKind
+from engine.quality.split import make_split
+from engine.store import Store
+from engine.store.evals import AMBIGUOUS, OUT_OF_CORPUS, PARAPHRASE, VALIDATION
+from tests.fake_ollama import FakeOllama, eval_responder
+
+MIMIC, ASSISTANT, GENERATOR = "mimic:latest", "assistant:latest", "qwen2.5:7b"
+
+
+def _question(chunk_text: str, i: int) -> str:
+    words = [w.strip(".,:;()`*#'\"") for w in chunk_text.split()]
+    terms = [w for w in words if len(w) > 5 and w.isalpha()][:3] or ["this", "part"]
+    return f"How does {' and '.join(terms[:2])} work in case {i}?"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
+    """A project over the sample docs with one pair per chunk (half in validation), and the chunk texts."""
+    from engine.resources import sample_docs_dir
+
+    root = tmp_path_factory.mktemp("eval") / "project"
+    store = Store.init(root)
+    import_paths(store, [sample_docs_dir()])
+    chunks = [c for c in store.list_chunks() if len(c.text.split()) > 30][:24]
+    store.add_pairs(
+        Pair.simple(
+            _question(c.text, i),
+            "In short, it comes down to " + ", ".join(w for w in c.text.split()[::7][:12]) + ".",
+            sources=[c.id or 0], kind=PairKind.INSTRUCTION,
+        )
+        for i, c in enumerate(chunks)
+    )
+    make_split(store, validation_fraction=0.5, seed=1)
+    texts = [c.text for c in store.list_chunks()]
+    store.close()
+    yield root, texts
+
+
+@pytest.fixture
+def project(corpus: tuple[Path, list[str]], tmp_path: Path) -> Iterator[Store]:
+    """A fresh copy of the corpus project for one test."""
+    import shutil
+
+    copy = tmp_path / "project"
+    shutil.copytree(corpus[0], copy)
+    store = Store.open(copy)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def server(corpus: tuple[Path, list[str]]) -> Iterator[FakeOllama]:
+    with FakeOllama([MIMIC, ASSISTANT, GENERATOR], responder=eval_responder(corpus[1])) as srv:
+        yield srv
+
+
+def _eval(store: Store, url: str, model: str, baseline: str | None = None, *, judge: bool = True) -> object:
+    async def go() -> object:
+        backends = [make_backend("ollama", model, url)]
+        base = [make_backend("ollama", baseline, url)] if baseline else []
+        para = [make_backend("ollama", GENERATOR, url)]
+        judge_backend = make_backend("ollama", GENERATOR, url) if judge else None
+        try:
+            return await run_eval(
+                store, model=model, backends=backends, baseline=baseline, baseline_backends=base,
+                paraphrase_backends=para, judge=judge_backend, concurrency=4,
+            )
+        finally:
+            for b in [*backends, *base, *para, *([judge_backend] if judge_backend else [])]:
+                await b.aclose()
+
+    return asyncio.run(go())
+
+
+def test_probes_are_built_once_and_kept(project: Store) -> None:
+    first = build_probes(project)
+    assert first.added[VALIDATION] == project.count_pairs() // 2 or first.added[VALIDATION] > 0
+    assert first.added[OUT_OF_CORPUS] >= 10 and first.added[AMBIGUOUS] >= 10
+    again = build_probes(project)
+    assert again.added == {} and again.stored == first.stored
+    # Out-of-corpus questions are verified absent: none names a topic the sample docs cover.
+    topics = [p.topic for p in project.evals.probes(OUT_OF_CORPUS)]
+    assert topics and not any("cache" in t.lower() or "worker" in t.lower() for t in topics)
+
+
+def test_a_validation_pair_moved_into_training_is_no_longer_asked(project: Store) -> None:
+    build_probes(project)
+    validation = project.evals.probes(VALIDATION)
+    moved = validation[0].pair_id or 0
+    project.set_splits({moved: "train"})
+    asked = {p.pair_id for p in current_probes(project) if p.kind == VALIDATION}
+    assert moved not in asked and len(asked) == len(validation) - 1
+
+
+def test_paraphrases_must_keep_the_meaning() -> None:
+    original = "How does the retry backoff work for the payment worker?"
+    assert keeps_meaning(original, "For the payment worker, how does its retry backoff work?") is not None
+    assert keeps_meaning(original, original) is None
+    assert keeps_meaning(original, "What is the weather like in Lisbon tomorrow?") is None
+
+
+def test_declines_and_clarifications_are_recognised() -> None:
+    assert declines("That isn't covered in the documentation I was trained on.")
+    assert declines("I don't have any information about Kafka consumer groups.")
+    assert not declines("The worker retries three times; there is no limit on the queue length after that.")
+    assert asks_to_clarify("Which service do you mean? Tell me and I will explain.")
+    assert not asks_to_clarify("Set the timeout to 30 seconds. Why? Because the default is too short.")
+
+
+def test_a_mimic_is_reported_as_a_mimic_and_an_assistant_is_not(project: Store, server: FakeOllama) -> None:
+    outcome = _eval(project, server.url, ASSISTANT, baseline=MIMIC)
+    assert outcome.stopped_reason is None  # type: ignore[attr-defined]
+    report = comparison(project)
+    tuned, base = report["runs"]
+    assert (tuned["model"], base["model"]) == (ASSISTANT, MIMIC)
+    # The mimic recites the corpus and never declines.
+    assert base["copy_rate"] >= 0.9 and base["refusal_recall"] <= 0.1 and base["mimic"]
+    assert base["clarification_rate"] <= 0.1
+    # The assistant answers in its own words, declines what the corpus lacks, asks back when unclear.
+    assert tuned["copy_rate"] <= 0.1 and tuned["refusal_recall"] >= 0.9 and not tuned["mimic"]
+    assert tuned["refusal_precision"] >= 0.9 and tuned["clarification_rate"] >= 0.9
+    assert tuned["non_answer_rate"] == 0
+    # The judge scored both against the references (a recital holds the reference's facts too).
+    assert tuned["agreement"] is not None and base["agreement"] is not None
+    judged = [r for r in server.requests_to("/api/chat") if "Reference answer:" in json.dumps(r.body)]
+    assert len(judged) == 2 * sum(1 for p in project.evals.probes() if p.reference)
+    # Paraphrases were written, checked and asked too.
+    assert project.evals.probe_counts()[PARAPHRASE] > 0 and tuned["agreement_paraphrased"] is not None
+    # Every probe row has both answers, with the gate's flags on them.
+    row = next(r for r in report["probes"] if r["kind"] == VALIDATION)
+    assert set(row["answers"]) == {str(tuned["run_id"]), str(base["run_id"])}
+    assert "mimicry" in row["answers"][str(base["run_id"])]["flags"]
+
+
+def test_probes_are_reused_and_runs_compare_over_time(project: Store, server: FakeOllama) -> None:
+    _eval(project, server.url, MIMIC, judge=False)
+    stored = project.evals.probe_counts()
+    asked = sum(1 for r in server.requests_to("/api/chat") if (r.body or {}).get("model") == GENERATOR)
+    _eval(project, server.url, MIMIC, judge=False)
+    assert project.evals.probe_counts() == stored
+    # No question is paraphrased twice.
+    assert sum(1 for r in server.requests_to("/api/chat") if (r.body or {}).get("model") == GENERATOR) == asked
+    runs = [r for r in project.evals.runs() if r["params"]["model"] == MIMIC]
+    assert len(runs) == 2
+    first, second = (run_metrics(project, r["id"]) for r in runs)
+    assert first.copy_rate == second.copy_rate and first.answered == second.answered
+
+
+def test_an_interrupted_eval_resumes_where_it_stopped(project: Store, server: FakeOllama) -> None:
+    from engine.evaluate import plan_eval
+
+    build_probes(project)
+    run_id = plan_eval(project, ASSISTANT, role="tuned", params={"baseline_run": None, "baseline_model": None})
+    # A process died holding one job and having answered none: its lease ran out.
+    job = project.jobs.claim("gone", run_id=run_id, task="eval", lease_s=-1)
+    assert job is not None
+    outcome = _eval(project, server.url, ASSISTANT, judge=False)
+    assert outcome.tuned_run == run_id  # type: ignore[attr-defined]
+    counts = project.job_counts(run_id)
+    assert counts["queued"] == counts["running"] == 0 and counts["done"] == len(project.evals.answers(run_id))
+
+
+def test_failing_probes_become_targeted_jobs_and_lead_to_their_pairs(project: Store, server: FakeOllama) -> None:
+    outcome = _eval(project, server.url, MIMIC, judge=False)
+    failing = failing_probes(project, outcome.tuned_run)  # type: ignore[attr-defined]
+    kinds = {p.kind for p in failing}
+    assert {VALIDATION, OUT_OF_CORPUS, AMBIGUOUS} <= kinds
+    run_id, plan = generate_more_like(project, failing)
+    jobs = project.list_jobs(run_id=run_id)
+    assert len(jobs) == len(plan.jobs) and all(j.task == "generate" for j in jobs)
+    planned = {j.kind for j in jobs}
+    assert {PairKind.INSTRUCTION, PairKind.REFUSAL, PairKind.CLARIFICATION} <= planned
+    in_corpus = next(p for p in failing if p.kind == VALIDATION)
+    grounded = {c for j in jobs if j.kind is PairKind.INSTRUCTION for c in j.chunk_ids}
+    assert set(in_corpus.chunk_ids) <= grounded
+    taught, label = teaching_pairs(project, in_corpus)
+    assert in_corpus.pair_id not in taught and "sources" in label
+    assert all(project.get_pair(i).split != "validation" for i in taught)
+
+
+def test_markdown_report_and_cli(project: Store, server: FakeOllama, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "--project", str(project.root), "eval", "--model", ASSISTANT, "--baseline", MIMIC,
+        "--host", server.url, "--backend", "ollama", "--paraphrase-model", GENERATOR, "--judge-model", GENERATOR,
+        "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["model"] for r in data["runs"]] == [ASSISTANT, MIMIC]
+    assert data["runs"][1]["mimic"] and not data["runs"][0]["mimic"]
+    report = Path(data["report"])
+    assert report.exists() and "| verbatim copies |" in report.read_text()
+    text = CliRunner().invoke(main, ["--project", str(project.root), "eval", "--report-only"])
+    assert text.exit_code == 0 and "verbatim copies" in text.output and MIMIC in text.output
+    more = CliRunner().invoke(main, ["--project", str(project.root), "eval", "--more-like", "failing", "--json"])
+    assert more.exit_code == 0, more.output
+    assert json.loads(more.stdout)["jobs"] > 0
+    path = write_report(project, comparison(project), tmp_path / "r.md")
+    assert "Failing probes" in path.read_text()
+
+
+def test_eval_without_a_validation_split_says_what_to_do(tmp_path: Path) -> None:
+    store = Store.init(tmp_path / "bare")
+    store.close()
+    result = CliRunner().invoke(main, ["--project", str(tmp_path / "bare"), "eval", "--model", ASSISTANT])
+    assert result.exit_code != 0
+    assert "no validation pairs" in result.output and "pairforge split" in result.output
+    assert "Traceback" not in result.output
