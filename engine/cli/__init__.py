@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "export": "engine.cli.export:export_cmd",
     "judge": "engine.cli.judge:judge_cmd",
     "curate": "engine.cli.judge:curate_cmd",
+    "repair": "engine.cli.repair:repair_cmd",
     "demo": "engine.cli.demo:demo_cmd",
 }
 
@@ -60,6 +61,7 @@ SUMMARIES: dict[str, str] = {
     "export": "Export to Alpaca, ShareGPT, messages, completion, HF datasets.",
     "judge": "Score pairs with a local judge model.",
     "curate": "Reject pairs whose judge score is below a threshold.",
+    "repair": "Have the model fix flagged pairs (a dry run unless --apply).",
     "demo": "Run the whole pipeline on the bundled sample documents.",
 }
 
