@@ -181,6 +181,36 @@ def test_a_model_that_never_answers_validly_stops_the_run(project: Store, server
     assert project.job_counts(task="repair")["queued"] == 2
 
 
+def test_changes_made_while_the_model_answers_are_kept(project: Store, server: FakeOllama) -> None:
+    """A pair accepted meanwhile keeps its status under the repaired text; a pair edited meanwhile keeps the edit."""
+    copy, non = flagged_pairs(project)
+    fixed_non = "A failed job is tried three more times, two seconds apart at first and twice as long each time after."
+    edited = "Three retries, with a wait that starts at two seconds and doubles."
+    other = Store.open(project.root)
+    answers = {COPY_Q: FIXED_A, NON_Q: fixed_non}
+
+    def respond(request: dict[str, Any]) -> dict[str, Any]:
+        # Someone reviews in the app while the model is answering.
+        question = question_of(request)
+        if question == COPY_Q:
+            other.set_status([copy.id], "accepted")
+        else:
+            other.update_pair(with_text(other.get_pair(non.id), NON_Q, edited))
+        return {"question": question, "answer": answers[question]}
+
+    server.responder = respond
+    plan_repair(project)
+    try:
+        _, handler = run_repair(project, server, concurrency_per_host=1)
+    finally:
+        other.close()
+    outcomes = {o.pair_id: o for o in handler.outcomes}
+    repaired = project.get_pair(copy.id)
+    assert outcomes[copy.id].applied and repaired.response == FIXED_A and repaired.status == "accepted"
+    assert outcomes[non.id].outcome == UNCHANGED and "edited or deleted while it was repaired" in outcomes[non.id].reason
+    assert project.get_pair(non.id).response == edited
+
+
 def test_a_dry_run_reports_before_and_after_and_stores_nothing(project: Store, server: FakeOllama) -> None:
     copy, _ = flagged_pairs(project)
     server.responder = scripted({COPY_Q: FIXED_A, NON_Q: STILL_NON_A})
@@ -269,3 +299,44 @@ def test_cli_repair_is_a_dry_run_unless_apply(tmp_path: Path, server: FakeOllama
     assert undone.exit_code == 0
     with Store.open(root) as check:
         assert check.get_pair(copy.id).response == SOURCE
+
+
+# ---------------------------------------------------------------- the app
+
+
+async def test_review_key_fixes_the_pair_and_undo_brings_it_back(tmp_path: Path, server: FakeOllama) -> None:
+    """F repairs the pair under the cursor through the stand-in; u undoes it; b then f repairs the whole filter."""
+    from tests.test_tui import settle
+    from tests.test_tui_flows import wait_until
+    from tui.app import PairForgeApp
+    from tui.dialogs import BulkActionScreen
+    from tui.panes.review import ReviewPane
+    from tui.widgets.pair_detail import PairDetail
+
+    root = tmp_path / "proj"
+    store = Store.init(root)
+    copy, non = flagged_pairs(store)
+    store.change_settings({"generation": {"backend": "ollama", "model": MODEL, "hosts": [server.url], "concurrency": 1}})
+    store.close()
+    server.responder = scripted({COPY_Q: FIXED_A, NON_Q: WORSE_A})
+    app = PairForgeApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        pane = app.screen.query_one(ReviewPane)
+        pane.go_to_pair(copy.id)
+        await pilot.press("F")
+        await wait_until(pilot, lambda: not pane.repairing)
+        assert app.store is not None
+        assert app.store.get_pair(copy.id).response == FIXED_A
+        shown = app.screen.query_one(PairDetail).pane.text.plain
+        assert FIXED_A in shown and "mimicry" not in shown
+        await pilot.press("u")
+        assert app.store.get_pair(copy.id).response == SOURCE
+        # The whole list at once, from the bulk dialog: one repaired, one rejected for bringing a new error.
+        await pilot.press("b")
+        assert isinstance(app.screen, BulkActionScreen)
+        await pilot.press("f")
+        await wait_until(pilot, lambda: not pane.repairing)
+        assert [p.response for p in app.store.get_pairs([copy.id, non.id])] == [FIXED_A, NON_A]
+        failed = app.store.list_jobs(status="failed")
+        assert [j.pair_id for j in failed] == [non.id] and "ai_disclaimer" in (failed[0].error or "")

@@ -166,9 +166,10 @@ class RepairHandler(JobHandler[RepairWork, Proposal | None]):
             raise PairForgeError("The pair was deleted before it was repaired.") from exc
         sources = self.store.get_chunks(pair.sources) if pair.sources else []
         fresh = self._check(pair, sources)
-        # Warnings from outside the per-pair checks (copies of imported documents) are kept in view.
-        derived = [w for w in pair.warnings if w.check not in {f.check for f in fresh} and w.check == "mimicry"]
-        before = [*fresh, *derived]
+        # A pair without sources can carry a copy of the imported documents, which recheck finds
+        # over the whole corpus, not check_pair: keep that warning in view.
+        corpus_copy = [w for w in pair.warnings if w.check == "mimicry" and not pair.sources]
+        before = [*fresh, *[w for w in corpus_copy if w.check not in {f.check for f in fresh}]]
         checks = job.params.get("checks") or resolve_checks(None)
         targets = repair_targets(before, checks)
         messages = build_repair_messages(pair, sources, targets) if targets else []
@@ -218,12 +219,16 @@ class RepairHandler(JobHandler[RepairWork, Proposal | None]):
                 if proposal is None:
                     outcome = self._outcome(pair, Assessment(UNCHANGED, "No longer flagged for a check to repair."), None)
                 elif proposal.assessment.outcome == REPAIRED and self.apply:
-                    if self.store.pairs.content_hash(pair.id or 0) != pair.content_hash():
+                    current = self.store.pairs.find(pair.id or 0)
+                    if current is None or current.content_hash() != pair.content_hash():
                         outcome = self._outcome(pair, Assessment(
-                            UNCHANGED, "The pair was edited while it was repaired; the edit was kept."
+                            UNCHANGED, "The pair was edited or deleted while it was repaired; it was left as it is now."
                         ), proposal.candidate)
                     else:
-                        self.store.pairs.update(proposal.candidate, action="repair")
+                        # The text is the repair's; the status and the rest are the pair's as it is now.
+                        candidate = proposal.candidate
+                        repaired = with_text(current, candidate.instruction, candidate.response)
+                        self.store.pairs.update(repaired.model_copy(update={"warnings": candidate.warnings}), action="repair")
                         stored.append(pair.id or 0)
                         outcome = self._outcome(pair, proposal.assessment, proposal.candidate, applied=True)
                 else:

@@ -13,8 +13,8 @@ __all__ = ["REPAIRABLE", "REPAIR_HINTS", "REPAIR_PROMPT_VERSION", "RepairedPair"
 REPAIR_PROMPT_VERSION = "1"
 
 # What the model is asked to do about each check it can fix by rewriting the text. Checks
-# about metadata (sources, kind), personal data (`pairforge redact`) or stale sources
-# (regenerate) are not in here: rewriting the text cannot fix them.
+# about metadata (sources, kind), personal data (`pairforge redact`), stale sources
+# (regenerate) or the judge's score (judged again after any edit) are not in here.
 REPAIR_HINTS: dict[str, str] = {
     "mimicry": "The answer copies its source word for word. Restate the content in your own words: "
     "keep every fact, name, number, code block, command and identifier exactly, but write new sentences.",
@@ -47,8 +47,6 @@ REPAIR_HINTS: dict[str, str] = {
     "refusal_no_declination": "This is a refusal pair: the answer must say plainly that the knowledge base "
     "does not cover the topic, without inventing an answer.",
     "offensive_content": "The pair contains offensive language. Rewrite it in neutral, respectful words.",
-    "judge_low_score": "A reviewer scored this pair low. Make the answer accurate, specific and helpful, "
-    "using the sources.",
 }
 
 #: The checks a repair can clear.
