@@ -8,6 +8,7 @@ from engine.models import Chunk, Document, Pair, PairWarning
 from engine.quality import check_pair, recheck
 from engine.settings import QualitySettings
 from engine.store import Store
+from tui.safe_text import plain_marked
 
 SOURCE = (
     "Tidewater keeps a job's payload for seven days. When a job fails, the worker retries it three times with "
@@ -47,3 +48,10 @@ def test_spans_are_stored_and_warnings_stored_without_them_still_load(project: S
     row = project.db.read("SELECT warnings FROM pairs WHERE id = ?", (pair.id,))[0]
     assert "spans" not in row["warnings"]
 
+
+def test_marked_text_keeps_offsets_when_control_codes_are_removed() -> None:
+    from rich.style import Style
+
+    text = plain_marked("a\x1b[31mb copied c", [(6, 14)], Style(bold=True))
+    assert text.plain == "ab copied c"
+    assert [text.plain[s.start : s.end] for s in text.spans] == ["b copied"]
