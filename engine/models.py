@@ -211,11 +211,11 @@ class Pair(BaseModel):
 
 
 class Job(BaseModel):
-    """A unit of queued work: generate one pair (or judge one) from given chunks."""
+    """A unit of queued work: generate one pair from given chunks, or judge or repair one pair."""
 
     id: int | None = None
     run_id: int | None = None
-    task: str = "generate"  # generate | judge
+    task: str = "generate"  # generate | judge | repair
     kind: PairKind = PairKind.INSTRUCTION
     mode: str = "factual"
     chunk_ids: list[int] = Field(default_factory=list)

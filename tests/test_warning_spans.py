@@ -55,3 +55,29 @@ def test_marked_text_keeps_offsets_when_control_codes_are_removed() -> None:
     text = plain_marked("a\x1b[31mb copied c", [(6, 14)], Style(bold=True))
     assert text.plain == "ab copied c"
     assert [text.plain[s.start : s.end] for s in text.spans] == ["b copied"]
+
+
+async def test_review_marks_the_copy_of_an_imported_pair_in_the_chunk_it_copies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An imported pair has no sources; the source pane shows the chunk it copies, the copied run marked in both panes."""
+    from engine.models import PairKind
+    from tests.test_tui import settle
+    from tui.app import PairForgeApp
+    from tui.panes.review import ReviewPane
+    from tui.widgets.pair_detail import PairDetail
+    from tui.widgets.source_view import SourceView
+
+    root = tmp_path / "proj"
+    with Store.init(root) as store:
+        store.save_document(Document(path="w.md", format="md", sha256="w", size=len(SOURCE), title="Worker guide"),
+                            [Chunk(ordinal=0, text=SOURCE, start=0, end=len(SOURCE))])
+        pair = store.add_pairs([Pair.simple("How does the worker deal with a failing job?", ANSWER, kind=PairKind.IMPORTED)])[0]
+        recheck(store)
+        assert store.get_pair(pair.id).warnings[0].spans[0].chunk_id == store.list_chunks()[0].id
+    app = PairForgeApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one(ReviewPane).go_to_pair(pair.id)
+        await pilot.pause()
+        for pane in (app.screen.query_one(PairDetail).pane, app.screen.query_one(SourceView)):
+            marked = [pane.text.plain[s.start : s.end] for s in pane.text.spans if s.style == pane.copied_style]
+            assert marked == [COPIED]

@@ -256,18 +256,20 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
             self.query_one(SourceView).show_chunks([], {})
             self.query_one(NearDuplicateList).show_duplicates([], changed_style="")
             return
-        chunks = self.store.get_chunks(pair.sources) if pair.sources else []
+        copied: dict[int, list[tuple[int, int]]] = {}
+        for warning in pair.warnings:
+            for span in warning.spans or ():
+                if span.chunk_id is not None and span.source_start is not None and span.source_end is not None:
+                    copied.setdefault(span.chunk_id, []).append((span.source_start, span.source_end))
+        # An imported pair has no sources of its own: show the chunks it copies from, if any.
+        shown = pair.sources or sorted(copied)
+        chunks = self.store.get_chunks(shown) if shown else []
         titles: dict[int, str] = {}
         if chunks:
             titles = {
                 d.id or 0: d.title or Path(d.path).name
                 for d in (self.store.get_document(i) for i in {c.document_id or 0 for c in chunks})
             }
-        copied: dict[int, list[tuple[int, int]]] = {}
-        for warning in pair.warnings:
-            for span in warning.spans or ():
-                if span.chunk_id is not None and span.source_start is not None and span.source_end is not None:
-                    copied.setdefault(span.chunk_id, []).append((span.source_start, span.source_end))
         self.query_one(SourceView).show_chunks(chunks, titles, copied)
         self._look_up_duplicates(pair)
 
