@@ -254,6 +254,10 @@ def test_assessment_counts_only_new_warnings_and_errors() -> None:
     candidate = with_text(original, COPY_Q, FIXED_A)
     assert assess_repair(original, [target], candidate, [info], [target]).outcome == REPAIRED
     assert assess_repair(original, [target], original, [target], [target]).outcome == UNCHANGED
+    # A partial repair keeps the flaw it did not fix: it is not kept either.
+    leak = PairWarning(check="prompt_leak", severity=Severity.ERROR, reason="leaks")
+    partial = assess_repair(original, [target, leak], candidate, [leak], [target, leak])
+    assert partial.outcome == UNCHANGED and partial.remaining == ("prompt_leak",)
     multi = Pair.simple("q", "a", system="Be brief.")
     rewritten = with_text(multi, "new q", "new a")
     assert [m.content for m in rewritten.messages] == ["Be brief.", "new q", "new a"]
@@ -340,3 +344,15 @@ async def test_review_key_fixes_the_pair_and_undo_brings_it_back(tmp_path: Path,
         assert [p.response for p in app.store.get_pairs([copy.id, non.id])] == [FIXED_A, NON_A]
         failed = app.store.list_jobs(status="failed")
         assert [j.pair_id for j in failed] == [non.id] and "ai_disclaimer" in (failed[0].error or "")
+
+
+def test_a_repair_that_echoes_the_repair_prompt_is_rejected(project: Store, server: FakeOllama) -> None:
+    """A weak model answers with the instruction it was given ("copies its source word for word"): not a repair."""
+    copy, _ = flagged_pairs(project)
+    echo = "The answer copies its source word for word, so a failing job is tried three more times and then parked."
+    server.responder = scripted({COPY_Q: echo})
+    plan_repair(project, checks=["mimicry"])
+    _, handler = run_repair(project, server)
+    (outcome,) = handler.outcomes
+    assert outcome.outcome == FAILED and "repeats the repair prompt" in outcome.reason
+    assert project.get_pair(copy.id).response == SOURCE

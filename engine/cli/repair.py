@@ -59,7 +59,7 @@ def repair_cmd(
     """Ask the model to fix flagged pairs, keep each repair that is better (a dry run unless --apply).
 
     Each flagged pair goes to the generation model with its sources, its warnings and an
-    instruction per check; the answer is checked again and kept only when it clears a flagged
+    instruction per check; the answer is checked again and kept only when it clears every flagged
     problem and brings no new one.
     """
     from engine.repair import parse_filter, plan_repair

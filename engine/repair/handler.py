@@ -6,7 +6,7 @@ and the generation backends, so a run survives a crash and resumes where it stop
 
 Each job: load the pair and its sources, check it afresh, send it with the warnings a rewrite
 can fix and one instruction per check, validate the answer, check the repaired pair with every
-check, and keep it only when it clears a flagged problem and brings no new one. A kept repair
+check, and keep it only when it clears every flagged problem it was sent and brings no new one. A kept repair
 is stored as a new revision of the pair (one undo step per pair) together with the job's done
 state; a dry run stores nothing but the job's state and reports what would change.
 """

@@ -1,12 +1,13 @@
 """Which pairs a repair run works on, and whether a repaired pair is better than the original.
 
-A repair is kept only when it clears at least one of the problems it was asked to fix and
-brings no new warning or error (a new note of severity info, such as weak grounding, does
+A repair is kept only when it clears every problem it was asked to fix, brings no new warning
+or error and does not repeat the repair prompt's own words (a new note of severity info, such as weak grounding, does
 not count). Anything else keeps the original.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -141,6 +142,32 @@ class Assessment:
     introduced: tuple[str, ...] = ()
 
 
+# A repaired pair that holds this many words in a row of a hint or a warning it was sent echoes the prompt.
+ECHO_WORDS = 5
+_WORD = re.compile(r"[a-z0-9']+")
+_QUOTED = re.compile(r"\"[^\"]*\"|\([^)]*\)")
+
+
+def _echoed_prompt(candidate: Pair, targets: Sequence[PairWarning]) -> str | None:
+    """The first run of ECHO_WORDS words of the repair prompt's hints or warnings found in ``candidate``, else None.
+
+    A weak model answers "The answer is too short." to a too-short answer: that clears the check and teaches nothing.
+    """
+    from engine.repair.prompts import REPAIR_HINTS
+
+    said = " " + " ".join(_WORD.findall(f"{candidate.instruction}\n{candidate.response}".lower())) + " "
+    for warning in targets:
+        for text in (REPAIR_HINTS.get(warning.check, ""), warning.reason):
+            # Quoted text in a reason is the pair's own (a copied run, a leaked label): sharing it is no echo.
+            for piece in _QUOTED.split(text.lower()):
+                words = _WORD.findall(piece)
+                for i in range(len(words) - ECHO_WORDS + 1):
+                    run = " ".join(words[i : i + ECHO_WORDS])
+                    if f" {run} " in said:
+                        return run
+    return None
+
+
 def _ids(warnings: Iterable[PairWarning]) -> list[str]:
     return list(dict.fromkeys(w.check for w in warnings))
 
@@ -156,6 +183,11 @@ def assess_repair(
     remaining = tuple(c for c in _ids(after) if c in {t.check for t in targets})
     if candidate.content_hash() == original.content_hash():
         return Assessment(UNCHANGED, "The model returned the pair unchanged; the original was kept.", remaining=remaining)
+    echo = _echoed_prompt(candidate, targets)
+    if echo:
+        return Assessment(
+            FAILED, f"The repair repeats the repair prompt (\"{echo}\"); the original was kept.", remaining=remaining
+        )
     had = {w.check for w in before}
     new = [w for w in after if w.check not in had and w.severity is not Severity.INFO]
     if new:
@@ -166,7 +198,8 @@ def assess_repair(
             remaining=remaining, introduced=tuple(_ids(new)),
         )
     cleared = tuple(c for c in _ids(targets) if c not in {w.check for w in after})
-    if not cleared:
+    if remaining or not cleared:
+        # A partial repair still teaches the flaw it kept: every problem it was sent must be gone.
         return Assessment(
             UNCHANGED, f"The repair still has {', '.join(remaining)}; the original was kept.", remaining=remaining
         )

@@ -37,7 +37,6 @@ REPAIR_HINTS: dict[str, str] = {
     "answer directly.",
     "multi_hop_one_sided": "This question needs both sources, but the answer draws on only one of them. "
     "Use specific facts from every source.",
-    "low_grounding": "Much of the answer is not in the sources. Keep only what the sources support.",
     "too_short_response": "The answer is too short. Give a complete answer from the sources.",
     "too_long_response": "The answer is too long. Shorten it to what answers the question.",
     "repeated_ngrams": "The answer repeats itself. Say each thing once.",
