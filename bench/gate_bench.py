@@ -20,6 +20,12 @@ Each line carries ``split`` ("dev" or "held_out", fixed by a hash of its passage
 and the copies of the same passage never straddle it). Thresholds are chosen on dev; held-out is reported
 as it falls. Caught: a bad pair carries its expected check. Flagged: a clean pair carries any warning or
 error (info-level notes such as ``low_grounding`` do not count).
+
+A second set, ``bench/gate_embedded_labels.jsonl``, holds 50 pairs the embedded default model
+(SmolLM2-135M-Instruct, ``pairforge demo --pairs 50``) generated from ``sample_docs/``, each labeled
+by hand as a demanding reviewer would (``label`` accept or reject, with the ``reason``). The bench
+reports how often the gate agrees: of the pairs the reviewer rejects, how many it flags; of those
+accepted, how many pass.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from engine.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SET_FILE = Path(__file__).resolve().parent / "gate_set.jsonl"
+LABELS_FILE = Path(__file__).resolve().parent / "gate_embedded_labels.jsonl"
 CAUGHT_TARGET, FALSE_ALARM_TARGET = 0.95, 0.05
 
 
@@ -90,6 +97,67 @@ def load_cases(store: Store) -> list[Case]:
         )
         cases.append(Case(row["id"], row["split"], row["category"], row["label"] == "bad", row["expect"], pair, sources))
     return cases
+
+
+@dataclass
+class Labeled:
+    """A generated pair with a reviewer's decision, its source chunks resolved."""
+
+    id: str
+    accept: bool
+    reason: str
+    pair: Pair
+    sources: list[Chunk]
+
+
+def load_labeled(store: Store) -> list[Labeled]:
+    """The hand-labeled pairs of the embedded model, each source found as the chunk whose text starts with ``find``."""
+    names = {d.id: Path(d.path).name for d in store.list_documents()}
+    chunks = store.list_chunks()
+    labeled: list[Labeled] = []
+    for line in LABELS_FILE.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        sources: list[Chunk] = []
+        for ref in row["sources"]:
+            found = [c for c in chunks if names.get(c.document_id or 0) == ref["doc"] and c.text.strip().startswith(ref["find"])]
+            if not found:
+                sys.exit(f"{row['id']}: no chunk of {ref['doc']} starts with {ref['find']!r}; fix {LABELS_FILE.name}.")
+            sources.append(found[0])
+        pair = Pair.simple(
+            row["instruction"], row["answer"], kind=PairKind(row["kind"]), mode=row["mode"],
+            sources=[c.id or 0 for c in sources],
+        )
+        labeled.append(Labeled(row["id"], row["label"] == "accept", row["reason"], pair, sources))
+    return labeled
+
+
+def agreement(labeled: list[Labeled], settings: QualitySettings, misses: bool) -> None:
+    """How often the gate agrees with the reviewer: rejected pairs it flags, accepted pairs it passes."""
+    rejected = [c for c in labeled if not c.accept]
+    accepted = [c for c in labeled if c.accept]
+    flagged_by: Counter[str] = Counter()
+    caught = passed = 0
+    notes: list[str] = []
+    for case in labeled:
+        flagged = _serious(check_pair(case.pair, case.sources, settings))
+        if case.accept:
+            passed += not flagged
+            if flagged:
+                notes.append(f"FLAGGED {case.id} (accepted: {case.reason}) by {sorted(flagged)}")
+        else:
+            caught += bool(flagged)
+            flagged_by.update(flagged)
+            if not flagged:
+                notes.append(f"PASSED  {case.id} (rejected: {case.reason})")
+    agree = caught + passed
+    print(
+        f"embedded model, {len(labeled)} hand-labeled pairs ({len(rejected)} rejected, {len(accepted)} accepted): "
+        f"gate flags {_rate(caught, len(rejected))} of the rejected, passes {_rate(passed, len(accepted))} of the "
+        f"accepted; agrees on {_rate(agree, len(labeled))}"
+    )
+    print("checks flagging the rejected pairs: " + ", ".join(f"{c} {n}" for c, n in flagged_by.most_common()))
+    if misses:
+        print("\n".join(notes))
 
 
 def _serious(warnings: list[PairWarning]) -> set[str]:
@@ -183,6 +251,7 @@ def main() -> None:
         store = Store.init(Path(tmp) / "gate")
         import_paths(store, [ROOT / "sample_docs"])
         cases = load_cases(store)
+        labeled = load_labeled(store)
         settings = store.settings.quality
         store.close()
     counts = Counter((c.split, "bad" if c.bad else "clean") for c in cases)
@@ -206,6 +275,7 @@ def main() -> None:
     print("per category (bad: caught by the expected check; clean: not flagged): " + ", ".join(
         f"{name} {ok}/{n}" for name, (ok, n) in sorted(by_category.items())
     ))
+    agreement(labeled, settings, args.misses)
     median, worst = per_pair_cost(cases, settings)
     print(f"check_pair cost per pair: median {median:.0f} us, max {worst:.0f} us (every check, one process)")
     if args.misses:

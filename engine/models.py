@@ -110,14 +110,34 @@ class PairOrigin(BaseModel):
     source_format: str | None = None
 
 
+class WarningSpan(BaseModel):
+    """A stretch of a pair's answer that a warning is about (a copied run), and where it sits in a source chunk."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answer_start: int
+    """Character offsets in the pair's response (``Pair.response``)."""
+    answer_end: int
+    chunk_id: int | None = None
+    """The source chunk the stretch comes from, when it comes from one."""
+    source_start: int | None = None
+    """Character offsets in that chunk's text."""
+    source_end: int | None = None
+
+
 class PairWarning(BaseModel):
-    """A failed check on a pair: its id, severity and a reason a person understands."""
+    """A failed check on a pair: its id, severity and a reason a person understands.
+
+    ``spans`` point at the text the warning is about (the copied runs of a mimicry warning);
+    None for checks without one, and for warnings stored before spans were kept.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     check: str
     severity: Severity = Severity.WARNING
     reason: str
+    spans: tuple[WarningSpan, ...] | None = None
 
 
 _WS = re.compile(r"\s+")
@@ -191,11 +211,11 @@ class Pair(BaseModel):
 
 
 class Job(BaseModel):
-    """A unit of queued work: generate one pair (or judge one) from given chunks."""
+    """A unit of queued work: generate one pair from given chunks, or judge or repair one pair."""
 
     id: int | None = None
     run_id: int | None = None
-    task: str = "generate"  # generate | judge
+    task: str = "generate"  # generate | judge | repair
     kind: PairKind = PairKind.INSTRUCTION
     mode: str = "factual"
     chunk_ids: list[int] = Field(default_factory=list)

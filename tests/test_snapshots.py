@@ -93,3 +93,37 @@ def test_eval_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> N
         await settle(app, pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=opened)
+
+
+def test_copied_span_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Review of a pair that copies a sentence of its source: the copied run marked in the answer and the source."""
+    from engine.models import Chunk, Document, Pair
+    from engine.quality import recheck
+
+    source = (
+        "Tidewater keeps a job's payload for seven days. When a job fails, the worker retries it three times with "
+        "exponential backoff, starting at two seconds and doubling the wait each time. Operators requeue dead jobs by hand."
+    )
+    root = tmp_path / "proj"
+    with Store.init(root, name="copied-span") as store:
+        store.save_document(
+            Document(path="worker.md", format="markdown", sha256="1" * 64, size=len(source), title="Worker guide"),
+            [Chunk(ordinal=0, text=source, start=0, end=len(source), heading_path=["Worker", "Retries"])],
+        )
+        chunk_id = store.list_chunks()[0].id
+        store.add_pairs([Pair.simple(
+            "How does the worker deal with a job that fails?",
+            "It does not give up at once: the worker retries it three times with exponential backoff, starting at "
+            "two seconds and doubling the wait each time. Past that, the job waits for an operator.",
+            sources=[chunk_id],
+        )])
+        recheck(store)
+        assert store.get_pairs(store.pair_ids())[0].warnings[0].spans
+    app = PairForgeApp(root)
+
+    async def opened(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(app, pilot)
+        await quality_report_shown(app, pilot)
+        await settle(app, pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=opened)

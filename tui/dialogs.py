@@ -40,13 +40,15 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class BulkActionScreen(KeyOwner, ModalScreen[str | None]):
-    """Choose accept, reject or delete for many pairs; dismisses with the choice or None."""
+    """Choose accept, reject, delete or fix (repair by the model) for many pairs; dismisses with the choice or None."""
 
     KEY_SCOPE = KeyScope("Review: bulk", in_palette=False)
     BINDINGS = [
         Binding("a", "choose('accepted')", "Accept all", id="bulk_accept", tooltip="Accept every pair in scope."),
         Binding("r", "choose('rejected')", "Reject all", id="bulk_reject", tooltip="Reject every pair in scope."),
         Binding("d", "choose('delete')", "Delete all", id="bulk_delete", tooltip="Delete every pair in scope."),
+        Binding("f", "choose('repair')", "Fix all", id="bulk_repair",
+                tooltip="Have the generation model fix every flagged pair in scope; a repair is kept only when it is better."),
         Binding("escape", "choose('')", "Cancel", id="bulk_cancel", tooltip="Do nothing."),
     ]
 
@@ -57,10 +59,12 @@ class BulkActionScreen(KeyOwner, ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(f"Apply to {self.scope}? Every change can be undone with u."), classes="dialog-question")
-            with Horizontal(classes="dialog-buttons"):
+            # Five choices do not fit one row of an 80-column terminal: a grid of three columns.
+            with Horizontal(classes="dialog-buttons", id="bulk-buttons"):
                 yield Button("Accept (a)", id="accepted", variant="success")
                 yield Button("Reject (r)", id="rejected", variant="warning")
                 yield Button("Delete (d)", id="delete", variant="error")
+                yield Button("Fix (f)", id="repair", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "judge": "engine.cli.judge:judge_cmd",
     "curate": "engine.cli.judge:curate_cmd",
     "eval": "engine.cli.evaluate:eval_cmd",
+    "repair": "engine.cli.repair:repair_cmd",
     "demo": "engine.cli.demo:demo_cmd",
 }
 
@@ -66,6 +67,7 @@ SUMMARIES: dict[str, str] = {
     "judge": "Score pairs with a local judge model.",
     "curate": "Reject pairs whose judge score is below a threshold.",
     "eval": "Test a fine-tuned model against its base: copies, refusals, variations.",
+    "repair": "Have the model fix flagged pairs (a dry run unless --apply).",
     "demo": "Run the whole pipeline on the bundled sample documents.",
 }
 

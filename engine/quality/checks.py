@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
 
-from engine.models import Chunk, Pair, PairKind, PairWarning
+from engine.models import Chunk, Pair, PairKind, PairWarning, WarningSpan
 from engine.quality.mimicry import SHARE_MIN_PROSE_WORDS, CopyReport, find_copies
 from engine.quality.offensive import offensive_classifier
 from engine.quality.pii import find_pii
@@ -131,17 +131,38 @@ def copy_verdict(
     return report, flagged
 
 
-def _mimicry_warning(response: str, sources: Sequence[Chunk], report: CopyReport, origin: str) -> PairWarning:
+# At most this many copied runs are kept on a mimicry warning for highlighting.
+MAX_WARNING_SPANS = 20
+
+
+def _mimicry_warning(
+    response: str, sources: Sequence[Chunk], report: CopyReport, origin: str, offset: int = 0
+) -> PairWarning:
+    """The mimicry warning: the longest copied run quoted with its place in the source, every run as a span.
+
+    ``offset`` is where ``response`` starts in the pair's response (its leading whitespace), so the
+    spans point into ``Pair.response`` itself.
+    """
     span = report.longest
     assert span is not None
     chunk = sources[span.chunk_index]
     quoted = _quote(response[span.answer_start : span.answer_end])
-    return _warn(
-        "mimicry",
-        f"The answer copies a {span.words}-word run from {origin}: \"{quoted}\" (answer characters "
-        f"{span.answer_start}-{span.answer_end}; source: {_place(chunk, span.source_start, span.source_end)}); "
+    spans = tuple(
+        WarningSpan(
+            answer_start=s.answer_start + offset, answer_end=s.answer_end + offset,
+            chunk_id=s.chunk_id, source_start=s.source_start, source_end=s.source_end,
+        )
+        for s in report.spans[:MAX_WARNING_SPANS]
+    )
+    return PairWarning(
+        check="mimicry",
+        severity=CHECKS["mimicry"].severity,
+        reason=f"The answer copies a {span.words}-word run from {origin}: \"{quoted}\" (answer characters "
+        f"{span.answer_start + offset}-{span.answer_end + offset}; source: "
+        f"{_place(chunk, span.source_start, span.source_end)}); "
         f"{report.share:.0%} of its prose is copied in {len(report.spans)} run(s). "
         "Restate it in your own words so the model learns the facts, not the wording.",
+        spans=spans,
     )
 
 
@@ -242,7 +263,8 @@ def check_pair(
     if source_text and pair.kind is not PairKind.REFUSAL:
         copies, copied = copy_verdict(response, sources, settings, prose)
         if copied:
-            found.append(_mimicry_warning(response, sources, copies, "its source"))
+            lead = len(pair.response) - len(pair.response.lstrip())
+            found.append(_mimicry_warning(response, sources, copies, "its source", lead))
         share, n_words = grounding_share(response, source_text, source_stems(list(sources)))
         if n_words >= GROUNDING_MIN_WORDS and share < GROUNDING_MIN_SHARE:
             found.append(_warn("low_grounding", f"Only {share:.0%} of the answer's content words appear in its sources; check it for invented facts."))

@@ -56,7 +56,7 @@ def pair_to_row(pair: Pair) -> dict[str, Any]:
         "sources": json.dumps(pair.sources),
         "status": str(pair.status),
         "origin": pair.origin.model_dump_json(exclude_none=True),
-        "warnings": json.dumps([w.model_dump(mode="json") for w in pair.warnings], ensure_ascii=False),
+        "warnings": json.dumps([w.model_dump(mode="json", exclude_none=True) for w in pair.warnings], ensure_ascii=False),
         "stale": int(pair.stale),
         "score": pair.score,
         "split": pair.split,
@@ -200,7 +200,7 @@ class PairRepository:
             for pair_id, warnings in updates.items():
                 conn.execute(
                     "UPDATE pairs SET warnings = ? WHERE id = ?",
-                    (json.dumps([w.model_dump(mode="json") for w in warnings], ensure_ascii=False), pair_id),
+                    (json.dumps([w.model_dump(mode="json", exclude_none=True) for w in warnings], ensure_ascii=False), pair_id),
                 )
                 _write_warnings(conn, pair_id, warnings)
             self.db.announce(changes)
@@ -218,7 +218,7 @@ class PairRepository:
                 return None
             kept = [w for w in json.loads(row["warnings"]) if w.get("check") != check]
             if warning is not None:
-                kept.append(warning.model_dump(mode="json"))
+                kept.append(warning.model_dump(mode="json", exclude_none=True))
             conn.execute(
                 "UPDATE pairs SET score = ?, warnings = ? WHERE id = ?",
                 (score, json.dumps(kept, ensure_ascii=False), pair_id),

@@ -37,8 +37,10 @@ from tui.widgets.source_view import SourceView
 from tui.worker_errors import ReportsWorkerFailures
 
 if TYPE_CHECKING:
+    from engine.generate.backends import ChatBackend
     from engine.quality import LiveReport
     from engine.quality.review import ReviewVerdict
+    from engine.repair import RepairOutcome
 
 # Near duplicates of the pair under the cursor are looked up once it has rested this long.
 DUPLICATE_LOOKUP_DELAY_S = 0.12
@@ -90,6 +92,7 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         Binding("f", "filters", "Filter", id="filters", tooltip="Filter by status, kind, mode, warning, duplicates, document."),
         Binding("c", "clear_filter", "All", id="clear_filter", tooltip="Clear the filter and show every pair."),
         Binding("R", "regenerate", "Regenerate", id="regenerate", tooltip="Queue a job to regenerate this pair from its sources."),
+        Binding("F", "repair", "Fix", id="repair", tooltip="Have the generation model fix this pair's warnings; a repair is kept only when it is better (u undoes it)."),
         Binding("s", "sample", "Sample", id="sample", tooltip="Show the 20-pair review sample (drawn once, kept across sessions)."),
         Binding("S", "new_sample", "New sample", id="new_sample", tooltip="Draw a new 20-pair review sample (logged); the last one stays in the history.", show=False),
         Binding("p", "review_verdict('pass')", "Pass", id="review_pass", tooltip="Mark this pair of the review sample as passing (again clears it).", show=False),
@@ -106,8 +109,18 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
             self.items = items
             self.reason = reason
 
+    class RepairDone(Message):
+        """A repair run ended: what it did to each pair, and its one-line summary."""
+
+        def __init__(self, ids: list[int], outcomes: list[RepairOutcome], summary: str) -> None:
+            super().__init__()
+            self.ids = ids
+            self.outcomes = outcomes
+            self.summary = summary
+
     def __init__(self, store: Store, quality: QualityModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.repairing = False
         self.store = store
         self.quality = quality
         # Near duplicates are looked up once the cursor rests (this timer), so holding j starts no work.
@@ -263,14 +276,21 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
             self.query_one(SourceView).show_chunks([], {})
             self.query_one(NearDuplicateList).show_duplicates([], changed_style="")
             return
-        chunks = self.store.get_chunks(pair.sources) if pair.sources else []
+        copied: dict[int, list[tuple[int, int]]] = {}
+        for warning in pair.warnings:
+            for span in warning.spans or ():
+                if span.chunk_id is not None and span.source_start is not None and span.source_end is not None:
+                    copied.setdefault(span.chunk_id, []).append((span.source_start, span.source_end))
+        # An imported pair has no sources of its own: show the chunks it copies from, if any.
+        shown = pair.sources or sorted(copied)
+        chunks = self.store.get_chunks(shown) if shown else []
         titles: dict[int, str] = {}
         if chunks:
             titles = {
                 d.id or 0: d.title or Path(d.path).name
                 for d in (self.store.get_document(i) for i in {c.document_id or 0 for c in chunks})
             }
-        self.query_one(SourceView).show_chunks(chunks, titles)
+        self.query_one(SourceView).show_chunks(chunks, titles, copied)
         self._look_up_duplicates(pair)
 
     @property
@@ -428,7 +448,11 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
         scope = f"{len(ids)} marked pair(s)" if lst.marked else f"all {len(ids)} pair(s) in the filter ({describe_filter(lst.pair_filter)})"
 
         def apply(choice: str | None) -> None:
-            if choice:
+            if choice == "repair":
+                lst.marked.clear()
+                self._update_title()
+                self._start_repair(ids)
+            elif choice:
                 lst.marked.clear()
                 self._act(choice, ids, advance=False)
 
@@ -558,6 +582,74 @@ class ReviewPane(SectionPane, ReportsWorkerFailures, Vertical):
             self.post_message(EngineFailed(str(exc), where="regenerate"))
             return
         self.notify(f"Queued run {run_id} to regenerate pair #{pair_id}; start it on the Generate screen.")
+
+    def action_repair(self) -> None:
+        """Have the generation model fix the warnings of the pair under the cursor."""
+        if (pair_id := self.pair_list.current_id) is not None:
+            self._start_repair([pair_id])
+
+    def _start_repair(self, ids: list[int]) -> None:
+        """Queue a repair run for the flagged pairs among ``ids`` and run it in the background."""
+        from engine.repair import plan_repair
+
+        if self.repairing:
+            self.notify("A repair is already running; its result follows.")
+            return
+        try:
+            run_id = plan_repair(self.store, ids=ids, params={"apply": True, "from": "review"})
+        except PairForgeError as exc:
+            self.post_message(EngineFailed(str(exc), where="repair"))
+            return
+        if run_id is None:
+            what = f"Pair #{ids[0]} carries" if len(ids) == 1 else "None of these pairs carries"
+            self.notify(f"{what} no warning a repair can fix.")
+            return
+        self.repairing = True
+        self.notify(f"Asking the model to fix {'pair #' + str(ids[0]) if len(ids) == 1 else f'{len(ids)} pairs'}…")
+        self._run_repair(run_id, ids)
+
+    @work(exclusive=True, group="repair", exit_on_error=False)
+    async def _run_repair(self, run_id: int, ids: list[int]) -> None:
+        """Run one repair run on the generation backends in the app's event loop; the result goes up as a message."""
+        from engine.generate.hosts import backends_from_settings, close_backends
+        from engine.repair import RepairHandler, repair_runner
+
+        outcomes: list[RepairOutcome] = []
+        summary = "The repair stopped with an error."
+        backends: list[ChatBackend] = []
+        try:
+            backends = backends_from_settings(self.store.settings)
+            runner = repair_runner(self.store, backends, apply=True, check_backends=True)
+            result = await runner.run(run_id)
+            assert isinstance(runner.handler, RepairHandler)
+            outcomes = list(runner.handler.outcomes)
+            summary = result.message
+            result.raise_for_stop()
+        except (PairForgeError, ValueError) as exc:
+            self.post_message(EngineFailed(str(exc), where="repair"))
+        finally:
+            await close_backends(backends)
+            self.post_message(self.RepairDone(ids, outcomes, summary))
+
+    def on_review_pane_repair_done(self, event: RepairDone) -> None:
+        event.stop()
+        self.repairing = False
+        lst = self.pair_list
+        lst.load(keep_pair=lst.current_id)
+        self._show_pair(lst.current_id)
+        self._update_title()
+        if len(event.outcomes) == 1:
+            outcome = event.outcomes[0]
+            tail = " Press u to undo." if outcome.applied else ""
+            self.notify(
+                f"Pair #{outcome.pair_id} {outcome.outcome}: {outcome.reason}{tail}",
+                severity="information" if outcome.outcome == "repaired" else "warning",
+            )
+        elif event.outcomes:
+            applied = sum(o.applied for o in event.outcomes)
+            self.notify(f"{event.summary[:1].upper()}{event.summary[1:]}." + (
+                f" Each of the {applied} repaired pair(s) is one undo step (u)." if applied else ""
+            ))
 
     # ------------------------------------------------------------------ editing
 

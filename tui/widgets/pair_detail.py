@@ -12,7 +12,7 @@ from textual.widgets import Label, TextArea
 from engine.models import Pair
 from engine.text import strip_control
 from tui.keys import KeyOwner, KeyScope
-from tui.safe_text import plain
+from tui.safe_text import plain, plain_marked
 from tui.widgets.text_pane import TextPane
 
 
@@ -70,7 +70,8 @@ class PairDetail(KeyOwner, Vertical):
         text.append("Instruction\n", style=heading)
         text.append(plain(pair.instruction))
         text.append("\n\nResponse\n", style=heading)
-        text.append(plain(pair.response))
+        copied = [(s.answer_start, s.answer_end) for w in pair.warnings for s in (w.spans or ())]
+        text.append(plain_marked(pair.response, copied, pane.copied_style) if copied else plain(pair.response))
         meta = f"\n\n#{pair.id} {pair.status} · {pair.kind} · {pair.mode}"
         if pair.origin.model:
             meta += f" · {pair.origin.model}"

@@ -27,7 +27,7 @@ class TextPane(ScrollView, can_focus=True):
     }
     """
 
-    COMPONENT_CLASSES = {"text-pane--heading", "text-pane--muted"}
+    COMPONENT_CLASSES = {"text-pane--heading", "text-pane--muted", "text-pane--copied"}
 
     def __init__(self, text: Text | str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -50,6 +50,12 @@ class TextPane(ScrollView, can_focus=True):
     def muted_style(self) -> Style:
         """The theme's style for secondary lines."""
         return self._foreground_style("text-pane--muted")
+
+    @property
+    def copied_style(self) -> Style:
+        """The theme's style for text copied from a source (a mimicry warning's spans)."""
+        style = self.get_component_rich_style("text-pane--copied")
+        return Style(color=style.color, bgcolor=style.bgcolor, bold=style.bold, underline=style.underline)
 
     def _foreground_style(self, component: str) -> Style:
         # A translucent theme colour ($text-muted) is only right once blended with the pane's
