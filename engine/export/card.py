@@ -130,6 +130,14 @@ def _quality_report_lines(report: Any) -> list[str]:
     return lines
 
 
+def _refusal_sources_line(sources: Counter[str]) -> str:
+    try:
+        from engine.generate.refusals import describe_refusal_sources
+    except ImportError:  # the generate package is optional at this layer
+        return ", ".join(f"{n} {k}" for k, n in sources.most_common())
+    return describe_refusal_sources(sources)
+
+
 def render_card(
     store: Store,
     options: ExportOptions,
@@ -212,6 +220,10 @@ def render_card(
     ]
     body += ["## Composition", "", *_counter_table("kind", stats.kinds, total),
              *_counter_table("mode", stats.modes, total), *_counter_table("status", stats.statuses, total)]
+    if stats.refusal_sources:
+        body += ["### Refusal topics", "",
+                 f"{_refusal_sources_line(stats.refusal_sources)}. A model-proposed topic is kept only when it is a "
+                 "real noun phrase, not a piece of the prompt or a document's name, and absent from the documents.", ""]
     body += ["### By source document", "",
              *_table(["Document", "Pairs"], [(d, n) for d, n in stats.documents.most_common(50)])]
     if len(stats.documents) > 50:
