@@ -189,6 +189,9 @@ def test_neighbouring_topics_are_kept_and_questions_name_them(manual: Store) -> 
     plan = make_plan(manual, target=200)
     assert plan.refusal_sources == sources
     assert any(f"{len(from_model)} from model-proposed neighbouring topics" in note for note in plan.notes)
+    # A later run (or the probe before it) takes none of these topics again.
+    again, _ = _refusals(manual, 3, responder_neighbours=True)
+    assert len({p.origin.refusal_topic for p in again}) == len(again) == 15
 
 
 def test_default_coverage_leaves_out_navigation_faq_and_generic_headings(manual: Store) -> None:

@@ -136,6 +136,8 @@ class GenerationContext:
             coverage=coverage,
             fallback_topics=absent_generic_topics(index),
             topics=RefusalTopicFilter.build(index, docs, chunks),
+            # Topics earlier runs (and the pre-flight probe) declined are taken: a topic is declined once.
+            used_topics=store.pairs.refusal_topics(),
         )
 
     def pack(self, mode: str) -> PromptPack:

@@ -352,6 +352,14 @@ class PairRepository:
         )
         return {str(r["k"]): r["n"] for r in rows}
 
+    def refusal_topics(self) -> set[str]:
+        """The topics (lower-cased) refusal pairs not rejected already decline."""
+        rows = self.db.read(
+            "SELECT DISTINCT lower(json_extract(origin, '$.refusal_topic')) AS t FROM pairs "
+            "WHERE kind = 'refusal' AND status != 'rejected' AND json_extract(origin, '$.refusal_topic') IS NOT NULL"
+        )
+        return {str(r["t"]) for r in rows}
+
     def warning_counts(self) -> dict[str, int]:
         """How many pairs carry each warning check id."""
         rows = self.db.read('SELECT "check" AS c, COUNT(*) AS n FROM pair_warnings GROUP BY "check" ORDER BY n DESC')
