@@ -108,6 +108,8 @@ class PairOrigin(BaseModel):
     source_file: str | None = None
     source_line: int | None = None
     source_format: str | None = None
+    refusal_topic: str | None = None
+    refusal_source: str | None = None  # "model" (a proposed neighbouring topic) or "fallback" (the built-in list)
 
 
 class WarningSpan(BaseModel):

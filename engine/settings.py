@@ -91,6 +91,8 @@ class GenerationSettings(_Section):
     """Refusal pairs a plan includes at least."""
     min_multi_hop: int = Field(20, ge=0)
     """Multi-hop pairs a plan includes at least."""
+    coverage: list[str] = Field(default_factory=list)
+    """What the knowledge base covers, one subject per item (e.g. "closures", "thread safety"); each refusal answer names a few of them. Empty means built from the documents' titles and top-level headings."""
     modes: list[str] = Field(default_factory=lambda: ["developer", "thinker", "factual"])
     """Prompt modes a plan spreads its jobs over."""
     temperature: dict[str, float] = Field(
@@ -116,6 +118,15 @@ class GenerationSettings(_Section):
     """GGUF file for the embedded backend; empty means the bundled Gemma 3 270M."""
     api_key_env: str = "OPENAI_API_KEY"
     """The environment variable holding the OpenAI-compatible server's API key."""
+
+    @field_validator("coverage", mode="before")
+    @classmethod
+    def _coverage_items(cls, value: Any) -> Any:
+        # One text ("a; b; c", or one item per line) is accepted too, as the Settings form and a variable give it.
+        items = value.replace("\n", ";").split(";") if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [" ".join(str(item).split()) for item in items if str(item).strip()]
+        return items
 
 
 class QualitySettings(_Section):

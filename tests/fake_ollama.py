@@ -44,6 +44,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_MODELS",
+    "NEIGHBOUR_TOPICS",
     "FakeOllama",
     "Faults",
     "RecordedRequest",
@@ -51,6 +52,7 @@ __all__ = [
     "build_answer",
     "eval_responder",
     "fake_ollama",
+    "refusal_responder",
     "schema_answer",
 ]
 
@@ -437,6 +439,76 @@ def schema_answer(request: dict[str, Any]) -> str | dict[str, Any] | list[Any]:
     if fmt == "json":
         return {"answer": composer.answer()}
     return composer.answer()
+
+
+# Neighbouring topics of most software manuals, for the refusal responder: (topic, a question naming it).
+NEIGHBOUR_TOPICS: tuple[tuple[str, str], ...] = (
+    ("Python ctypes bindings", "How do I call a C function from Python with ctypes bindings?"),
+    ("SWIG wrapper generation", "Can SWIG wrapper generation produce bindings for my C library?"),
+    ("WebAssembly component model", "How does the WebAssembly component model handle imports?"),
+    ("gRPC bidirectional streaming", "How do I set up gRPC bidirectional streaming between two services?"),
+    ("Rust bindgen", "Can Rust bindgen generate bindings from my header files?"),
+    ("JNI native methods", "How do I register JNI native methods from a shared library?"),
+    ("CMake toolchain files", "What goes into CMake toolchain files for cross-compiling?"),
+    ("Kubernetes pod autoscaling", "How do I tune Kubernetes pod autoscaling thresholds?"),
+    ("Prometheus alerting rules", "How should I write Prometheus alerting rules for latency?"),
+    ("Apache Kafka consumer rebalancing", "Why does Apache Kafka consumer rebalancing pause my consumers?"),
+    ("GraphQL subscription resolvers", "How do GraphQL subscription resolvers push updates?"),
+    ("Terraform remote state", "Where should Terraform remote state live for a team?"),
+)
+_TAKEN_RE = re.compile(r"Already taken or invalid[^:]*:\s*(.*?)\.?\s*$", re.M)
+
+
+def refusal_responder(neighbours: bool = True) -> Responder:
+    """A responder whose refusal-topic proposals mix what a weak model offers.
+
+    For a request whose schema asks for ``candidates`` it proposes pieces of the prompt's
+    own instructions, topics the overview lists as covered, a document's file name and,
+    with ``neighbours``, real neighbouring topics (skipping those the prompt lists as
+    already taken; every third one with a question about another topic). A first request
+    sometimes offers no neighbour, so the follow-up request gets used. Any other request
+    gets :func:`schema_answer`.
+    """
+
+    def respond(request: dict[str, Any]) -> str | dict[str, Any] | list[Any]:
+        fmt = request.get("format")
+        if not (isinstance(fmt, dict) and "candidates" in (fmt.get("properties") or {})):
+            return schema_answer(request)
+        messages = request.get("messages") or []
+        system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+        user = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+        seed = int(hashlib.sha256(user.encode()).hexdigest()[:8], 16)
+        words = system.split()
+        start = seed % max(1, len(words) - 4)
+        fragment = " ".join(words[start : start + 4]).strip(".,")
+        titles = [line[2:].strip() for line in user.splitlines() if line.startswith("- ")]
+        taken_match = _TAKEN_RE.search(user)
+        taken = {t.strip().lower() for t in taken_match.group(1).split(";")} if taken_match else set()
+        junk = [
+            {"topic": fragment or "is complete correct according", "question": f"What about {fragment}?"},
+            {"topic": "document says' never", "question": "What does the document say about never?"},
+        ]
+        if titles:
+            title = titles[seed % len(titles)]
+            junk.append({"topic": title, "question": f"Can you explain {title} to me?"})
+            file_like = [t for t in titles if "." in t and " " not in t]
+            if file_like:
+                junk.append({"topic": file_like[0], "question": f"What is in {file_like[0]}?"})
+        candidates = list(junk)
+        follow_up = taken_match is not None and any(
+            t not in {n.lower() for n, _ in NEIGHBOUR_TOPICS} for t in taken
+        )
+        if neighbours and (follow_up or seed % 3):
+            free = [i for i, (topic, _) in enumerate(NEIGHBOUR_TOPICS) if topic.lower() not in taken]
+            for offset in range(min(len(free), 2 if follow_up else 1)):
+                index = free[(seed + offset) % len(free)]
+                topic, question = NEIGHBOUR_TOPICS[index]
+                if index % 3 == 2:  # a question about a different topic than the one named
+                    question = NEIGHBOUR_TOPICS[(index + 1) % len(NEIGHBOUR_TOPICS)][1]
+                candidates.append({"topic": topic, "question": question})
+        return {"candidates": candidates[:10]}
+
+    return respond
 
 
 def build_answer(request: dict[str, Any], responder: Responder | None = None) -> str:
@@ -1098,12 +1170,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fault", action="append", default=[], help="a fault to switch on (repeatable)"
     )
+    parser.add_argument(
+        "--refusal-topics",
+        choices=("echo", "mixed", "junk"),
+        default="echo",
+        help="refusal-topic proposals: built from the prompt (echo), weak-model junk with real "
+        "neighbouring topics (mixed), or junk only (junk)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     server = FakeOllama(
         [m for m in args.models.split(",") if m],
         latency=args.latency,
         parallel=args.parallel,
+        responder=None
+        if args.refusal_topics == "echo"
+        else refusal_responder(neighbours=args.refusal_topics == "mixed"),
         host=args.host,
         port=args.port,
         verbose=args.verbose,

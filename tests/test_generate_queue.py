@@ -89,7 +89,8 @@ async def test_every_pair_type_is_generated_and_grounded(corpus: Store, server: 
         elif pair.kind is PairKind.REFUSAL:
             assert pair.sources == []
             assert index.is_absent(pair.instruction), pair.instruction
-            assert coverage in pair.response  # the declination says what the knowledge base covers
+            # The declination names a few of the subjects the knowledge base covers.
+            assert sum(item in pair.response for item in coverage) >= 2, pair.response
         else:
             assert len(pair.sources) == 1
         if pair.kind is PairKind.THINKING:
@@ -200,8 +201,14 @@ async def test_pause_resume_and_cancel(corpus: Store) -> None:
         run_id = save_plan(corpus, make_plan(corpus, target=40))
         queue = _queue(corpus, [srv.url], concurrency_per_host=2)
         done: list[int] = []
+        started: list[int] = []
+        started_when_paused: list[int] = []
 
         def on_event(event: JobEvent) -> None:
+            if event.kind == "job_started":
+                started.append(event.job_id or 0)
+            if event.kind == "paused":
+                started_when_paused.extend(started)
             if event.kind == "job_done":
                 done.append(event.job_id or 0)
                 if len(done) == 2:
@@ -211,10 +218,12 @@ async def test_pause_resume_and_cancel(corpus: Store) -> None:
         task = asyncio.create_task(queue.run(run_id, on_event=on_event))
         while not queue.paused:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.15)  # in-flight answers land
+        await asyncio.sleep(0.3)  # in-flight answers land (a refusal may ask twice)
         settled = len(done)
         await asyncio.sleep(0.3)
-        assert len(done) == settled <= 4  # paused: nothing new claimed
+        # Paused: nothing new claimed; what was in flight finished (a few jobs, not the run).
+        assert len(done) == settled and started == started_when_paused and set(done) == set(started)
+        assert settled <= 6
         queue.resume()
         while len(done) < settled + 4:
             await asyncio.sleep(0.01)

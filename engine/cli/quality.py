@@ -33,13 +33,19 @@ def check_cmd(ctx: click.Context, as_json: bool, strict: bool, recheck: bool) ->
         report = live.snapshot()
     finally:
         live.close()
+    refusal_sources = store.pairs.refusal_sources()
     if as_json:
         data = report.model_dump(mode="json")
         data["missing"] = report.missing
         data["rechecked_changed"] = changed
+        data["refusal_sources"] = refusal_sources
         emit_json(data)
     else:
         _print_report(report, CHECKS, changed)
+        if refusal_sources:
+            from engine.generate.refusals import describe_refusal_sources
+
+            console.print(f"[bold]Refusal topics:[/] {escape(describe_refusal_sources(refusal_sources))}.")
     if report.missing:
         sys.exit(1)
 

@@ -189,6 +189,12 @@ def _trial_lines(trial: TrialDraw) -> list[str]:
     ]
 
 
+def _refusal_sources_line(sources: Counter[str]) -> str:
+    from engine.generate.refusals import describe_refusal_sources
+
+    return describe_refusal_sources(sources)
+
+
 def render_card(
     store: Store,
     options: ExportOptions,
@@ -279,6 +285,10 @@ def render_card(
         body += _trial_lines(trial)
     body += ["## Composition", "", *_counter_table("kind", stats.kinds, total),
              *_counter_table("mode", stats.modes, total), *_counter_table("status", stats.statuses, total)]
+    if stats.refusal_sources:
+        body += ["### Refusal topics", "",
+                 f"{_refusal_sources_line(stats.refusal_sources)}. A model-proposed topic is kept only when it is a "
+                 "real noun phrase, not a piece of the prompt or a document's name, and absent from the documents.", ""]
     body += ["### By source document", "",
              *_table(["Document", "Pairs"], [(d, n) for d, n in stats.documents.most_common(50)])]
     if len(stats.documents) > 50:

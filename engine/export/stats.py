@@ -37,6 +37,7 @@ class ExportStats:
     documents: Counter[str] = field(default_factory=Counter)
     models: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
+    refusal_sources: Counter[str] = field(default_factory=Counter)
     scores: list[float] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     multi_turn: int = 0
@@ -64,6 +65,8 @@ class ExportStats:
             self.models[("written by hand", "-", "-")] += 1
         for warning in pair.warnings:
             self.warnings[warning["check"]] += 1
+        if pair.kind == "refusal":
+            self.refusal_sources[origin.get("refusal_source") or "unrecorded"] += 1
         if pair.score is not None:
             self.scores.append(pair.score)
         if len(self.language_sample) < 50:

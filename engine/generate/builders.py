@@ -7,14 +7,16 @@ chunks, the corpus overview); builders are cheap and stateless apart from it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 
-from engine.errors import NotFoundError, PairForgeError
-from engine.generate.backends import ChatResult, schema_for
+from engine.errors import InvalidModelOutputError, NotFoundError, PairForgeError
+from engine.generate.backends import ChatResult, parse_structured, schema_for
+from engine.generate.coverage import coverage_phrase, default_coverage_items
 from engine.generate.outputs import (
     OUTPUT_MODELS,
     ClarificationPair,
@@ -24,9 +26,13 @@ from engine.generate.outputs import (
 )
 from engine.generate.prompts import MAX_ASKED_CHARS, PromptPack, asked_block, load_packs
 from engine.generate.refusals import (
+    PROPOSAL_ROUNDS,
+    TAKEN_LINE,
+    RefusalTopicFilter,
+    TopicDecision,
     absent_generic_topics,
     corpus_overview,
-    coverage_phrase,
+    follow_up_prompt,
     question_for,
 )
 from engine.generate.retrieval import CorpusIndex
@@ -61,6 +67,39 @@ class PreparedRequest:
     temperature: float
 
 
+@dataclass(frozen=True)
+class LogNote:
+    """A decision a builder made about one job, for the pipeline log."""
+
+    action: str
+    count: int
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Exchange:
+    """What a job's requests came back with: the validated answer, the last result, decisions to log."""
+
+    output: BaseModel
+    result: ChatResult
+    notes: list[LogNote] = field(default_factory=list)
+
+
+# Sends one request and returns its validated answer; raises InvalidModelOutputError for a bad one.
+Ask = Callable[["PreparedRequest"], Awaitable[tuple[BaseModel, ChatResult]]]
+
+
+def parse_answer(request: PreparedRequest, result: ChatResult) -> BaseModel:
+    """The validated answer of ``result``; raises InvalidModelOutputError when it is cut off or off-schema."""
+    if result.truncated:
+        raise InvalidModelOutputError(
+            "The model's answer was cut off at its token limit: raise generation.num_predict "
+            "or ask for shorter answers."
+        )
+    return parse_structured(result.content, request.output_model, done_reason=result.done_reason)
+
+
 @dataclass
 class GenerationContext:
     """Everything the builders need about a project, loaded once per run."""
@@ -71,27 +110,36 @@ class GenerationContext:
     chunks: dict[int, Chunk]
     documents: dict[int, Document]
     overview: str
-    coverage: str
+    coverage: list[str]
     fallback_topics: list[str]
+    topics: RefusalTopicFilter | None = None
     used_topics: set[str] = field(default_factory=set)
     absent: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store) -> GenerationContext:
-        """Read packs, chunks and documents of ``store`` and index the corpus."""
+        """Read packs, chunks and documents of ``store`` and index the corpus.
+
+        The coverage refusal answers name is ``generation.coverage`` when the person set it,
+        else what the documents' titles and top-level headings say.
+        """
         documents = {d.id or 0: d for d in store.list_documents() if d.format != "dataset"}
         chunks = [c for c in store.list_chunks() if (c.document_id or 0) in documents]
         index = CorpusIndex.build(chunks)
         docs = list(documents.values())
+        coverage = list(store.settings.generation.coverage) or default_coverage_items(docs, chunks)
         return cls(
             store=store,
             packs=load_packs(store.root),
             index=index,
             chunks={c.id or 0: c for c in chunks},
             documents=documents,
-            overview=corpus_overview(docs, chunks),
-            coverage=coverage_phrase(docs, chunks),
+            overview=corpus_overview(docs, chunks, coverage),
+            coverage=coverage,
             fallback_topics=absent_generic_topics(index),
+            topics=RefusalTopicFilter.build(index, docs, chunks),
+            # Topics earlier runs (and the pre-flight probe) declined are taken: a topic is declined once.
+            used_topics=store.pairs.refusal_topics(),
         )
 
     def pack(self, mode: str) -> PromptPack:
@@ -215,6 +263,11 @@ class PairBuilder:
             temperature=self.context.temperature(str(self.kind)),
         )
 
+    async def exchange(self, job: Job, request: PreparedRequest, ask: Ask) -> Exchange:
+        """Send the job's request through ``ask`` and return the answer (a builder may ask more than once)."""
+        output, result = await ask(request)
+        return Exchange(output, result)
+
     def turns(self, job: Job, output: Any) -> tuple[str, str]:
         """The user and assistant turns from a validated answer."""
         return output.question, output.assistant_text()
@@ -293,29 +346,64 @@ class MultiHopPairBuilder(PairBuilder):
         return output.question, output.assistant_text()
 
 
-class RefusalPairBuilder(PairBuilder):
-    """A question about an adjacent topic the corpus does not cover, politely declined.
+class RefusalChoice(BaseModel):
+    """The topic a refusal declines, its question, and where the topic came from (model or fallback)."""
 
-    The model proposes topics from the corpus overview; each is searched for in the corpus
-    and kept only if absent. When none survives, the built-in list supplies the topic.
+    topic: str
+    question: str
+    source: str
+
+
+class RefusalPairBuilder(PairBuilder):
+    """A question about a neighbouring topic the corpus does not cover, politely declined.
+
+    The model proposes topics from the corpus overview; each passes
+    :class:`~engine.generate.refusals.RefusalTopicFilter` or is dropped (the pipeline log
+    says why). When a round keeps none, the model is asked again with the rejected topics
+    listed; only then does the built-in list supply the topic.
     """
 
     kind = PairKind.REFUSAL
 
     def values(self, job: Job, sources: list[Chunk]) -> dict[str, Any]:
-        return {"overview": self.context.overview, "coverage": self.context.coverage,
+        return {"overview": self.context.overview, "coverage": "; ".join(self.context.coverage),
                 "angle": ANGLES[_variant(job) % len(ANGLES)]}
 
-    def choose(self, job: Job, candidates: RefusalCandidates) -> tuple[str, str]:
-        """The (topic, question) to decline: the first verified-absent new proposal, else a built-in one."""
-        is_absent = self.context.is_absent
+    def _instructions(self, mode: str) -> str:
+        """What the model was told besides the corpus: a topic found in it is a piece of the prompt."""
+        pack = self.context.pack(mode)
+        return "\n".join([pack.generator, pack.render(str(self.kind), {}), TAKEN_LINE.format(topics="")])
+
+    def _taken(self) -> list[str]:
+        return sorted(self.context.used_topics)
+
+    def _with_taken(self, request: PreparedRequest, topics: list[str]) -> PreparedRequest:
+        if not topics:
+            return request
+        messages = [dict(m) for m in request.messages]
+        messages[-1]["content"] = follow_up_prompt(messages[-1]["content"], topics[-40:])
+        return replace(request, messages=messages)
+
+    def _keep(self, job: Job, candidates: RefusalCandidates, decisions: list[TopicDecision]) -> TopicDecision | None:
+        """The first proposal the filter keeps (every proposal's decision is appended to ``decisions``)."""
+        assert self.context.topics is not None, "the context builds its topic filter"
+        prompt = self._instructions(job.mode)
+        kept = None
         for candidate in candidates.candidates:
-            topic = " ".join(candidate.topic.split())
-            if topic.lower() in self.context.used_topics:
-                continue
-            if is_absent(topic) and is_absent(candidate.question):
-                return topic, " ".join(candidate.question.split())
-        fallback = self.context.fallback_topics
+            decision = self.context.topics.decide(
+                candidate.topic, candidate.question, prompt,
+                taken=[*self.context.used_topics, *(d.topic for d in decisions)], variant=_variant(job),
+            )
+            decisions.append(decision)
+            if decision.kept:
+                kept = decision
+                break
+        return kept
+
+    def _fallback(self, job: Job) -> tuple[str, str]:
+        """A built-in topic not yet taken, with a question the corpus does not match."""
+        fallback = [t for t in self.context.fallback_topics if t.lower() not in self.context.used_topics]
+        fallback = fallback or self.context.fallback_topics
         if not fallback:
             raise PairForgeError(
                 "No refusal topic is absent from this corpus, not even the built-in ones: "
@@ -328,22 +416,85 @@ class RefusalPairBuilder(PairBuilder):
             # Try the phrasings in turn: some may name a word the corpus does use.
             for shift in range(8):
                 question = question_for(topic, variant + shift)
-                if is_absent(question):
+                if self.context.is_absent(question):
                     return topic, question
         raise PairForgeError("Every built-in refusal question matched the corpus: lower the refusal share.")
 
+    def choose(self, job: Job, candidates: RefusalCandidates) -> tuple[str, str]:
+        """The (topic, question) to decline from one round of proposals: the first kept one, else a built-in one."""
+        kept = self._keep(job, candidates, [])
+        return (kept.topic, kept.question) if kept else self._fallback(job)
+
+    async def exchange(self, job: Job, request: PreparedRequest, ask: Ask) -> Exchange:
+        """Ask for proposals (again, with the rejected ones listed, when a round keeps none), else fall back."""
+        decisions: list[TopicDecision] = []
+        kept: TopicDecision | None = None
+        output: BaseModel | None = None
+        result: ChatResult | None = None
+        notes: list[LogNote] = []
+        for round_ in range(PROPOSAL_ROUNDS):
+            rejected = [d.topic for d in decisions if d.topic]
+            try:
+                output, result = await ask(self._with_taken(request, [*self._taken(), *rejected]))
+            except InvalidModelOutputError as exc:
+                if round_ == 0:
+                    raise  # nothing usable yet: the job is tried again as any other
+                notes.append(LogNote("refusal_round_failed", 1, f"job {job.id}: asking again for refusal topics failed ({exc})"))
+                break
+            assert isinstance(output, RefusalCandidates)
+            kept = self._keep(job, output, decisions)
+            if kept is not None:
+                break
+        assert output is not None and result is not None
+        dropped = [d for d in decisions if not d.kept]
+        if dropped:
+            notes.append(LogNote(
+                "refusal_topic_dropped", len(dropped),
+                f"job {job.id} dropped {len(dropped)} proposed refusal topic(s): "
+                + "; ".join(f"{d.topic!r} ({d.reason})" for d in dropped[:12]),
+                {"job_id": job.id, "dropped": [{"topic": d.topic, "reason": d.reason} for d in dropped]},
+            ))
+        if kept is not None:
+            choice = RefusalChoice(topic=kept.topic, question=kept.question, source="model")
+            if kept.rewritten_from is not None:
+                notes.append(LogNote(
+                    "refusal_question_rewritten", 1,
+                    f"job {job.id}: {kept.reason} for {kept.topic!r}: {kept.question!r} (was {kept.rewritten_from!r})",
+                    {"job_id": job.id, "topic": kept.topic, "question": kept.question, "was": kept.rewritten_from},
+                ))
+        else:
+            topic, question = self._fallback(job)
+            choice = RefusalChoice(topic=topic, question=question, source="fallback")
+            notes.append(LogNote(
+                "refusal_fallback", 1,
+                f"job {job.id} took the built-in topic {topic!r}: none of the model's {len(decisions)} proposal(s) "
+                "was a neighbouring topic the documents do not cover",
+                {"job_id": job.id, "topic": topic},
+            ))
+        self.context.used_topics.add(choice.topic.lower())
+        return Exchange(choice, result, notes)
+
     def turns(self, job: Job, output: Any) -> tuple[str, str]:
-        assert isinstance(output, RefusalCandidates)
-        topic, question = self.choose(job, output)
-        self.context.used_topics.add(topic.lower())
+        if isinstance(output, RefusalCandidates):  # one round, no follow-up (a caller without exchange)
+            topic, question = self.choose(job, output)
+            output = RefusalChoice(topic=topic, question=question, source="model")
+            self.context.used_topics.add(topic.lower())
+        assert isinstance(output, RefusalChoice)
         pack = self.context.pack(job.mode)
         template = pack.declinations[_variant(job) % len(pack.declinations)]
-        answer = template.format(topic=topic, coverage=self.context.coverage)
-        return question, answer[:1].upper() + answer[1:]
+        # Each answer names a few covered subjects in its own words: no coverage sentence repeats.
+        rng = random.Random(f"{job.params.get('seed', _variant(job))}:{job.id}:coverage")
+        index = int(job.params.get("refusal_index", _variant(job)))
+        answer = template.format(topic=output.topic, coverage=coverage_phrase(self.context.coverage, index, rng))
+        # A topic opening the answer starts it with a capital, unless it is written like "iOS".
+        return output.question, answer if answer[1:2].isupper() else answer[:1].upper() + answer[1:]
 
     def build(self, job: Job, output: BaseModel, result: ChatResult) -> Pair:
         pair = super().build(job, output, result)
         pair.sources = []  # a refusal is grounded on nothing, by definition
+        if isinstance(output, RefusalChoice):
+            pair.origin.refusal_topic = output.topic
+            pair.origin.refusal_source = output.source
         return pair
 
 
@@ -367,13 +518,18 @@ def builder_for(context: GenerationContext, kind: str) -> PairBuilder:
 __all__ = [
     "ANGLES",
     "BUILDERS",
+    "Ask",
     "ClarificationPairBuilder",
+    "Exchange",
     "GenerationContext",
     "InstructionPairBuilder",
+    "LogNote",
     "MultiHopPairBuilder",
     "PairBuilder",
     "PreparedRequest",
+    "RefusalChoice",
     "RefusalPairBuilder",
     "ThinkingPairBuilder",
     "builder_for",
+    "parse_answer",
 ]

@@ -12,12 +12,20 @@ import concurrent.futures
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import InvalidModelOutputError
-from engine.generate.backends import ChatBackend, ChatOptions, ChatResult, parse_structured
-from engine.generate.builders import GenerationContext, PairBuilder, PreparedRequest, builder_for
+from pydantic import BaseModel
+
+from engine.generate.backends import ChatBackend, ChatOptions, ChatResult
+from engine.generate.builders import (
+    GenerationContext,
+    LogNote,
+    PairBuilder,
+    PreparedRequest,
+    builder_for,
+    parse_answer,
+)
 from engine.generate.prompts import MAX_ASKED_QUESTIONS
 from engine.jobs import (
     Answer,
@@ -67,13 +75,17 @@ def _load_quality_checker() -> concurrent.futures.Future[QualityChecker | None]:
 
 @dataclass
 class GenerationWork:
-    """A prepared generation job: its builder, request, sources and sampling options."""
+    """A prepared generation job: its builder, request, sources and sampling options.
+
+    ``notes`` are the builder's decisions of the last attempt, logged with the job's pair.
+    """
 
     job: Job
     builder: PairBuilder
     request: PreparedRequest
     sources: list[Chunk]
     options: ChatOptions
+    notes: list[LogNote] = field(default_factory=list)
 
 
 class GenerationHandler(JobHandler[GenerationWork, Pair]):
@@ -118,20 +130,21 @@ class GenerationHandler(JobHandler[GenerationWork, Pair]):
     async def attempt(
         self, work: GenerationWork, backend: ChatBackend, attempt: int, on_token: TokenSink | None
     ) -> Answer[Pair]:
-        """Ask for the pair; a cut-off or off-schema answer raises InvalidModelOutputError (asked again at once)."""
-        request = work.request
-        result = await backend.chat(request.messages, request.schema, work.options, on_token)
-        return Answer(self._build(work, result), result.completion_tokens or 0)
+        """Ask for the pair; a cut-off or off-schema answer raises InvalidModelOutputError (asked again at once).
 
-    @staticmethod
-    def _build(work: GenerationWork, result: ChatResult) -> Pair:
-        if result.truncated:
-            raise InvalidModelOutputError(
-                "The model's answer was cut off at its token limit: raise generation.num_predict "
-                "or ask for shorter answers."
-            )
-        output = parse_structured(result.content, work.request.output_model, done_reason=result.done_reason)
-        return work.builder.build(work.job, output, result)
+        The job's builder may send more than one request (a refusal asks again for topics).
+        """
+        tokens = 0
+
+        async def ask(request: PreparedRequest) -> tuple[BaseModel, ChatResult]:
+            nonlocal tokens
+            result = await backend.chat(request.messages, request.schema, work.options, on_token)
+            tokens += result.completion_tokens or 0
+            return parse_answer(request, result), result
+
+        exchange = await work.builder.exchange(work.job, work.request, ask)
+        work.notes = exchange.notes
+        return Answer(work.builder.build(work.job, exchange.output, exchange.result), tokens)
 
     def commit(self, batch: Sequence[Finished[GenerationWork, Pair]]) -> list[JobResult | None]:
         """Check every pair, then store each with its job's done state, all in one transaction."""
@@ -142,6 +155,9 @@ class GenerationHandler(JobHandler[GenerationWork, Pair]):
                 item.answer.value.warnings = list(checker(item.answer.value, item.work.sources, quality))
         with self.store.transaction():
             stored = [self.store.complete_job(item.job.id or 0, [item.answer.value]) for item in batch]
+            for item in batch:
+                for note in item.work.notes:
+                    self.store.log("generate", note.action, note.count, note.message, note.detail)
         return [JobResult(pairs=tuple(added)) if added else None for added in stored]
 
     def describe(self, summary: JobSummary) -> str:

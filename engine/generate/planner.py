@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from engine.errors import ConfigError, PairForgeError
 from engine.generate.prompts import GENERATED_KINDS, load_packs, require_modes
+from engine.generate.refusals import describe_refusal_sources
 from engine.generate.retrieval import CorpusIndex
 from engine.models import Chunk, Document, Job, PairKind
 from engine.store import Store
@@ -55,6 +56,8 @@ class Plan(BaseModel):
     jobs: list[Job] = Field(default_factory=list, repr=False)
     notes: list[str] = Field(default_factory=list)
     seed: int = 0
+    refusal_sources: dict[str, int] = Field(default_factory=dict)
+    """The project's refusal pairs so far by where their topic came from (model, fallback)."""
 
     def summary(self) -> dict[str, Any]:
         """The plan without its jobs, for display and JSON."""
@@ -240,6 +243,13 @@ def make_plan(
             doc_jobs[doc] += 1
         jobs.append(Job(kind=PairKind(kind), mode=mode, chunk_ids=chunk_ids, params=params))
     by_mode = Counter(job.mode for job in jobs)
+    refusal_sources = store.pairs.refusal_sources()
+    if composition["refusal"]:
+        so_far = f" So far: {describe_refusal_sources(refusal_sources)}." if refusal_sources else ""
+        notes.append(
+            f"refusal: topics are the model's proposals of neighbouring topics, each checked absent from the "
+            f"documents; the built-in list fills in only when none passes.{so_far}"
+        )
     return Plan(
         target=target,
         composition=composition,
@@ -252,6 +262,7 @@ def make_plan(
         jobs=jobs,
         notes=notes,
         seed=seed,
+        refusal_sources=refusal_sources,
     )
 
 

@@ -19,14 +19,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from engine.errors import (
     BackendError,
     BackendUnreachableError,
     InvalidModelOutputError,
     PairForgeError,
 )
-from engine.generate.backends import ChatBackend, ChatOptions, parse_structured
-from engine.generate.builders import GenerationContext, builder_for
+from engine.generate.backends import ChatBackend, ChatOptions, ChatResult
+from engine.generate.builders import GenerationContext, PreparedRequest, builder_for, parse_answer
 from engine.jobs import JobSummary
 from engine.models import Job, JobStatus
 from engine.store import Store
@@ -140,13 +142,14 @@ async def probe_run(
             num_predict=settings.generation.num_predict, seed=settings.generation.seed,
             keep_alive=settings.generation.keep_alive, timeout_s=settings.generation.timeout_s,
         )
+        async def ask(sent: PreparedRequest) -> tuple[BaseModel, ChatResult]:
+            result = await backend.chat(sent.messages, sent.schema, options)
+            return parse_answer(sent, result), result
+
         for attempt in range(tries):
             try:
-                result = await backend.chat(request.messages, request.schema, options)
-                if result.truncated:
-                    raise InvalidModelOutputError("cut off at its token limit")
-                output = parse_structured(result.content, request.output_model, done_reason=result.done_reason)
-                pair = builder.build(job, output, result)
+                exchange = await builder.exchange(job, request, ask)
+                pair = builder.build(job, exchange.output, exchange.result)
             except (InvalidModelOutputError, BackendError) as exc:
                 if _fatal(exc):
                     raise
@@ -159,6 +162,8 @@ async def probe_run(
             errors = [w for w in pair.warnings if str(w.severity) == "error"]
             if not errors:
                 await asyncio.to_thread(store.complete_job, job.id or 0, [pair], queued=True)
+                for note in exchange.notes:
+                    await asyncio.to_thread(store.log, "generate", note.action, note.count, note.message, note.detail)
                 return ProbeResult(kind, True, time.perf_counter() - started)
             reason = f"the pair fails the {errors[0].check} check ({errors[0].reason.rstrip('.')})"
             fix = "use a larger instruction model or change the prompt pack"

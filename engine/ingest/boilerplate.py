@@ -34,6 +34,30 @@ _LEADING_NUMBER = re.compile(r"^\W*(\d{1,5})\b")
 _TRAILING_NUMBER = re.compile(r"\b(\d{1,5})\W*$")
 
 
+# Headings of a document's apparatus, not of its content: navigation, indexes, credits, legal text.
+NAVIGATION_HEADINGS = frozenset({
+    "index", "general index", "concept index", "function index", "contents", "table of contents", "toc",
+    "credits", "acknowledgements", "acknowledgments", "authors", "next", "previous", "prev", "up", "top",
+    "home", "back", "back to top", "navigation", "menu", "search", "search results", "site map", "sitemap",
+    "copyright", "license", "licence", "copying", "gnu free documentation license",
+    "gnu general public license", "about this document", "footnotes", "see also", "references",
+    "bibliography", "next steps", "what's next", "faq", "faqs", "frequently asked questions", "questions and answers", "q&a",
+})
+_NAV_PANEL = re.compile(r"^(?:next|previous|prev|up)\s*:|\[index\]|\[contents\]", re.I)
+_SECTION_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[A-Z](?:\.\d+)+\.?|[A-Z]\.|[IVXLC]+\.)\s+")
+
+
+def heading_text(heading: str) -> str:
+    """A heading without its section number ("2.3.1 Primitive Types" -> "Primitive Types")."""
+    return _SECTION_NUMBER.sub("", " ".join(heading.split())).strip()
+
+
+def is_navigation_heading(heading: str) -> bool:
+    """True for a heading of navigation or apparatus (Index, Contents, Credits, FAQ, "Next: ..." panels)."""
+    text = heading_text(heading)
+    return text.casefold().strip(" .:") in NAVIGATION_HEADINGS or bool(_NAV_PANEL.search(text))
+
+
 def line_key(line: str) -> str:
     """A line as compared across pages: spaces collapsed, numbers blanked, case folded."""
     return _DIGITS.sub("#", " ".join(line.split())).casefold()
@@ -172,11 +196,14 @@ def find_shared_keys(documents: Iterable[set[str]], total: int) -> SharedLines:
 
 __all__ = [
     "LINK_MARK",
+    "NAVIGATION_HEADINGS",
     "BoilerplateFound",
     "PageLine",
     "SharedLines",
     "find_page_boilerplate",
     "find_shared_keys",
+    "heading_text",
+    "is_navigation_heading",
     "line_key",
     "shape_key",
 ]

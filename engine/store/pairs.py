@@ -357,6 +357,22 @@ class PairRepository:
         )
         return [r["q"] for r in rows]
 
+    def refusal_sources(self) -> dict[str, int]:
+        """Refusal pairs not rejected, by where their topic came from: ``model``, ``fallback`` or ``unrecorded``."""
+        rows = self.db.read(
+            "SELECT COALESCE(json_extract(origin, '$.refusal_source'), 'unrecorded') AS k, COUNT(*) AS n FROM pairs "
+            "WHERE kind = 'refusal' AND status != 'rejected' GROUP BY k ORDER BY n DESC"
+        )
+        return {str(r["k"]): r["n"] for r in rows}
+
+    def refusal_topics(self) -> set[str]:
+        """The topics (lower-cased) refusal pairs not rejected already decline."""
+        rows = self.db.read(
+            "SELECT DISTINCT lower(json_extract(origin, '$.refusal_topic')) AS t FROM pairs "
+            "WHERE kind = 'refusal' AND status != 'rejected' AND json_extract(origin, '$.refusal_topic') IS NOT NULL"
+        )
+        return {str(r["t"]) for r in rows}
+
     def warning_counts(self) -> dict[str, int]:
         """How many pairs carry each warning check id."""
         rows = self.db.read('SELECT "check" AS c, COUNT(*) AS n FROM pair_warnings GROUP BY "check" ORDER BY n DESC')

@@ -1,4 +1,4 @@
-"""Settings: backend, hosts, model, thresholds, tokenizer, theme, keymap; validated, saved to pairforge.toml.
+"""Settings: backend, hosts, model, coverage, thresholds, tokenizer, theme, keymap; validated, saved to pairforge.toml.
 
 The form shows the effective settings; Save writes only the values the person changed in it,
 so a value that came from the environment or a flag for this run never lands in the file.
@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from engine.errors import PairForgeError
 from engine.generate.backends import BACKEND_KINDS
+from engine.generate.coverage import default_coverage_items
 from engine.settings import ProjectSettings, settings_changes
 from engine.store import Store
 from tui.messages import SettingsSaved
@@ -73,6 +74,9 @@ class SettingsPane(SectionPane, VerticalScroll):
                                           allow_blank=False, id="set-backend"))
             yield field("model", Input(s.generation.model, placeholder="model name", id="set-model"))
         yield field("hosts", Input(",".join(s.generation.hosts), placeholder="comma separated (empty: default)", id="set-hosts"))
+        yield field("coverage", Input("; ".join(s.generation.coverage), placeholder=self._coverage_placeholder(),
+                                    id="set-coverage",
+                                    tooltip="What the knowledge base covers, separated by ';'; refusal answers name a few."))
         yield Label("Thresholds", classes="detail-heading")
         with Horizontal(classes="form-row"):
             yield field("pairs", Input(str(s.quality.min_pairs), type="integer", id="set-min-pairs"))
@@ -88,6 +92,13 @@ class SettingsPane(SectionPane, VerticalScroll):
         with Horizontal(classes="form-row buttons"):
             yield Button("Save ^s", id="set-save", variant="primary")
         yield Static(self._overrides_note(), id="set-result")
+
+    def _coverage_placeholder(self) -> str:
+        """The coverage refusal answers name while the setting is empty: the documents' titles and headings."""
+        items = default_coverage_items(self.store.list_documents(), self.store.list_chunks())
+        if not items:
+            return "subjects separated by ; (empty: from document titles and headings)"
+        return "empty: " + "; ".join(items[:8]) + ("; ..." if len(items) > 8 else "")
 
     def _overrides_note(self) -> Text:
         overridden = self.store.settings_layers.overridden()
@@ -119,6 +130,7 @@ class SettingsPane(SectionPane, VerticalScroll):
             backend=self.query_one("#set-backend", Select).value,
             model=self._value("#set-model"),
             hosts=[h.strip() for h in self._value("#set-hosts").split(",") if h.strip()],
+            coverage=self._value("#set-coverage"),
         )
         for key, wid in (("min_pairs", "#set-min-pairs"), ("min_refusals", "#set-min-refusals"),
                          ("min_multi_hop", "#set-min-multi-hop"), ("max_response_chars", "#set-max-response")):
