@@ -100,7 +100,7 @@ def _project(root: Path, questions: int) -> Store:
     return store
 
 
-async def _eval_run(store: Store, url: str, concurrency: int) -> tuple[float, float, int]:
+async def _eval_run(store: Store, url: str, concurrency: int | str) -> tuple[float, float, int]:
     """Plan and run an eval of every probe.
 
     Returns (wall seconds of the whole run, seconds from the first request to the last answer
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--in-process", action="store_true", help="Run the stand-in server in this process.")
+    parser.add_argument("--concurrency", default="auto",
+                        help="requests in flight: auto (the default, found per host) or a number; P is also measured")
     args = parser.parse_args(argv)
 
     meaning = {"declines": ("declines", "answers"), "clarifies": ("asks back", "does not ask"),
@@ -186,18 +188,24 @@ def main(argv: list[str] | None = None) -> None:
                   f"{flagged}/{negatives} '{no}' taken for it ({flagged / negatives:.0%})")
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = _project(Path(tmp) / "capacity", args.questions)
-        with _server(args.latency, args.parallel, in_process=args.in_process) as url:
-            wall, steady, asked = asyncio.run(_eval_run(store, url, args.parallel))
-            bare = asyncio.run(_bare_chats(url, asked, args.parallel))
-        store.close()
         ideal = 60 * args.parallel / args.latency
         where = "in this process" if args.in_process else "in its own process"
-        print(f"Eval throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {args.parallel}, server {where}, {asked} probes:")
-        print(f"  ideal 60*P/L = {ideal:.0f} probes/min")
-        print(f"  eval, steady state: {asked / steady * 60:.0f} probes/min = {asked / steady * 60 / ideal:.1%} of capacity (target >= 95%)")
-        print(f"  eval, whole run incl. {wall - steady:.2f} s start-up: {asked / wall * 60:.0f} probes/min = {asked / wall * 60 / ideal:.1%}")
-        print(f"  bare chat requests, same server: {asked / bare * 60:.0f} requests/min = {asked / bare * 60 / ideal:.1%}")
+        concurrencies: list[int | str] = [args.concurrency if args.concurrency == "auto" else int(args.concurrency)]
+        if concurrencies[0] != args.parallel:
+            concurrencies.append(args.parallel)
+        for concurrency in concurrencies:
+            store = _project(Path(tmp) / f"capacity-{concurrency}", args.questions)
+            with _server(args.latency, args.parallel, in_process=args.in_process) as url:
+                wall, steady, asked = asyncio.run(_eval_run(store, url, concurrency))
+                bare = asyncio.run(_bare_chats(url, asked, args.parallel))
+            store.close()
+            print(f"Eval throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {concurrency}, "
+                  f"server {where}, {asked} probes:")
+            print(f"  ideal 60*P/L = {ideal:.0f} probes/min")
+            print(f"  eval, from the first request: {asked / steady * 60:.0f} probes/min = "
+                  f"{asked / steady * 60 / ideal:.1%} of capacity (target >= 95%)")
+            print(f"  eval, whole run incl. {wall - steady:.2f} s start-up: {asked / wall * 60:.0f} probes/min = {asked / wall * 60 / ideal:.1%}")
+            print(f"  bare chat requests at concurrency P, same server: {asked / bare * 60:.0f} requests/min = {asked / bare * 60 / ideal:.1%}")
 
         store = _project(Path(tmp) / "overhead", args.questions)
         with _server(0.0, args.parallel, in_process=args.in_process) as url:
