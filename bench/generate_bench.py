@@ -3,10 +3,11 @@
 Prints, for a project holding the sample corpus, at the project's default settings (no
 concurrency set, so ``generation.concurrency = "auto"``) unless ``--concurrency N``:
 
-* for each server and slot count S with latency L per answer: pairs/s through the whole
-  engine (plan -> queue -> backend -> builder -> quality checks -> store) against the
-  server's capacity S/L, over the whole run and in steady state (the second half of the
-  jobs), the concurrency the run settled at (what the project remembers for that host),
+* for each server and slot count S with latency L per answer: answered requests/s through
+  the whole engine (plan -> queue -> backend -> builder -> quality checks -> store) against
+  the server's capacity S/L, over the whole run and in steady state (the second half of the
+  requests; a job may ask twice, a refusal whose proposed topics were all rejected, so
+  requests per pair are printed too), the concurrency the run settled at (what the project remembers for that host),
   and the median latency the engine saw per request minus L (what HTTP and the client
   add per request);
 * pairs/s with L=0 at concurrency 8 and the engine's CPU time per pair.
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,6 +91,17 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         backends = backends_from_settings(store.settings, backend="ollama", model=MODEL, hosts=[url])
         runner = generation_runner(store, backends)
         done: list[float] = []
+        # A job may ask more than once (a refusal whose proposed topics are all rejected asks
+        # again), so the server's capacity is measured in answered requests, not in pairs.
+        answered: list[float] = []
+        chat = backends[0].chat
+
+        async def counted_chat(*args: Any, **kwargs: Any) -> Any:
+            result = await chat(*args, **kwargs)
+            answered.append(time.perf_counter())
+            return result
+
+        backends[0].chat = counted_chat  # type: ignore[method-assign]
 
         def on_event(event: JobEvent) -> None:
             if event.kind == "job_done":
@@ -104,10 +117,12 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         proc.terminate()
         proc.wait()
     pairs = summary.pairs
-    half = len(done) // 2
-    steady = (len(done) - 1 - half) / (done[-1] - done[half]) if len(done) > 8 else 0.0
+    half = len(answered) // 2
+    steady = (len(answered) - 1 - half) / (answered[-1] - answered[half]) if len(answered) > 8 else 0.0
     return {
-        "pairs": pairs, "wall": wall, "rate": pairs / wall, "steady": steady, "settled": settled,
+        "pairs": pairs, "wall": wall, "rate": pairs / wall, "request_rate": len(answered) / wall, "steady": steady,
+        "settled": settled,
+        "requests_per_pair": len(answered) / max(pairs, 1),
         "overhead_ms": 1000 * (statistics.median(latencies) - latency) if latencies else 0.0,
         "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1),
     }
@@ -185,8 +200,9 @@ def main() -> None:
             r = repeat_case(args.repeat, kind, args.latency, slots, concurrency, jobs)
             print(f"  S={slots} L={args.latency * 1000:.0f} ms, {jobs} jobs: steady "
                   f"{_spread(r['steady'], 100 / capacity)}% of S/L={capacity:.0f}/s (target >= 95%), "
-                  f"whole run {_spread(r['rate'], 100 / capacity)}%; settled at {_spread(r['settled'], fmt='.0f')}; "
-                  f"+{_spread(r['overhead_ms'])} ms per request over L")
+                  f"whole run {_spread(r['request_rate'], 100 / capacity)}%; settled at {_spread(r['settled'], fmt='.0f')}; "
+                  f"+{_spread(r['overhead_ms'])} ms per request over L; {_spread(r['requests_per_pair'], fmt='.2f')} "
+                  f"requests per pair, {_spread(r['rate'])} pairs/s")
     if args.fast_jobs:
         r = repeat_case(args.repeat, "fake", 0.0, None, 8, args.fast_jobs)
         print(f"L=0 concurrency 8: {_spread(r['rate'], fmt='.0f')} pairs/s (target >= 300); "
