@@ -216,14 +216,14 @@ class EvalHandler(JobHandler[EvalWork, EvalReply]):
         """The reason kept on an eval job whose every try failed."""
         return f"Asking the probe failed after {attempts} attempt(s): {error}"
 
-    def give_up(self, summary: JobSummary, error: str) -> PairForgeError | None:
-        """A model that cannot answer one probe would only burn through the queue: stop early."""
-        if summary.done == 0 and summary.failed >= GIVE_UP_AFTER:
-            return InvalidModelOutputError(
-                f"{self.model} gave no usable answer to the first {summary.failed} probes ({error}); "
-                "check that it is served and answers chat requests, then run `pairforge eval` again."
-            )
-        return None
+    give_up_after = GIVE_UP_AFTER
+
+    def give_up_message(self, failed: int, error: str) -> str:
+        """A model that cannot answer one probe: which, and what to check."""
+        return (
+            f"{self.model} gave no usable answer to the first {failed} probes ({error}); "
+            "check that it is served and answers chat requests, then run `pairforge eval` again."
+        )
 
     def describe(self, summary: JobSummary) -> str:
         """How many probes were answered and failed."""

@@ -104,9 +104,26 @@ class JobHandler(ABC, Generic[W, R]):
         """The reason kept on a job whose every try failed with ``error``."""
         return f"{error} (gave up after {attempts} attempts)"
 
+    #: Stop a run once this many jobs failed before any succeeded (0: never): a model that
+    #: cannot answer the first few would only burn through the queue.
+    give_up_after: int = 0
+
     def give_up(self, summary: JobSummary, error: str) -> PairForgeError | None:
         """After a failed job: an error that stops the run (no later job can do better), or None to go on."""
+        failed = self.failures_so_far(summary)
+        if self.give_up_after and summary.done == 0 and failed >= self.give_up_after:
+            from engine.errors import InvalidModelOutputError
+
+            return InvalidModelOutputError(self.give_up_message(failed, error))
         return None
+
+    def failures_so_far(self, summary: JobSummary) -> int:
+        """The failures :meth:`give_up` counts: the run's failed jobs unless a kind counts otherwise."""
+        return summary.failed
+
+    def give_up_message(self, failed: int, error: str) -> str:
+        """The sentence a run that gave up stops with: what failed and what to do."""
+        return f"The first {failed} jobs failed ({error}); check the model, then run again."
 
     @abstractmethod
     def describe(self, summary: JobSummary) -> str:

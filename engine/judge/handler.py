@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import InvalidModelOutputError, NotFoundError, PairForgeError
+from engine.errors import NotFoundError, PairForgeError
 from engine.generate.backends import ChatBackend, ChatOptions, parse_structured, schema_for
 from engine.jobs import (
     Answer,
@@ -179,15 +179,15 @@ class JudgeHandler(JobHandler[JudgeWork, Verdict]):
         """The reason kept on a judge job whose every try failed."""
         return f"Judging failed after {attempts} attempt(s): {error}"
 
-    def give_up(self, summary: JobSummary, error: str) -> PairForgeError | None:
-        """A model that cannot give one valid verdict would only burn through the queue: stop it early."""
-        if summary.done == 0 and summary.failed >= GIVE_UP_AFTER:
-            return InvalidModelOutputError(
-                f"The judge model gave no valid verdict for the first {summary.failed} pairs ({error}); "
-                "choose a larger model or one that supports structured output with --model, then run "
-                "`pairforge judge` again."
-            )
-        return None
+    give_up_after = GIVE_UP_AFTER
+
+    def give_up_message(self, failed: int, error: str) -> str:
+        """A model that cannot give one valid verdict: which, and what to choose instead."""
+        return (
+            f"The judge model gave no valid verdict for the first {failed} pairs ({error}); "
+            "choose a larger model or one that supports structured output with --model, then run "
+            "`pairforge judge` again."
+        )
 
     def describe(self, summary: JobSummary) -> str:
         """How many pairs were judged and failed."""

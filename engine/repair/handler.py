@@ -258,15 +258,19 @@ class RepairHandler(JobHandler[RepairWork, Proposal | None]):
         """The reason kept on a repair job whose every try failed."""
         return f"The model gave no valid repair after {attempts} attempt(s): {error}; the original was kept."
 
-    def give_up(self, summary: JobSummary, error: str) -> PairForgeError | None:
-        """A model that cannot give one valid answer would only burn through the queue: stop it early."""
-        if summary.done == 0 and self._model_failures >= GIVE_UP_AFTER:
-            return InvalidModelOutputError(
-                f"The model gave no valid repair for the first {self._model_failures} pairs ({error}); "
-                "choose a larger model or one that supports structured output with --model, then run "
-                "`pairforge repair` again."
-            )
-        return None
+    give_up_after = GIVE_UP_AFTER
+
+    def failures_so_far(self, summary: JobSummary) -> int:
+        """Only the model's failures count: a repair rejected by the checks is a valid answer."""
+        return self._model_failures
+
+    def give_up_message(self, failed: int, error: str) -> str:
+        """A model that cannot give one valid repair: what to choose instead."""
+        return (
+            f"The model gave no valid repair for the first {failed} pairs ({error}); "
+            "choose a larger model or one that supports structured output with --model, then run "
+            "`pairforge repair` again."
+        )
 
     def counts(self) -> dict[str, int]:
         """Outcomes so far: repaired, unchanged and failed pairs (a dry run's repairs count as repaired)."""
