@@ -5,9 +5,10 @@ concurrency set, so ``generation.concurrency = "auto"``) unless ``--concurrency 
 
 * for each server and slot count S with latency L per answer: answered requests/s through
   the whole engine (plan -> queue -> backend -> builder -> quality checks -> store) against
-  the server's capacity S/L, over the whole run and in steady state (the second half of the
-  requests; a job may ask twice, a refusal whose proposed topics were all rejected, so
-  requests per pair are printed too), the concurrency the run settled at (what the project remembers for that host),
+  the server's capacity S/L, over the whole run and in steady state (from the middle answer
+  until the last request was sent: after it the queue is dry and the run drains; a job may
+  ask twice, a refusal whose proposed topics were all rejected, so requests per pair are
+  printed too), the concurrency the run settled at (what the project remembers for that host),
   and the median latency the engine saw per request minus L (what HTTP and the client
   add per request);
 * pairs/s with L=0 at concurrency 8 and the engine's CPU time per pair.
@@ -79,8 +80,8 @@ def _project(jobs: int) -> tuple[Store, int]:
 def run_case(kind: str, latency: float, slots: int | None, concurrency: int | str | None, jobs: int) -> dict[str, float]:
     """One timed run; returns pairs/s over the whole run and in steady state, and what it settled at.
 
-    ``steady`` counts the jobs finished in the second half of the run over the time they
-    took: the pipeline once the concurrency has settled. ``overhead_ms`` is the median
+    ``steady`` is answers per second between the run's middle answer and its last request
+    (see :func:`_steady_rate`). ``overhead_ms`` is the median
     request latency the engine recorded minus the server's ``latency``.
     """
     proc, url = _server(kind, latency, slots)
@@ -94,9 +95,11 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         # A job may ask more than once (a refusal whose proposed topics are all rejected asks
         # again), so the server's capacity is measured in answered requests, not in pairs.
         answered: list[float] = []
+        sent: list[float] = []
         chat = backends[0].chat
 
         async def counted_chat(*args: Any, **kwargs: Any) -> Any:
+            sent.append(time.perf_counter())
             result = await chat(*args, **kwargs)
             answered.append(time.perf_counter())
             return result
@@ -117,8 +120,7 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         proc.terminate()
         proc.wait()
     pairs = summary.pairs
-    half = len(answered) // 2
-    steady = (len(answered) - 1 - half) / (answered[-1] - answered[half]) if len(answered) > 8 else 0.0
+    steady = _steady_rate(answered, sent)
     return {
         "pairs": pairs, "wall": wall, "rate": pairs / wall, "request_rate": len(answered) / wall, "steady": steady,
         "settled": settled,
@@ -126,6 +128,21 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         "overhead_ms": 1000 * (statistics.median(latencies) - latency) if latencies else 0.0,
         "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1),
     }
+
+
+def _steady_rate(answered: list[float], sent: list[float]) -> float:
+    """Answers per second from the run's middle answer until its last request was sent.
+
+    Before the middle the run is still finding its concurrency; after the last request left
+    the queue is dry and fewer requests stay in flight with every answer (the drain, a
+    latency or two that any run ends with, not a measure of the steady state).
+    """
+    if len(answered) <= 8:
+        return 0.0
+    answered = sorted(answered)
+    start, end = answered[len(answered) // 2], max(sent)
+    inside = sum(1 for t in answered if start < t <= end)
+    return inside / (end - start) if end > start else 0.0
 
 
 def repeat_case(repeat: int, *args: object) -> dict[str, list[float]]:

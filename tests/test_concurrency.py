@@ -18,6 +18,7 @@ import click
 import pytest
 
 from engine.cli.concurrency import CONCURRENCY
+from engine.errors import BackendServerError
 from engine.generate import backends_from_settings, generation_runner, make_plan, save_plan
 from engine.generate.backends import ChatOptions
 from engine.generate.backends.ollama import OllamaBackend
@@ -29,6 +30,7 @@ from engine.jobs.concurrency import (
     remember_concurrency,
     remembered_concurrency,
 )
+from engine.jobs.runner import MeteredBackend
 from engine.store import Store
 from tests.fake_ollama import fake_ollama
 from tests.test_generate_corpus import load_sample_corpus
@@ -182,6 +184,46 @@ def test_a_timeout_or_server_error_halves_the_limit_once_per_round() -> None:
     # A bad request (not an overload) never moves it.
     limit.failed(limit.started())
     assert limit.limit == 4
+
+
+class _Recorded(FixedConcurrency):
+    """A fixed limit that writes down what the runner reports to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.latencies: list[float] = []
+        self.failures: list[bool] = []
+        self._tokens = itertools.count(1)
+
+    def started(self) -> int:
+        return next(self._tokens)
+
+    def answered(self, token: int, latency_s: float) -> None:
+        self.latencies.append(latency_s)
+
+    def failed(self, token: int, *, overloaded: bool = False) -> None:
+        self.failures.append(overloaded)
+
+
+async def test_each_request_a_job_sends_is_one_request_to_the_hosts_limit() -> None:
+    """A job that asks twice (a refusal whose proposed topics were all rejected) is two requests, each its own latency.
+
+    Counted as one request taking both latencies, such jobs made the windows they fell in look slower by
+    how many of them each held, and the limit walked by that noise.
+    """
+    limit = _Recorded()
+    with fake_ollama(latency=0.1) as server:
+        backend = OllamaBackend(MODEL, server.url)
+        metered = MeteredBackend(backend, limit)
+        for _ in range(2):
+            await metered.chat(MESSAGES, None, ChatOptions())
+        server.fail_next(1, status=500)
+        with pytest.raises(BackendServerError):
+            await metered.chat(MESSAGES, None, ChatOptions(), None)
+        await backend.aclose()
+    assert len(limit.latencies) == 2 and all(0.1 <= latency < 0.19 for latency in limit.latencies)
+    assert limit.failures == [True]  # a server error: the host may be overloaded
+    assert metered.model == MODEL and metered.host == backend.host  # everything else is the backend's
 
 
 def test_an_explicit_number_is_kept_and_auto_starts_from_the_remembered_value() -> None:

@@ -289,7 +289,7 @@ class AutoConcurrency:
             self._keep(measured)
             self._next_from_baseline()
             return
-        base_limit, base_rate, base_latency = baseline
+        base_limit, base_rate, _ = baseline
         gain = measured[1] / base_rate - 1 if base_rate > 0 else 1.0
         if window.limit > base_limit:
             # A doubling must pay for itself at least halfway; a step of one, by a small but real
@@ -318,11 +318,11 @@ class AutoConcurrency:
             else:
                 self._settle()
             return
-        # One less in flight: kept when it costs (next to) nothing. Far above the slots every
-        # step down shortens each answer by about 1/limit; a loss a third of that is noise.
-        # Capped, so a step that halves each answer (two in flight down to one) still has to be nearly free.
-        shorter = 1 - measured[2] / base_latency if base_latency > 0 else 0.0
-        if gain >= -max(self.loss_tolerance, min(shorter / 3, 0.05)):
+        # One less in flight: kept when it costs (next to) nothing, at most the tolerance. Just
+        # above the slots, the request waiting at the server hides the client's time between
+        # an answer and its next request: one less there shortens each answer a lot and costs
+        # a few per cent of throughput, which is not free.
+        if gain >= -self.loss_tolerance:
             self._keep(measured)
             self.phase = "descend"
             self._next_from_baseline()

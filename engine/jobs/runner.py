@@ -58,7 +58,7 @@ from engine.models import Job
 from engine.store import JOB_LEASE_S
 
 if TYPE_CHECKING:
-    from engine.generate.backends import ChatBackend
+    from engine.generate.backends import ChatBackend, ChatOptions, ChatResult, TokenCallback
     from engine.store import Store
 
 # Streamed text is handed on at most this often per job, so a UI is never flooded.
@@ -548,22 +548,10 @@ class JobRunner:
         self, limit: FixedConcurrency | AutoConcurrency, work: Any, backend: ChatBackend, attempt: int,
         on_token: TokenSink | None,
     ) -> Any:
-        """One try of the handler, reported to the host's limit: its latency, or how it failed."""
+        """One try of the handler; every request it sends is reported to the host's limit (see :class:`MeteredBackend`)."""
         before = limit.limit
-        token = limit.started()
-        started = time.perf_counter()
         try:
-            answer = await self.handler.attempt(work, backend, attempt, on_token)
-        except InvalidModelOutputError:
-            # A bad answer used a slot as long as a good one: it counts for the host's throughput.
-            limit.answered(token, time.perf_counter() - started)
-            raise
-        except BaseException as exc:
-            limit.failed(token, overloaded=isinstance(exc, (BackendTimeoutError, BackendServerError)))
-            raise
-        else:
-            limit.answered(token, time.perf_counter() - started)
-            return answer
+            return await self.handler.attempt(work, MeteredBackend(backend, limit), attempt, on_token)
         finally:
             if limit.limit != before:
                 self._emit("concurrency", host=self._host(backend), concurrency=limit.limit)
@@ -643,4 +631,43 @@ class JobRunner:
             self._stop(error)
 
 
-__all__ = ["COMMIT_BATCH_MAX", "EventCallback", "JobRunner", "RetryPolicy"]
+class MeteredBackend:
+    """A backend as a handler's attempt sees it: each request it sends is reported to the host's limit.
+
+    The limit measures requests, not jobs: a job may ask more than once (a refusal whose
+    proposed topics were all rejected asks again), and counted as one request it would look
+    twice as slow, swinging each window's throughput by how many such jobs it held.
+    Everything but :meth:`chat` is the backend's own.
+    """
+
+    def __init__(self, backend: ChatBackend, limit: FixedConcurrency | AutoConcurrency) -> None:
+        self._backend = backend
+        self._limit = limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        options: ChatOptions,
+        on_token: TokenCallback | None = None,
+    ) -> ChatResult:
+        """The backend's answer, its latency (or how it failed) reported to the limit."""
+        token = self._limit.started()
+        started = time.perf_counter()
+        try:
+            result = await self._backend.chat(messages, schema, options, on_token)
+        except InvalidModelOutputError:
+            # A bad answer used a slot as long as a good one: it counts for the host's throughput.
+            self._limit.answered(token, time.perf_counter() - started)
+            raise
+        except BaseException as exc:
+            self._limit.failed(token, overloaded=isinstance(exc, (BackendTimeoutError, BackendServerError)))
+            raise
+        self._limit.answered(token, time.perf_counter() - started)
+        return result
+
+
+__all__ = ["COMMIT_BATCH_MAX", "EventCallback", "JobRunner", "MeteredBackend", "RetryPolicy"]
