@@ -40,6 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.steady import steady_rate  # noqa: E402
 from engine.generate import backends_from_settings, generation_runner, make_plan, save_plan  # noqa: E402
 from engine.jobs import JobEvent  # noqa: E402
 from engine.jobs.concurrency import remembered_concurrency  # noqa: E402
@@ -81,7 +82,7 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
     """One timed run; returns pairs/s over the whole run and in steady state, and what it settled at.
 
     ``steady`` is answers per second between the run's middle answer and its last request
-    (see :func:`_steady_rate`). ``overhead_ms`` is the median
+    (see :func:`bench.steady.steady_rate`). ``overhead_ms`` is the median
     request latency the engine recorded minus the server's ``latency``.
     """
     proc, url = _server(kind, latency, slots)
@@ -120,7 +121,7 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         proc.terminate()
         proc.wait()
     pairs = summary.pairs
-    steady = _steady_rate(answered, sent)
+    steady = steady_rate(answered, sent)
     return {
         "pairs": pairs, "wall": wall, "rate": pairs / wall, "request_rate": len(answered) / wall, "steady": steady,
         "settled": settled,
@@ -128,21 +129,6 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         "overhead_ms": 1000 * (statistics.median(latencies) - latency) if latencies else 0.0,
         "cpu_ms_per_pair": 1000 * cpu / max(pairs, 1),
     }
-
-
-def _steady_rate(answered: list[float], sent: list[float]) -> float:
-    """Answers per second from the run's middle answer until its last request was sent.
-
-    Before the middle the run is still finding its concurrency; after the last request left
-    the queue is dry and fewer requests stay in flight with every answer (the drain, a
-    latency or two that any run ends with, not a measure of the steady state).
-    """
-    if len(answered) <= 8:
-        return 0.0
-    answered = sorted(answered)
-    start, end = answered[len(answered) // 2], max(sent)
-    inside = sum(1 for t in answered if start < t <= end)
-    return inside / (end - start) if end > start else 0.0
 
 
 def repeat_case(repeat: int, *args: object) -> dict[str, list[float]]:
