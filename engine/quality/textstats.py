@@ -72,11 +72,20 @@ def answer_style(text: str) -> str:
     return "bullets" if len(_BULLET_LINE.findall(text)) >= 2 else "prose"
 
 
+# For the language guess: ASCII punctuation, control characters and "_" to spaces, apostrophes kept inside words.
+_ASCII_PUNCT_BUT_APOSTROPHE = bytes(c if c == ord("'") else b for c, b in enumerate(_ASCII_PUNCT))
+
+
 def guess_language(text: str) -> str:
     """A cheap stopword-count language guess ("en", "de", "fr", "es" or "unknown")."""
     head = text[:2000]
-    # Lowercasing ASCII text first is the same as lowercasing each word, and lets the regex and Counter run in C.
-    tokens = _WORD.findall(head.lower()) if head.isascii() else words(head)
+    if head.isascii():
+        # The report guesses every answer's language: a table lookup and a split are several times
+        # faster than the word pattern, and give the same words but for quotes at their ends.
+        spaced = head.lower().encode("ascii").translate(_ASCII_PUNCT_BUT_APOSTROPHE).decode("ascii")
+        tokens = [w.strip("'") for w in spaced.split()] if "'" in spaced else spaced.split()
+    else:
+        tokens = words(head)
     if len(tokens) < 5:
         return "unknown"
     seen = Counter(tokens)
