@@ -4,6 +4,7 @@ force, and precision/recall on real requests reworded (planted rewordings and ha
     python bench/dedup_bench.py               # 10k and 100k pairs, brute force on a 10k sample, the rewordings
     python bench/dedup_bench.py --quick       # 2k and 20k pairs, brute force on 2k, the rewordings
     python bench/dedup_bench.py --rewordings  # only the rewordings (runs against any version of the index)
+    python bench/dedup_bench.py --rewordings --by-frame  # and their missed pairs, frame by frame
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import resource
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -256,9 +258,27 @@ def light_edit(rng: random.Random, ask: str) -> str:
     return " ".join(words)
 
 
-def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[tuple[int, int]], set[int]]:
-    """Instructions, the ask of each, whether its frame is held out, the hard-negative pairs and the fresh-frame
-    instructions (positions).
+@dataclass
+class RewordedSet:
+    """Requests reworded: each instruction's text, ask, frame and whether the frame is held out, by position."""
+
+    texts: list[str] = field(default_factory=list)
+    ask_of: list[int] = field(default_factory=list)
+    frame_of: list[str] = field(default_factory=list)
+    held: list[bool] = field(default_factory=list)
+    hard: set[tuple[int, int]] = field(default_factory=set)  # hard-negative pairs
+    fresh: set[int] = field(default_factory=set)  # instructions in a fresh frame
+
+    def put(self, frame: str, ask: str, ask_id: int, held_out: bool) -> int:
+        self.texts.append(render(frame, ask))
+        self.ask_of.append(ask_id)
+        self.frame_of.append(frame)
+        self.held.append(held_out)
+        return len(self.texts) - 1
+
+
+def reworded_set(seed: int = 5) -> RewordedSet:
+    """Real asks in request frames, with hard negatives.
 
     Every ask appears once in a development frame; 45% get a rewording in another development frame, 25% one in
     a held-out frame and 15% one in a fresh frame (a quarter of the rewordings also carry a slip); asks that open with the same three words
@@ -266,46 +286,52 @@ def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[t
     """
     rng = random.Random(seed)
     asks = load_asks()
-    texts: list[str] = []
-    ask_of: list[int] = []
-    held: list[bool] = []
-    fresh: set[int] = set()
-
-    def put(text: str, ask: int, held_out: bool) -> int:
-        texts.append(text)
-        ask_of.append(ask)
-        held.append(held_out)
-        return len(texts) - 1
-
+    made = RewordedSet()
     for i, ask in enumerate(asks):
         base = rng.choice(DEV_FRAMES)
-        put(render(base, ask), i, False)
+        made.put(base, ask, i, False)
         roll = rng.random()
         if roll < 0.85:
             held_out = roll >= 0.45
             pool = FRESH_FRAMES if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
             frame = rng.choice(pool)
             reworded = light_edit(rng, ask) if rng.random() < 0.25 else ask
-            position = put(render(frame, reworded), i, held_out)
+            position = made.put(frame, reworded, i, held_out)
             if roll >= 0.70:
-                fresh.add(position)
+                made.fresh.add(position)
     siblings: dict[str, list[int]] = defaultdict(list)
     for i, ask in enumerate(asks):
         siblings[" ".join(normalize(ask).split()[:3])].append(i)
-    hard: set[tuple[int, int]] = set()
     for group in siblings.values():
         rng.shuffle(group)
         for a, b in zip(group[::2], group[1::2], strict=False):
             frame = rng.choice(LONG_FRAMES)
             held_out = frame in HELD_OUT_FRAMES
-            hard.add((put(render(frame, asks[a]), a, held_out), put(render(frame, asks[b]), b, held_out)))
-    return texts, ask_of, held, hard, fresh
+            made.hard.add((made.put(frame, asks[a], a, held_out), made.put(frame, asks[b], b, held_out)))
+    return made
+
+
+def misses_by_frame(made: RewordedSet, truth: set[tuple[int, int]], predicted: set[tuple[int, int]]) -> None:
+    """Each frame's missed true pairs (a pair counts for both its frames), worst first, with two of them."""
+    pairs: Counter[str] = Counter()
+    missed: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for a, b in sorted(truth):
+        for frame in {made.frame_of[a], made.frame_of[b]}:
+            pairs[frame] += 1
+            if (a, b) not in predicted:
+                missed[frame].append((a, b))
+    print("  missed true pairs by frame:")
+    for frame in sorted(missed, key=lambda f: (-len(missed[f]) / pairs[f], f)):
+        print(f"    {len(missed[frame]):>3} of {pairs[frame]:<3} {frame}")
+        for a, b in missed[frame][:2]:
+            print(f"          {made.texts[a]!r} ~ {made.texts[b]!r}")
 
 
 def rewordings(seed: int = 5) -> None:
-    texts, ask_of, held, hard, fresh = reworded_set(seed)
+    made = reworded_set(seed)
+    texts, held, hard, fresh = made.texts, made.held, made.hard, made.fresh
     by_ask: dict[int, list[int]] = defaultdict(list)
-    for position, ask in enumerate(ask_of):
+    for position, ask in enumerate(made.ask_of):
         by_ask[ask].append(position)
     truth = {pair for members in by_ask.values() for pair in combinations(members, 2)}
     truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
@@ -330,6 +356,8 @@ def rewordings(seed: int = 5) -> None:
     for name, guessed, true in (("dev", predicted_dev, truth_dev), ("held-out", predicted_held, truth_held), ("fresh", predicted_fresh, truth_fresh)):
         print(f"  {name + ':':<9} precision {rate(len(hits & guessed), len(guessed))}, recall {rate(len(hits & true), len(true))}")
     print(f"  hard negatives flagged: {len(predicted & hard)} of {len(hard)}")
+    if "--by-frame" in sys.argv:
+        misses_by_frame(made, truth, predicted)
     if "--show" in sys.argv:
         for a, b in sorted(predicted - truth)[:40]:
             print(f"    false: {texts[a]!r} ~ {texts[b]!r}")
@@ -344,6 +372,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--rewordings", action="store_true", help="only the rewordings of real requests")
     parser.add_argument("--show", action="store_true", help="list false and missed pairs of the rewordings")
+    parser.add_argument("--by-frame", action="store_true", help="count the rewordings' missed pairs by frame")
     args = parser.parse_args()
     if args.rewordings:
         rewordings()
