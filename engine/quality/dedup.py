@@ -213,6 +213,9 @@ FRAME_MAX_WORDS = 8
 FRAME_MIN_USES = 4
 FRAME_MIN_SHARE = 0.0005
 FRAME_MIN_SUPPORT = 2
+# A frame holding a question word must leave another indexed ask for this many distinct asks (and half its uses):
+# the stronger evidence it takes to say the question word is a manner of asking.
+QUESTION_FRAME_MIN_SUPPORT = 4
 # Frames are learned from at most this many distinct asks (spread over the dataset).
 FRAME_SAMPLE = 20_000
 # What a learned frame must leave of an ask.
@@ -229,15 +232,31 @@ def _strip_frame_words(words: Sequence[str], i: int, j: int) -> tuple[int, int]:
     return i, j
 
 
+def _asks_its_own(gram: tuple[str, ...]) -> bool:
+    """Whether every question word of ``gram`` is followed, inside it, by a word of its own question.
+
+    "where do i start" and "where would i begin if i needed to" ask where to begin, with a verb of their own;
+    "why does" and "when should i" ask why or when of the ask itself, whose verb comes after them.
+    """
+    for n, word in enumerate(gram):
+        if word in QUESTION_WORDS and all(w in _FRAME_WORDS or w in QUESTION_WORDS for w in gram[n + 1 :]):
+            return False
+    return True
+
+
 def _frame_like(gram: tuple[str, ...], support: int, uses: int) -> bool:
     """Whether an opening or ending that left other asks ``support`` times in ``uses`` is a frame.
 
-    A question word is never part of one ("why does" X is not X). A frame is made with words of asking ("how",
-    "to", "any"), or else it wraps asks asked elsewhere in at least half its uses ("..., thoughts?"): an ending
-    such as "function" that a few asks happen to add to others is what they ask about.
+    A frame is made with words of asking ("how", "to", "any"), or else it wraps asks asked elsewhere in at least
+    half its uses ("..., thoughts?"): an ending such as "function" that a few asks happen to add to others is what
+    they ask about. A question word changes what is asked ("why does" X is not X), so a frame holding one must
+    ask a question of its own about the ask ("X; where do i start") and wrap asks asked elsewhere in at least
+    half its uses, for QUESTION_FRAME_MIN_SUPPORT of them or more.
     """
-    if support < FRAME_MIN_SUPPORT or not QUESTION_WORDS.isdisjoint(gram):
+    if support < FRAME_MIN_SUPPORT:
         return False
+    if not QUESTION_WORDS.isdisjoint(gram):
+        return support >= QUESTION_FRAME_MIN_SUPPORT and 2 * support >= uses and _asks_its_own(gram)
     return not _FRAME_WORDS.isdisjoint(gram) or 2 * support >= uses
 
 
