@@ -127,6 +127,9 @@ def _slip(a: str, b: str) -> bool:
     short, long_ = sorted((a, b), key=len)
     if long_.startswith(short) and long_[len(short):] in ("s", "es", "d", "ed"):
         return len(short) >= 3
+    if long_ == short[:1] + short:
+        # A first letter typed twice ("ddata") is a slip, not a prefix.
+        return len(short) >= 3
     if long_.endswith(short) or any(c.isdigit() for c in a + b):
         # A prefix makes another word ("compressor" / "decompressor"); names with digits are exact ("blake2b").
         return False
