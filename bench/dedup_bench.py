@@ -178,8 +178,9 @@ HELD_OUT_FRAMES = [
     "Looking for guidance: how to {ask}?",
     "In practice, how do people {ask}?",
 ]
-# Written after the matcher was done and never looked at while changing it: the held-out figures above guided
-# how frames are learned (none of their words is in a list), so these are the clean test.
+# Written after the matcher was done, as a clean test; since then their misses (the two holding "where") were
+# looked at to make question words count as frame when they ask a question of their own, so they are now in
+# effect a development set. No word of theirs is in a list.
 FRESH_FRAMES = [
     "Been meaning to ask: what's involved if I want to {ask}?",
     "For a project at work I must {ask}; where do I start?",
@@ -189,6 +190,20 @@ FRESH_FRAMES = [
     "My goal is to {ask}. Suggestions welcome.",
     "Teach me to {ask}.",
     "Where would I begin if I needed to {ask}?",
+]
+# Written after that change and never looked at while making it or since: the clean test now. Their figures
+# come from the same draw with these frames in the fresh share.
+NEW_FRESH_FRAMES = [
+    "Long story short, I have to {ask} - how would you tackle it?",
+    "What steps would you take to {ask}?",
+    "Is there an idiomatic way to {ask}?",
+    "Not sure how to {ask}. Can anyone help?",
+    "I keep failing to {ask}. Where am I going wrong?",
+    "Which approach works best to {ask}?",
+    "Show me the code to {ask}.",
+    "According to the docs one can {ask} - how exactly?",
+    "Today I found out I need to {ask}; where should I look first?",
+    "Got a minute? I'd love to learn how to {ask}.",
 ]
 # Long frames two different asks share in the hard negatives.
 LONG_FRAMES = [
@@ -277,7 +292,7 @@ class RewordedSet:
         return len(self.texts) - 1
 
 
-def reworded_set(seed: int = 5) -> RewordedSet:
+def reworded_set(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES) -> RewordedSet:
     """Real asks in request frames, with hard negatives.
 
     Every ask appears once in a development frame; 45% get a rewording in another development frame, 25% one in
@@ -293,7 +308,7 @@ def reworded_set(seed: int = 5) -> RewordedSet:
         roll = rng.random()
         if roll < 0.85:
             held_out = roll >= 0.45
-            pool = FRESH_FRAMES if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
+            pool = fresh_frames if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
             frame = rng.choice(pool)
             reworded = light_edit(rng, ask) if rng.random() < 0.25 else ask
             position = made.put(frame, reworded, i, held_out)
@@ -327,8 +342,8 @@ def misses_by_frame(made: RewordedSet, truth: set[tuple[int, int]], predicted: s
             print(f"          {made.texts[a]!r} ~ {made.texts[b]!r}")
 
 
-def rewordings(seed: int = 5) -> None:
-    made = reworded_set(seed)
+def rewordings(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES, name: str = "fresh frames now in effect dev") -> None:
+    made = reworded_set(seed, fresh_frames)
     texts, held, hard, fresh = made.texts, made.held, made.hard, made.fresh
     by_ask: dict[int, list[int]] = defaultdict(list)
     for position, ask in enumerate(made.ask_of):
@@ -349,7 +364,7 @@ def rewordings(seed: int = 5) -> None:
     def rate(part: int, whole: int) -> str:
         return f"{part / whole:.3f}" if whole else "n/a"
 
-    print(f"rewordings: {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
+    print(f"rewordings ({name}): {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
           f"({len(truth_held)} with a held-out frame, {len(truth_fresh)} with a fresh one), {len(hard)} hard negatives; {took:.1f} s")
     print(f"  all:      precision {rate(len(hits), len(predicted))} ({len(predicted) - len(hits)} false of {len(predicted)}), "
           f"recall {rate(len(hits), len(truth))}")
@@ -367,6 +382,12 @@ def rewordings(seed: int = 5) -> None:
             print(f"    missed: {texts[a]!r} ~ {texts[b]!r}")
 
 
+def both_rewordings() -> None:
+    """The rewordings with the first fresh frames (looked at since) and with the new ones (the clean test)."""
+    rewordings()
+    rewordings(fresh_frames=NEW_FRESH_FRAMES, name="new fresh frames, never looked at")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
@@ -375,7 +396,7 @@ def main() -> None:
     parser.add_argument("--by-frame", action="store_true", help="count the rewordings' missed pairs by frame")
     args = parser.parse_args()
     if args.rewordings:
-        rewordings()
+        both_rewordings()
         return
     small, large, sample = (2_000, 20_000, 2_000) if args.quick else (10_000, 100_000, 10_000)
     cluster_pass(small)
@@ -383,7 +404,7 @@ def main() -> None:
     similar_latency(index, large)
     del index
     precision_recall(sample)
-    rewordings()
+    both_rewordings()
 
 
 if __name__ == "__main__":
