@@ -89,6 +89,8 @@ FILLER_WORDS = frozenset(
 QUESTION_WORDS = frozenset({"why", "when", "where", "who", "whom", "whose", "which"})
 _FRAME_WORDS = (ENGLISH_STOPWORDS | REQUEST_WORDS) - QUESTION_WORDS
 _NOT_ASKED = ENGLISH_STOPWORDS - QUESTION_WORDS | REQUEST_WORDS | FILLER_WORDS
+# Words that give a question word no question of its own (see ``_asks_its_own``).
+_NOT_OWN = ENGLISH_STOPWORDS | REQUEST_WORDS | FILLER_WORDS
 # An ask shorter than this once its frame is off is compared whole (the frame was most of what it said).
 MIN_ASK_CHARS = 8
 
@@ -239,10 +241,10 @@ def _asks_its_own(gram: tuple[str, ...]) -> bool:
     """Whether every question word of ``gram`` is followed, inside it, by a word of its own question.
 
     "where do i start" and "where would i begin if i needed to" ask where to begin, with a verb of their own;
-    "why does" and "when should i" ask why or when of the ask itself, whose verb comes after them.
+    "why does", "when should i" and "why would i even" ask why or when of the ask itself, whose verb comes after.
     """
     for n, word in enumerate(gram):
-        if word in QUESTION_WORDS and all(w in _FRAME_WORDS or w in QUESTION_WORDS for w in gram[n + 1 :]):
+        if word in QUESTION_WORDS and all(w in _NOT_OWN for w in gram[n + 1 :]):
             return False
     return True
 
@@ -323,15 +325,18 @@ class LearnedFrames:
             ends = [n for n in range(1, top + 1) if ends_seen.get(tuple(words[-n:]), 0) >= minimum]
             if not starts and not ends:
                 continue
+            # Support counts asks: an opening that leaves another ask with two endings (or none) counts once.
+            left_starts: set[int] = set()
+            left_ends: set[int] = set()
             for a in [0, *starts]:
                 for b in [0, *ends]:
                     if (a or b) and len(words) - a - b >= MIN_ASK_WORDS:
                         i, j = _strip_frame_words(words, a, len(words) - b)
                         if " ".join(words[i:j]) in known:
-                            if a:
-                                support_starts[tuple(words[:a])] += 1
-                            if b:
-                                support_ends[tuple(words[-b:])] += 1
+                            left_starts.add(a)
+                            left_ends.add(b)
+            support_starts.update(tuple(words[:a]) for a in left_starts if a)
+            support_ends.update(tuple(words[-b:]) for b in left_ends if b)
         # A frame is made with words of asking ("how", "to", "any"): an ending such as "function" that some asks
         # happen to add is what they ask about.
         return (
