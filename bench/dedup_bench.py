@@ -4,6 +4,7 @@ force, and precision/recall on real requests reworded (planted rewordings and ha
     python bench/dedup_bench.py               # 10k and 100k pairs, brute force on a 10k sample, the rewordings
     python bench/dedup_bench.py --quick       # 2k and 20k pairs, brute force on 2k, the rewordings
     python bench/dedup_bench.py --rewordings  # only the rewordings (runs against any version of the index)
+    python bench/dedup_bench.py --rewordings --by-frame  # and their missed pairs, frame by frame
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import resource
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -176,8 +178,9 @@ HELD_OUT_FRAMES = [
     "Looking for guidance: how to {ask}?",
     "In practice, how do people {ask}?",
 ]
-# Written after the matcher was done and never looked at while changing it: the held-out figures above guided
-# how frames are learned (none of their words is in a list), so these are the clean test.
+# Written after the matcher was done, as a clean test; since then their misses (the two holding "where") were
+# looked at to make question words count as frame when they ask a question of their own, so they are now in
+# effect a development set. No word of theirs is in a list.
 FRESH_FRAMES = [
     "Been meaning to ask: what's involved if I want to {ask}?",
     "For a project at work I must {ask}; where do I start?",
@@ -187,6 +190,20 @@ FRESH_FRAMES = [
     "My goal is to {ask}. Suggestions welcome.",
     "Teach me to {ask}.",
     "Where would I begin if I needed to {ask}?",
+]
+# Written after that change and never looked at while making it or since: the clean test now. Their figures
+# come from the same draw with these frames in the fresh share.
+NEW_FRESH_FRAMES = [
+    "Long story short, I have to {ask} - how would you tackle it?",
+    "What steps would you take to {ask}?",
+    "Is there an idiomatic way to {ask}?",
+    "Not sure how to {ask}. Can anyone help?",
+    "I keep failing to {ask}. Where am I going wrong?",
+    "Which approach works best to {ask}?",
+    "Show me the code to {ask}.",
+    "According to the docs one can {ask} - how exactly?",
+    "Today I found out I need to {ask}; where should I look first?",
+    "Got a minute? I'd love to learn how to {ask}.",
 ]
 # Long frames two different asks share in the hard negatives.
 LONG_FRAMES = [
@@ -256,9 +273,27 @@ def light_edit(rng: random.Random, ask: str) -> str:
     return " ".join(words)
 
 
-def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[tuple[int, int]], set[int]]:
-    """Instructions, the ask of each, whether its frame is held out, the hard-negative pairs and the fresh-frame
-    instructions (positions).
+@dataclass
+class RewordedSet:
+    """Requests reworded: each instruction's text, ask, frame and whether the frame is held out, by position."""
+
+    texts: list[str] = field(default_factory=list)
+    ask_of: list[int] = field(default_factory=list)
+    frame_of: list[str] = field(default_factory=list)
+    held: list[bool] = field(default_factory=list)
+    hard: set[tuple[int, int]] = field(default_factory=set)  # hard-negative pairs
+    fresh: set[int] = field(default_factory=set)  # instructions in a fresh frame
+
+    def put(self, frame: str, ask: str, ask_id: int, held_out: bool) -> int:
+        self.texts.append(render(frame, ask))
+        self.ask_of.append(ask_id)
+        self.frame_of.append(frame)
+        self.held.append(held_out)
+        return len(self.texts) - 1
+
+
+def reworded_set(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES) -> RewordedSet:
+    """Real asks in request frames, with hard negatives.
 
     Every ask appears once in a development frame; 45% get a rewording in another development frame, 25% one in
     a held-out frame and 15% one in a fresh frame (a quarter of the rewordings also carry a slip); asks that open with the same three words
@@ -266,46 +301,52 @@ def reworded_set(seed: int = 5) -> tuple[list[str], list[int], list[bool], set[t
     """
     rng = random.Random(seed)
     asks = load_asks()
-    texts: list[str] = []
-    ask_of: list[int] = []
-    held: list[bool] = []
-    fresh: set[int] = set()
-
-    def put(text: str, ask: int, held_out: bool) -> int:
-        texts.append(text)
-        ask_of.append(ask)
-        held.append(held_out)
-        return len(texts) - 1
-
+    made = RewordedSet()
     for i, ask in enumerate(asks):
         base = rng.choice(DEV_FRAMES)
-        put(render(base, ask), i, False)
+        made.put(base, ask, i, False)
         roll = rng.random()
         if roll < 0.85:
             held_out = roll >= 0.45
-            pool = FRESH_FRAMES if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
+            pool = fresh_frames if roll >= 0.70 else HELD_OUT_FRAMES if held_out else [f for f in DEV_FRAMES if f != base]
             frame = rng.choice(pool)
             reworded = light_edit(rng, ask) if rng.random() < 0.25 else ask
-            position = put(render(frame, reworded), i, held_out)
+            position = made.put(frame, reworded, i, held_out)
             if roll >= 0.70:
-                fresh.add(position)
+                made.fresh.add(position)
     siblings: dict[str, list[int]] = defaultdict(list)
     for i, ask in enumerate(asks):
         siblings[" ".join(normalize(ask).split()[:3])].append(i)
-    hard: set[tuple[int, int]] = set()
     for group in siblings.values():
         rng.shuffle(group)
         for a, b in zip(group[::2], group[1::2], strict=False):
             frame = rng.choice(LONG_FRAMES)
             held_out = frame in HELD_OUT_FRAMES
-            hard.add((put(render(frame, asks[a]), a, held_out), put(render(frame, asks[b]), b, held_out)))
-    return texts, ask_of, held, hard, fresh
+            made.hard.add((made.put(frame, asks[a], a, held_out), made.put(frame, asks[b], b, held_out)))
+    return made
 
 
-def rewordings(seed: int = 5) -> None:
-    texts, ask_of, held, hard, fresh = reworded_set(seed)
+def misses_by_frame(made: RewordedSet, truth: set[tuple[int, int]], predicted: set[tuple[int, int]]) -> None:
+    """Each frame's missed true pairs (a pair counts for both its frames), worst first, with two of them."""
+    pairs: Counter[str] = Counter()
+    missed: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for a, b in sorted(truth):
+        for frame in {made.frame_of[a], made.frame_of[b]}:
+            pairs[frame] += 1
+            if (a, b) not in predicted:
+                missed[frame].append((a, b))
+    print("  missed true pairs by frame:")
+    for frame in sorted(missed, key=lambda f: (-len(missed[f]) / pairs[f], f)):
+        print(f"    {len(missed[frame]):>3} of {pairs[frame]:<3} {frame}")
+        for a, b in missed[frame][:2]:
+            print(f"          {made.texts[a]!r} ~ {made.texts[b]!r}")
+
+
+def rewordings(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES, name: str = "fresh frames now in effect dev") -> None:
+    made = reworded_set(seed, fresh_frames)
+    texts, held, hard, fresh = made.texts, made.held, made.hard, made.fresh
     by_ask: dict[int, list[int]] = defaultdict(list)
-    for position, ask in enumerate(ask_of):
+    for position, ask in enumerate(made.ask_of):
         by_ask[ask].append(position)
     truth = {pair for members in by_ask.values() for pair in combinations(members, 2)}
     truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
@@ -323,13 +364,15 @@ def rewordings(seed: int = 5) -> None:
     def rate(part: int, whole: int) -> str:
         return f"{part / whole:.3f}" if whole else "n/a"
 
-    print(f"rewordings: {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
+    print(f"rewordings ({name}): {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
           f"({len(truth_held)} with a held-out frame, {len(truth_fresh)} with a fresh one), {len(hard)} hard negatives; {took:.1f} s")
     print(f"  all:      precision {rate(len(hits), len(predicted))} ({len(predicted) - len(hits)} false of {len(predicted)}), "
           f"recall {rate(len(hits), len(truth))}")
     for name, guessed, true in (("dev", predicted_dev, truth_dev), ("held-out", predicted_held, truth_held), ("fresh", predicted_fresh, truth_fresh)):
         print(f"  {name + ':':<9} precision {rate(len(hits & guessed), len(guessed))}, recall {rate(len(hits & true), len(true))}")
     print(f"  hard negatives flagged: {len(predicted & hard)} of {len(hard)}")
+    if "--by-frame" in sys.argv:
+        misses_by_frame(made, truth, predicted)
     if "--show" in sys.argv:
         for a, b in sorted(predicted - truth)[:40]:
             print(f"    false: {texts[a]!r} ~ {texts[b]!r}")
@@ -339,14 +382,21 @@ def rewordings(seed: int = 5) -> None:
             print(f"    missed: {texts[a]!r} ~ {texts[b]!r}")
 
 
+def both_rewordings() -> None:
+    """The rewordings with the first fresh frames (looked at since) and with the new ones (the clean test)."""
+    rewordings()
+    rewordings(fresh_frames=NEW_FRESH_FRAMES, name="new fresh frames, never looked at")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--rewordings", action="store_true", help="only the rewordings of real requests")
     parser.add_argument("--show", action="store_true", help="list false and missed pairs of the rewordings")
+    parser.add_argument("--by-frame", action="store_true", help="count the rewordings' missed pairs by frame")
     args = parser.parse_args()
     if args.rewordings:
-        rewordings()
+        both_rewordings()
         return
     small, large, sample = (2_000, 20_000, 2_000) if args.quick else (10_000, 100_000, 10_000)
     cluster_pass(small)
@@ -354,7 +404,7 @@ def main() -> None:
     similar_latency(index, large)
     del index
     precision_recall(sample)
-    rewordings()
+    both_rewordings()
 
 
 if __name__ == "__main__":

@@ -149,8 +149,10 @@ def test_rewordings_of_a_request_match_and_shared_frames_do_not() -> None:
     assert similarity("How do I convert a time from UTC to local time?", "How do I convert a time from local time to UTC?") == 0
     assert similarity("How do I create a new dead-letter queue?", "How do I create a new ordered dead-letter queue?") == 0
     assert similarity("Why does a job run twice after succeeding?", "How do I run a job twice after succeeding?") == 0
-    # Slips are still the same ask.
+    # Slips are still the same ask, a first letter typed twice included; a prefix makes another word.
     assert similarity("How do I get a job back out of the dead-leter queue?", "How can I get a job out of the dead-letter queue?") >= 90
+    assert similarity("How do I decode a line of base64 data?", "Can you show me how to decode a line of base64 ddata?") >= 90
+    assert similarity("How do I restart the compressor of a queue?", "How do I restart the decompressor of a queue?") == 0
 
 
 def test_index_learns_a_dataset_s_own_frames() -> None:
@@ -172,6 +174,37 @@ def test_index_learns_a_dataset_s_own_frames() -> None:
     # Used around a single ask, the same frame teaches nothing: its words are the ask's.
     lone = NearDuplicateIndex.from_pairs(make_pairs([plain[0], framed[0], *other]))
     assert lone.clusters() == []
+
+
+FRAMED_ASKS = [
+    "rotate the API token of a worker", "requeue every job in the dead-letter queue", "raise the lease timeout of a queue",
+    "limit the retries of one handler", "read the heartbeat interval of the broker", "pause a queue without losing jobs",
+]
+
+
+def test_a_question_word_asking_its_own_question_is_learned_as_frame() -> None:
+    """A frame no list knows, whose "where" asks where to begin, is discounted once it wraps enough asks asked elsewhere."""
+    plain = [f"How do I {a}?" for a in FRAMED_ASKS]
+    framed = [f"I've got to {a} this week. Where does one even begin?" for a in FRAMED_ASKS]
+    other = ["What does the broker store in its snapshot?", "Which port does the metrics endpoint use?"]
+    pairs = make_pairs(plain + framed + other)
+    index = NearDuplicateIndex.from_pairs(pairs)
+    assert index.clusters() == [[n + 1, n + 1 + len(FRAMED_ASKS)] for n in range(len(FRAMED_ASKS))]
+    assert [s.pair_id for s in index.similar_to(pairs[len(FRAMED_ASKS) + 2])] == [3]
+    # Around six asks of which three are asked elsewhere, a frame with a question word is not yet evidence enough.
+    few = NearDuplicateIndex.from_pairs(make_pairs(plain[:3] + framed + other))
+    assert few.clusters() == []
+
+
+def test_a_question_word_about_the_ask_itself_still_separates_asks() -> None:
+    """"When should I X" and "why would I even X" wrap the same asks as "how do I X" and stay different asks."""
+    plain = [f"How do I {a}?" for a in FRAMED_ASKS]
+    when = [f"When should I {a}?" for a in FRAMED_ASKS]
+    why = [f"Why would I even {a}?" for a in FRAMED_ASKS]
+    pairs = make_pairs(plain + when + why)
+    index = NearDuplicateIndex.from_pairs(pairs)
+    assert index.clusters() == []
+    assert index.similar_to(pairs[len(FRAMED_ASKS)]) == []
 
 
 def test_normalize_is_the_same_on_its_ascii_path() -> None:

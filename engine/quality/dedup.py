@@ -89,6 +89,8 @@ FILLER_WORDS = frozenset(
 QUESTION_WORDS = frozenset({"why", "when", "where", "who", "whom", "whose", "which"})
 _FRAME_WORDS = (ENGLISH_STOPWORDS | REQUEST_WORDS) - QUESTION_WORDS
 _NOT_ASKED = ENGLISH_STOPWORDS - QUESTION_WORDS | REQUEST_WORDS | FILLER_WORDS
+# Words that give a question word no question of its own (see ``_asks_its_own``).
+_NOT_OWN = ENGLISH_STOPWORDS | REQUEST_WORDS | FILLER_WORDS
 # An ask shorter than this once its frame is off is compared whole (the frame was most of what it said).
 MIN_ASK_CHARS = 8
 
@@ -126,6 +128,9 @@ def _slip(a: str, b: str) -> bool:
     """Whether two different words are one word mistyped or inflected (not two words)."""
     short, long_ = sorted((a, b), key=len)
     if long_.startswith(short) and long_[len(short):] in ("s", "es", "d", "ed"):
+        return len(short) >= 3
+    if long_ == short[:1] + short:
+        # A first letter typed twice ("ddata") is a slip, not a prefix.
         return len(short) >= 3
     if long_.endswith(short) or any(c.isdigit() for c in a + b):
         # A prefix makes another word ("compressor" / "decompressor"); names with digits are exact ("blake2b").
@@ -213,6 +218,9 @@ FRAME_MAX_WORDS = 8
 FRAME_MIN_USES = 4
 FRAME_MIN_SHARE = 0.0005
 FRAME_MIN_SUPPORT = 2
+# A frame holding a question word must leave another indexed ask for this many distinct asks (and half its uses):
+# the stronger evidence it takes to say the question word is a manner of asking.
+QUESTION_FRAME_MIN_SUPPORT = 4
 # Frames are learned from at most this many distinct asks (spread over the dataset).
 FRAME_SAMPLE = 20_000
 # What a learned frame must leave of an ask.
@@ -229,15 +237,31 @@ def _strip_frame_words(words: Sequence[str], i: int, j: int) -> tuple[int, int]:
     return i, j
 
 
+def _asks_its_own(gram: tuple[str, ...]) -> bool:
+    """Whether every question word of ``gram`` is followed, inside it, by a word of its own question.
+
+    "where do i start" and "where would i begin if i needed to" ask where to begin, with a verb of their own;
+    "why does", "when should i" and "why would i even" ask why or when of the ask itself, whose verb comes after.
+    """
+    for n, word in enumerate(gram):
+        if word in QUESTION_WORDS and all(w in _NOT_OWN for w in gram[n + 1 :]):
+            return False
+    return True
+
+
 def _frame_like(gram: tuple[str, ...], support: int, uses: int) -> bool:
     """Whether an opening or ending that left other asks ``support`` times in ``uses`` is a frame.
 
-    A question word is never part of one ("why does" X is not X). A frame is made with words of asking ("how",
-    "to", "any"), or else it wraps asks asked elsewhere in at least half its uses ("..., thoughts?"): an ending
-    such as "function" that a few asks happen to add to others is what they ask about.
+    A frame is made with words of asking ("how", "to", "any"), or else it wraps asks asked elsewhere in at least
+    half its uses ("..., thoughts?"): an ending such as "function" that a few asks happen to add to others is what
+    they ask about. A question word changes what is asked ("why does" X is not X), so a frame holding one must
+    ask a question of its own about the ask ("X; where do i start") and wrap asks asked elsewhere in at least
+    half its uses, for QUESTION_FRAME_MIN_SUPPORT of them or more.
     """
-    if support < FRAME_MIN_SUPPORT or not QUESTION_WORDS.isdisjoint(gram):
+    if support < FRAME_MIN_SUPPORT:
         return False
+    if not QUESTION_WORDS.isdisjoint(gram):
+        return support >= QUESTION_FRAME_MIN_SUPPORT and 2 * support >= uses and _asks_its_own(gram)
     return not _FRAME_WORDS.isdisjoint(gram) or 2 * support >= uses
 
 
@@ -301,15 +325,18 @@ class LearnedFrames:
             ends = [n for n in range(1, top + 1) if ends_seen.get(tuple(words[-n:]), 0) >= minimum]
             if not starts and not ends:
                 continue
+            # Support counts asks: an opening that leaves another ask with two endings (or none) counts once.
+            left_starts: set[int] = set()
+            left_ends: set[int] = set()
             for a in [0, *starts]:
                 for b in [0, *ends]:
                     if (a or b) and len(words) - a - b >= MIN_ASK_WORDS:
                         i, j = _strip_frame_words(words, a, len(words) - b)
                         if " ".join(words[i:j]) in known:
-                            if a:
-                                support_starts[tuple(words[:a])] += 1
-                            if b:
-                                support_ends[tuple(words[-b:])] += 1
+                            left_starts.add(a)
+                            left_ends.add(b)
+            support_starts.update(tuple(words[:a]) for a in left_starts if a)
+            support_ends.update(tuple(words[-b:]) for b in left_ends if b)
         # A frame is made with words of asking ("how", "to", "any"): an ending such as "function" that some asks
         # happen to add is what they ask about.
         return (
