@@ -183,6 +183,9 @@ def test_imported_pairs_are_compared_with_the_corpus(project, tmp_path) -> None:
         ("How long is a lease?", "A lease lasts {lease_duration} and heartbeats extend it every {heartbeat} seconds.", "answer"),
         ("What happens on a miss?", "Return JSON with the question and the answer. The job is enqueued normally.", "answer"),
         ("How do I requeue a dead job?", "Write one question a real user of this system would ask; then run twctl dead requeue.", "answer"),
+        ("<insert question here>", "A dead job is requeued with twctl dead requeue and keeps its payload.", "instruction"),
+        ("How is a lease renewed?", "<your answer here> The worker heartbeats every ten seconds.", "answer"),
+        ("What does the broker store for <topic>?", "It stores the payload, the attempt count and the lease owner.", "instruction"),
     ],
 )
 def test_prompt_leak_trips(instruction: str, response: str, where: str) -> None:
@@ -195,6 +198,8 @@ def test_prompt_leak_spares_redaction_placeholders_links_and_code() -> None:
         ("Where is the API reference?", "See the [API reference](https://example.org/api) for every endpoint and its errors."),
         ("How do I template a job id in a URL?", "Use the path `/v1/jobs/{id}` and the shell form:\n\n```sh\ncurl -s \"$URL/v1/jobs/{id}\" <<< \"$BODY\"\n```"),
         ("How do retries back off?", "Delays double from two seconds with jitter. (Source: Error Handling › The retry policy)"),
+        ("How do I mark up a question in the FAQ file?", "Wrap it in a tag:\n\n```xml\n<question>How do I retry?</question>\n```"),
+        ("Which is larger?", "The queue holds at most 500 jobs, so 500 <= limit holds when the limit is 600 > 500."),
     ]:
         assert "prompt_leak" not in checks(Pair.simple(instruction, response))
 

@@ -129,6 +129,8 @@ _SLOT_WORDS = (
 _SLOT = re.compile(
     rf"\[(?:[a-z]+_[a-z0-9_]+|[a-z]+\d+|(?:{_SLOT_WORDS})|insert [^\]\n]{{1,40}}|your [^\]\n]{{1,40}})\](?!\()"
     rf"|\{{\{{?\s*(?:[a-z]+_[a-z0-9_]+|{_SLOT_WORDS}|other_\w+)\s*\}}\}}?"
+    # An angle-bracket slot ("<insert question here>", "<your answer>", "<question>"); outside code only, see _masked.
+    rf"|<(?:insert [^>\n]{{1,40}}|your [^>\n]{{1,40}}|(?:{_SLOT_WORDS})(?: here)?)>"
     r"|<<<|>>>|<\|(?:im_start|im_end|user|assistant|system|eot_id|end)\|>|</?s>|\[/?INST\]",
     re.IGNORECASE,
 )
