@@ -43,7 +43,7 @@ async def test_progress_redraws_the_changed_jobs_without_reading_every_job(tmp_p
         assert store is not None
         reads: list[int] = []
         original = store.job_ids
-        store.job_ids = lambda: reads.append(1) or original()  # type: ignore[method-assign]
+        store.job_ids = lambda *task: reads.append(1) or original(*task)  # type: ignore[method-assign]
         job = store.claim_job("http://h:11434", task="generate")
         assert job is not None and job.id == job_list.ids[0]
         store.complete_job(job.id or 0, [Pair.simple("A question of the first job?", "Its answer, long enough.")])
@@ -75,3 +75,27 @@ async def test_opening_a_run_shows_where_it_is_working(tmp_path: Path) -> None:
         assert job_list.cursor == 300  # the first job not yet done
         shown = [_line(job_list, y) for y in range(1, job_list.size.height)]
         assert any("queued" in line for line in shown)
+
+
+async def test_the_generate_section_lists_only_generation_jobs(tmp_path: Path) -> None:
+    """Judge and eval runs queue jobs in the same table: the Generate section shows and counts its own."""
+    root = tmp_path / "proj"
+    _project(root, 5)
+    with Store.open(root) as store:
+        store.create_run("eval", {}, [
+            Job(task="eval", kind=PairKind.INSTRUCTION, mode="factual", chunk_ids=[1]) for _ in range(7)
+        ])
+        judge_run, _ = store.create_run("judge", {}, [Job(task="judge", kind=PairKind.INSTRUCTION, mode="factual", pair_id=1)])
+        (judge_job,) = store.list_jobs(run_id=judge_run)
+        # The first job still running anywhere is the judge's; the list must not move to it.
+        assert store.claim_job("http://h:11434", task="judge") is not None
+    app = PairForgeApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await settle(app, pilot)
+        job_list = app.screen.query_one(JobList)
+        assert len(job_list.ids) == 5 and judge_job.id not in job_list.ids
+        assert job_list.cursor == 0  # the first queued generation job
+        stats = str(app.screen.query_one("#gen-stats").render())
+        assert "queued 5" in stats and "running" not in stats

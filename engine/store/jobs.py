@@ -217,16 +217,20 @@ class JobRepository:
             params,
         ).rowcount
 
-    def all(self, *, status: str | None = None, run_id: int | None = None, limit: int | None = None) -> list[Job]:
-        """Jobs, oldest first, optionally by status and run."""
-        clauses, params = _job_filter(status=status, run_id=run_id)
+    def all(
+        self, *, status: str | None = None, run_id: int | None = None, task: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs, oldest first, optionally by status, run and task."""
+        clauses, params = _job_filter(status=status, run_id=run_id, task=task)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = f"LIMIT {int(limit)}" if limit else ""
         return [job_from_row(r) for r in self.db.read(f"SELECT * FROM jobs {where} ORDER BY id {tail}", params)]
 
-    def ids(self) -> list[int]:
-        """Every job's id, oldest first: the cheap index a list view keeps."""
-        return [r["id"] for r in self.db.read("SELECT id FROM jobs ORDER BY id")]
+    def ids(self, task: str | None = None) -> list[int]:
+        """Every job's id (of ``task``, when given), oldest first: the cheap index a list view keeps."""
+        clauses, params = _job_filter(task=task)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [r["id"] for r in self.db.read(f"SELECT id FROM jobs {where} ORDER BY id", params)]
 
     def rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Light rows (id, status, kind, mode, host, error) of the jobs ``ids``, in that order."""

@@ -344,13 +344,15 @@ class Store:
         """Queue failed jobs again; returns how many (JobRepository.retry_failed)."""
         return self.jobs.retry_failed(run_id)
 
-    def list_jobs(self, *, status: str | None = None, run_id: int | None = None, limit: int | None = None) -> list[Job]:
-        """Jobs, oldest first, optionally by status and run (JobRepository.all)."""
-        return self.jobs.all(status=status, run_id=run_id, limit=limit)
+    def list_jobs(
+        self, *, status: str | None = None, run_id: int | None = None, task: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs, oldest first, optionally by status, run and task (JobRepository.all)."""
+        return self.jobs.all(status=status, run_id=run_id, task=task, limit=limit)
 
-    def job_ids(self) -> list[int]:
-        """Every job's id, oldest first (JobRepository.ids)."""
-        return self.jobs.ids()
+    def job_ids(self, task: str | None = None) -> list[int]:
+        """Every job's id (of ``task``, when given), oldest first (JobRepository.ids)."""
+        return self.jobs.ids(task)
 
     def job_rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Light rows of the jobs ``ids`` for list views (JobRepository.rows)."""

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.errors import PairForgeError
+from engine.generate import GENERATE_TASK
 from engine.generate.backends import BACKEND_KINDS
 from engine.generate.probe import PreflightError, count_probe_in, probe_run
 from engine.jobs import JobEvent, JobRunner
@@ -100,7 +101,7 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
             yield Button("Cancel ^g", id="gen-cancel", variant="error")
         yield Static(id="gen-plan-view")
         yield Static(id="gen-stats")
-        yield JobList(id="job-list")
+        yield JobList(task=GENERATE_TASK, id="job-list")
         yield Label("Answer being generated", id="gen-stream-title", classes="detail-heading")
         yield Static(id="gen-stream")
 
@@ -112,7 +113,7 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
     def reload(self) -> None:
         """Show the job list and counts from the store."""
         self.query_one(JobList).refresh_from(self.store)
-        counts = self.store.job_counts()
+        counts = self.store.job_counts(task=GENERATE_TASK)
         if self._queue is None:
             if any(counts.values()):
                 line = "Jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)

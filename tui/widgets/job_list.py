@@ -44,9 +44,11 @@ class JobList(ScrollView, can_focus=True, inherit_bindings=False):
     #: The job under the cursor; its watcher keeps it in view and redraws the two lines it changes.
     cursor: reactive[int] = reactive(0, repaint=False, init=False)
 
-    def __init__(self, store: Store | None = None, *, id: str | None = None) -> None:
+    def __init__(self, store: Store | None = None, *, task: str | None = None, id: str | None = None) -> None:
+        """A list of the jobs of ``task`` ("generate", "judge", ...), or of every task when None."""
         super().__init__(id=id)
         self.store = store
+        self.job_task = task
         self.ids: list[int] = []
         self._rows = RowCache(ROW_CACHE_SIZE)
 
@@ -58,11 +60,12 @@ class JobList(ScrollView, can_focus=True, inherit_bindings=False):
         The view moves to the first job not yet finished, where a run is working.
         """
         self.store = store
-        self.ids = store.job_ids()
+        self.ids = store.job_ids(self.job_task)
         self._rows.clear()
         # One line of column titles, then one line per job.
         self.virtual_size = Size(0, len(self.ids) + 1)
-        pending = store.list_jobs(status="running", limit=1) or store.list_jobs(status="queued", limit=1)
+        pending = (store.list_jobs(status="running", task=self.job_task, limit=1)
+                   or store.list_jobs(status="queued", task=self.job_task, limit=1))
         target = self.ids.index(pending[0].id) if pending and pending[0].id in self.ids else len(self.ids) - 1
         self.move_to(max(target, 0))
         self.refresh()
