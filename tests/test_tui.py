@@ -510,6 +510,43 @@ async def test_starting_generation_saves_only_the_server_fields_changed(review_p
     assert generation["concurrency"] == 3 and generation["model"] == "qwen2.5:7b-instruct"
 
 
+async def test_the_model_field_follows_the_backend(review_project: Path) -> None:
+    """With the embedded backend the field holds its GGUF or built-in model, never a server's model name.
+
+    The demo project runs llamacpp with the default server model name left in generation.model; shown
+    in the field and passed on, it made Start fail with "The GGUF file qwen2.5:7b-instruct does not exist".
+    """
+    import tomllib
+
+    from textual.widgets import Select
+
+    from engine.generate.hosts import backends_from_settings
+    from tui.panes.generate import GeneratePane
+
+    with Store.open(review_project) as store:
+        store.change_settings({"generation": {"backend": "llamacpp"}})
+    app = PairForgeApp(review_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        pane = app.screen.query_one(GeneratePane)
+        model = pane.query_one("#gen-model", Input)
+        assert model.value == "" and "smollm2" in model.placeholder
+        form = pane._form()
+        (backend,) = backends_from_settings(pane.store.settings, backend=form["backend"], model=form["model"] or None)
+        assert backend.name == "llamacpp"  # the default built-in model, resolved without error
+        model.value = "gemma3"
+        pane.query_one("#gen-backend", Select).value = "ollama"
+        await pilot.pause()
+        assert model.value == "qwen2.5:7b-instruct"  # the server's model comes back
+        pane.query_one("#gen-backend", Select).value = "llamacpp"
+        await pilot.pause()
+        assert model.value == "gemma3"  # and the embedded one is kept
+        pane._save_settings(pane._form())
+    generation = tomllib.loads((review_project / "pairforge.toml").read_text())["generation"]
+    assert generation["model_path"] == "gemma3" and generation.get("model", "qwen2.5:7b-instruct") == "qwen2.5:7b-instruct"
+
+
 async def test_keymap_from_pairforge_toml_remaps_bindings(review_project: Path) -> None:
     with Store.open(review_project) as store:
         store.change_settings({"tui": {"keymap": {"reject": "x"}}})

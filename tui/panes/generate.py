@@ -54,6 +54,15 @@ def _seconds(value: Any) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+EMBEDDED = "llamacpp"
+SERVED = "served"
+
+
+def _model_placeholder(backend: str) -> str:
+    """What the model field asks for with ``backend``."""
+    return "empty: smollm2 (built-in), or gemma3, or a .gguf path" if backend == EMBEDDED else "model name"
+
+
 class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
     """Plan before running; start, pause, resume and cancel; watch jobs and throughput."""
 
@@ -78,13 +87,18 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
         self._stream_job: int | None = None
         self._last_pace = ""
         self._shown_form: dict[str, Any] = {}
+        # The model field per backend: the embedded backend runs a GGUF or a built-in model
+        # (generation.model_path), the servers a model they serve (generation.model).
+        g = self.store.settings.generation
+        self._models: dict[str, str] = {EMBEDDED: g.model_path or "", SERVED: g.model}
+        self._saved_models = dict(self._models)
 
     def compose(self) -> ComposeResult:
         g = self.store.settings.generation
         with Horizontal(classes="form-row"):
             yield field("backend", Select([(b, b) for b in BACKEND_KINDS], value=g.backend, allow_blank=False, id="gen-backend"),
                         classes="narrow")
-            yield field("model", Input(g.model, placeholder="model name", id="gen-model"))
+            yield field("model", Input(self._model_of(g.backend), placeholder=_model_placeholder(g.backend), id="gen-model"))
             yield field("pick", Select([], prompt="^l lists", id="gen-models"))
         with Horizontal(classes="form-row"):
             yield field("hosts", Input(",".join(g.hosts), placeholder="comma separated (empty: default)", id="gen-hosts"))
@@ -144,9 +158,19 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
             "mix": self.query_one("#gen-mix", Input).value.strip(),
         }
 
+    def _model_of(self, backend: str) -> str:
+        return self._models[EMBEDDED if backend == EMBEDDED else SERVED]
+
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "gen-models" and event.value is not Select.NULL:
             self.query_one("#gen-model", Input).value = str(event.value)
+        elif event.select.id == "gen-backend" and self._shown_form:
+            # A server's model name means nothing to the embedded backend, nor a GGUF path to a server.
+            model = self.query_one("#gen-model", Input)
+            backend = str(event.value)
+            shown_for = EMBEDDED if model.placeholder == _model_placeholder(EMBEDDED) else SERVED
+            self._models[shown_for] = model.value.strip()
+            model.value, model.placeholder = self._model_of(backend), _model_placeholder(backend)
 
     # ------------------------------------------------------------------ models
 
@@ -194,12 +218,15 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
         Values shown as they came (perhaps from the environment or a flag for this run) stay out of the file.
         """
         edited = {
-            key: form[key] for key in ("backend", "model", "hosts", "concurrency")
-            if form[key] != self._shown_form[key] and (key != "model" or form[key])
+            key: form[key] for key in ("backend", "hosts", "concurrency") if form[key] != self._shown_form[key]
         }
+        self._shown_form.update(edited)
+        # The model is the backend's own: compared with what the file holds for that backend.
+        which = EMBEDDED if form["backend"] == EMBEDDED else SERVED
+        if form["model"] and form["model"] != self._saved_models[which]:
+            edited["model_path" if which == EMBEDDED else "model"] = self._saved_models[which] = form["model"]
         if edited:
             self.store.change_settings({"generation": edited})
-            self._shown_form.update(edited)
 
     def action_start(self) -> None:
         """Save the plan (planning first if needed) and run the queue."""
