@@ -144,6 +144,12 @@ async def _bare_chats(url: str, count: int, concurrency: int) -> float:
 ANSWER_SET = ROOT / "bench" / "eval_answer_set.jsonl"
 
 
+def answer_set_splits() -> list[str]:
+    """The labeled set's splits, in the order they first appear in the file."""
+    lines = ANSWER_SET.read_text().splitlines()
+    return list(dict.fromkeys(json.loads(line)["split"] for line in lines))
+
+
 def labeled_checks(split: str) -> dict[str, tuple[int, int, int, int]]:
     """Per check of the labeled set's ``split``: (positives caught, positives, negatives flagged, negatives)."""
     checks = {
@@ -179,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
 
     meaning = {"declines": ("declines", "answers"), "clarifies": ("asks back", "does not ask"),
                "meaning": ("keeps the meaning", "drifts")}
-    # dev: written with the checks; held_out: written after them and never tuned on.
-    for split in ("dev", "held_out"):
+    # dev: written with the checks; held_out and held_out_2: written before a change to them
+    # and never tuned on (held_out_2 is the newer, larger one).
+    for split in answer_set_splits():
         print(f"The eval's own checks on {ANSWER_SET.name}, {split}:")
         for name, (caught, positives, flagged, negatives) in labeled_checks(split).items():
             yes, no = meaning[name]
