@@ -1,0 +1,142 @@
+"""Whether a rewording of a question still asks the same thing: the check on paraphrase probes.
+
+Meaning is compared by content words, not by the judge: deterministic, free, and the failures
+that matter show in the words. A rewording may change how the question is put ("How do I" ->
+"What's the way to", "enable" -> "turn on", "often" -> "frequently"), but every word that says
+what is asked about must stay: a paraphrase that swaps the worker for the broker, the Go client
+for the Python one or retry.max_backoff for retry.max_attempts drops one, and so does one that
+flips "enable" to "disable" or "stop" to "keep". A negation added or removed ("not", "never",
+"unsafe" for "safe") flips the question, and so does asking "why" in place of "how".
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.quality.dedup import FILLER_WORDS, REQUEST_WORDS
+from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
+
+# A paraphrase keeps at least this share of the original's content words (by stem) ...
+MEANING_MIN_KEPT = 0.5
+# ... and at most this share of its own content words are new.
+MEANING_MAX_NEW = 0.6
+
+# Phrasings of one thing, written as that one word before words are compared.
+_PHRASES = tuple((re.compile(pattern), word) for pattern, word in (
+    (r"\b(?:turn(?:s|ed|ing)?|switch(?:es|ed|ing)?) on\b|\bactivat\w*", "enable"),
+    (r"\b(?:turn(?:s|ed|ing)?|switch(?:es|ed|ing)?) off\b|\bdeactivat\w*", "disable"),
+    (r"\bshut(?:s|ting)? down\b", "shutdown"),
+    (r"\bback(?:s|ing)? up\b", "backup"),
+    (r"\bout of the box\b|\bby default\b", "default"),
+    (r"\bhow frequently\b|\bfrequently\b|\bhow often\b", "often"),
+    (r"\bat once\b|\bat the same time\b|\bin bulk\b|\bsimultaneous(?:ly)?\b", "together"),
+    (r"\bhave to\b|\bmust\b|\brequire[sd]?\b|\brequiring\b", "need"),
+    (r"\bfinal\b", "last"),
+    (r"\bfind out\b", "see"),
+    (r"\bno longer\b", "no anymore"),
+    (r"\bwhat (?:makes|made|causes|caused)\b|\bhow come\b|\bfor what reason\b", "why"),
+))
+_SYNONYMS = {
+    "adjust": "change", "modify": "change", "alter": "change", "delete": "remove", "erase": "remove",
+    "become": "happen", "becomes": "happen", "occur": "happen", "occurs": "happen", "retain": "keep",
+}
+# Irregular forms the suffix stem cannot join to their verb ("ran" is "run").
+_IRREGULAR = {
+    "ran": "run", "wrote": "write", "written": "write", "kept": "keep", "swept": "sweep", "made": "make",
+    "got": "get", "gotten": "get", "went": "go", "gone": "go", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "saw": "see", "seen": "see", "found": "find", "sent": "send", "held": "hold", "left": "leave",
+    "began": "begin", "begun": "begin", "broke": "break", "broken": "break", "chose": "choose", "chosen": "choose",
+    "lost": "lose", "built": "build", "meant": "mean", "told": "tell", "said": "say", "brought": "bring",
+    "knew": "know", "known": "know", "shown": "show", "did": "do", "done": "do", "used": "use",
+}
+_NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without", "cannot", "unable"})
+_WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
+# "why" is a stopword elsewhere; here it is what the question asks.
+_WHY = "why"
+
+
+def _stem(word: str) -> str:
+    """A suffix-stripping stem that also joins "running" to "run", "paused" to "pause", "difference" to "differ"."""
+    for suffix in ("ingly", "edly", "ence", "ance", "ing", "ied", "ies", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 + (len(suffix) == 4):
+            word = word[: -len(suffix)] + ("y" if suffix in ("ied", "ies") else "")
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeious":
+                word = word[:-1]
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+# How a question is put, not what it asks about: a rewording may drop these.
+_FRAME = frozenset(_stem(w) for w in REQUEST_WORDS | FILLER_WORDS | {
+    "way", "able", "happen", "work", "works", "handle", "decide", "stay", "send", "make", "get", "set", "change",
+    "see", "find", "know", "value", "thing", "kind", "type", "already", "same", "different", "long", "time",
+    "often", "much", "many", "number", "anything", "something", "both", "each", "every", "other", "another",
+    "mean", "reason", "cause", "supported", "duration", "location", "anymore",
+    "between", "against", "during", "while", "within", "about", "after", "before",
+})
+
+
+def _words(text: str) -> list[str]:
+    """The words of ``text``, lowercased but for short names ("Go"), each phrasing of one thing as that thing."""
+    found = [
+        w if len(w) < 3 and w[0].isupper() and w.lower() not in ENGLISH_STOPWORDS else w.lower().removesuffix("'s")
+        for w in _WORD.findall(text.replace("\u2019", "'"))
+    ]
+    joined = " ".join(found)
+    for pattern, word in _PHRASES:
+        joined = pattern.sub(word, joined)
+    return [_SYNONYMS.get(w, _IRREGULAR.get(w, w)) for w in joined.split()]
+
+
+def _meaning(words: list[str], other: set[str]) -> tuple[set[str], int]:
+    """(content stems, negation count) of ``words``; "unsafe" counts as "not safe" when ``other`` says "safe"."""
+    stems: set[str] = set()
+    negations = 0
+    for word in words:
+        if word in _NEGATIONS or word.endswith("n't"):
+            negations += 1
+            continue
+        if word.startswith("un") and len(word) > 5:
+            base = _stem(word[2:].removesuffix("able"))
+            if any(s[:4] == base[:4] for s in other):
+                negations, word = negations + 1, base
+        if word == _WHY:
+            stems.add(word)
+        elif word not in ENGLISH_STOPWORDS and (len(word) >= 3 or word.isdigit() or word[0].isupper()):
+            stems.add(word if word[0].isupper() else _stem(word))
+    return stems, negations
+
+
+def _compare(original: str, paraphrase: str) -> tuple[set[str], set[str], bool]:
+    """(original's stems, paraphrase's stems, whether exactly one of them is negated)."""
+    before_words, after_words = _words(original), _words(paraphrase)
+    before, before_negations = _meaning(before_words, {_stem(w) for w in after_words})
+    after, after_negations = _meaning(after_words, {_stem(w) for w in before_words})
+    return before, after, before_negations % 2 != after_negations % 2
+
+
+def meaning_overlap(original: str, paraphrase: str) -> tuple[float, float]:
+    """(share of the original's content stems the paraphrase keeps, share of the paraphrase's stems that are new)."""
+    before, after, _ = _compare(original, paraphrase)
+    if not before or not after:
+        return 0.0, 1.0
+    return len(before & after) / len(before), len(after - before) / len(after)
+
+
+def keeps_meaning(original: str, paraphrase: str) -> float | None:
+    """The kept share when ``paraphrase`` rewords ``original`` and keeps its meaning, else None.
+
+    A paraphrase must differ from the original, keep every word that says what is asked about
+    (only the question's frame may go), agree on negation and on asking "why", keep
+    MEANING_MIN_KEPT of the content words and bring at most MEANING_MAX_NEW new ones.
+    """
+    if normalize(paraphrase) == normalize(original) or len(paraphrase.strip()) < 10:
+        return None
+    before, after, flipped = _compare(original, paraphrase)
+    if not before or not after or flipped or (before - after) - _FRAME or (_WHY in before) != (_WHY in after):
+        return None
+    kept, new = len(before & after) / len(before), len(after - before) / len(after)
+    return round(kept, 3) if kept >= MEANING_MIN_KEPT and new <= MEANING_MAX_NEW else None
+
+
+__all__ = ["MEANING_MAX_NEW", "MEANING_MIN_KEPT", "keeps_meaning", "meaning_overlap"]
