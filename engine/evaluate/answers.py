@@ -48,7 +48,7 @@ _SOURCE = (
 _NEG = r"(?:doesn't|does not|don't|do not|didn't|did not|never)"
 _COVER = (
     r"(?:cover|mention|discuss|describ|explain|document|address|includ|contain)\w*"
-    r"|(?:talks?|say|says) (?:about|anything)|(?:go|goes|get|gets) into|touch(?:es)? on|deals? with"
+    r"|(?:talks?|say|says) (?:about|anything)|(?:go|goes|get|gets) into|touch(?:es)? on|deals? with|help\b"
 )
 # A few words within one clause: "the material I was trained on doesn't cover".
 _GAP = r"(?:[^\w.;:!?]+[\w']+){0,10}?[^\w.;:!?]+"
@@ -65,6 +65,8 @@ _DECLINE_PATTERNS = (
     rf"\b{_NOTHING} (?:about|on|of|regarding|in)\b.*\b{_SOURCE}\b",
     rf"\b{_SOURCE}\b.*\b{_NOTHING} (?:about|on|of|regarding)\b",
     rf"\bnone of (?:the|my|these) (?:\w+ )?{_SOURCE}",
+    rf"\bsilent (?:on|about)\b.*\b{_SOURCE}\b|\b{_SOURCE}\b.*\bsilent (?:on|about)\b",
+    r"(?:n't|\bnot) among the (?:topics|subjects|things)\b",
     # the speaker cannot answer, does not know, was not trained on it, would be guessing
     r"\bI(?: can't| cannot| can not|'m unable to| am unable to|'m not able to| am not able to|'m not in a position to"
     r"| am not in a position to| won't be able to)(?: \w+){0,2}? (?:answer|help|tell|say|speak|advise|explain|comment"
@@ -73,8 +75,10 @@ _DECLINE_PATTERNS = (
     r"\bI (?:have no|lack|(?:do not|don't) have(?: any)?)(?: \w+)? (?:information|knowledge|details|documentation|data|material)\b",
     r"\bI (?:do not|don't) have anything (?:on|about)\b",
     r"\bI (?:was not|wasn't|was never|have not been|haven't been) (?:trained|given|taught)\b",
-    r"\b(?:be|am|'m) (?:only )?guessing\b|\b(?:won't|will not|rather not|not) guess\b",
-    r"\bI(?:'m| am) not familiar with\b|\bI can only (?:answer|help|speak)\b|\bmy knowledge is limited\b",
+    r"\bI (?:have not|haven't|never) (?:seen|found|come across|read) (?:anything|any)\b",
+    r"\b(?:be|am|'m) (?:only )?guessing\b|\b(?:won't|will not|rather not|not) guess\b"
+    r"|\bmake (?:something|anything|things) up\b",
+    r"\bI(?:'m| am) (?:not|only) familiar with\b|\bI can only (?:answer|help|speak)\b|\bmy knowledge is limited\b",
     # it is outside what the sources cover
     rf"\b(?:outside|beyond|past) (?:of )?(?:the scope|what(?: [\w']+){{0,6}}? (?:{_COVER}|know|learned|was trained)"
     rf"|(?:the|these|this|my) (?:\w+ )?{_SOURCE}\b|my \w+)|\bout of (?:my |the )?scope\b",
@@ -96,7 +100,11 @@ _OFFER = re.compile(
 # "Should you use Postgres?" speaks of anyone, and the answer follows.
 _GENERIC_YOU = re.compile(r"(?i)\bshould you\b")
 # The next sentence answers the question: it was rhetorical ("Can a job outlive its worker? Yes, ...").
-_SELF_ANSWER = re.compile(r"(?i)^(?:yes|no|nope|yep|because|only|usually)\b")
+# "Did you book outside the portal? Then submit the receipt." answers both cases; "Then I can
+# tell you which setting" waits for the user.
+_SELF_ANSWER = re.compile(r"(?i)^(?:yes|no|nope|yep|because|only|usually|then\b(?! I\b| we\b))\b")
+# "Not sure how many you have? Run twctl status." opens a tip, not a question.
+_TIP = re.compile(r"(?i)^(?:not sure|unsure|curious|wondering)\b")
 # A question asked back is about the user's case, a choice between things, or more detail.
 _ADDRESSED = re.compile(
     r"(?i)\byou(?:'re|'ve|'d|r|rs)?\b|\bwhich\b(?! to\b)|\bwhat (?:kind|sort|type|version|exactly)\b|\bor\b"
@@ -122,7 +130,7 @@ def _asks_back(sentence: str, following: str) -> bool:
     """Whether ``sentence`` (followed by ``following``) asks the user for what the answer needs."""
     if not sentence.endswith("?"):
         return bool(_REQUEST.search(sentence))
-    if (_OFFER.search(sentence) and " or " not in sentence) or _GENERIC_YOU.search(sentence):
+    if (_OFFER.search(sentence) and " or " not in sentence) or _GENERIC_YOU.search(sentence) or _TIP.match(sentence):
         return False
     return not _SELF_ANSWER.match(following) and bool(_ADDRESSED.search(sentence))
 

@@ -12,6 +12,7 @@ flips "enable" to "disable" or "stop" to "keep". A negation added or removed ("n
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 
 from engine.quality.dedup import FILLER_WORDS, REQUEST_WORDS
 from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
@@ -20,6 +21,10 @@ from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
 MEANING_MIN_KEPT = 0.5
 # ... and at most this share of its own content words are new.
 MEANING_MAX_NEW = 0.6
+# A paraphrase whose word sequence matches the original's less than this was rebuilt, not
+# edited: it may say one subject word its own way ("cancel" -> "stop", "share" -> "all use").
+# One that keeps the sentence and swaps a word ("worker" -> "broker") is asking something else.
+REBUILT_MAX_SIMILARITY = 0.5
 
 # Phrasings of one thing, written as that one word before words are compared.
 _PHRASES = tuple((re.compile(pattern), word) for pattern, word in (
@@ -34,7 +39,7 @@ _PHRASES = tuple((re.compile(pattern), word) for pattern, word in (
     (r"\bfinal\b", "last"),
     (r"\bfind out\b", "see"),
     (r"\bno longer\b", "no anymore"),
-    (r"\bwhat (?:makes|made|causes|caused)\b|\bhow come\b|\bfor what reason\b", "why"),
+    (r"\bwhat (?:makes|made|causes|caused)\b|\bhow come\b|\bfor what reason\b|\bwhat(?: is)? wrong with\b", "why"),
 ))
 _SYNONYMS = {
     "adjust": "change", "modify": "change", "alter": "change", "delete": "remove", "erase": "remove",
@@ -49,6 +54,8 @@ _IRREGULAR = {
     "lost": "lose", "built": "build", "meant": "mean", "told": "tell", "said": "say", "brought": "bring",
     "knew": "know", "known": "know", "shown": "show", "did": "do", "done": "do", "used": "use",
 }
+# A rewording of a question asks too: "worker.concurrency controls how many handlers run" answers it.
+_ASKS = re.compile(r"\?|^\s*(?:tell|explain|describe|show|list|give)\b", re.IGNORECASE)
 _NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without", "cannot", "unable"})
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
 # "why" is a stopword elsewhere; here it is what the question asks.
@@ -72,7 +79,7 @@ _FRAME = frozenset(_stem(w) for w in REQUEST_WORDS | FILLER_WORDS | {
     "see", "find", "know", "value", "thing", "kind", "type", "already", "same", "different", "long", "time",
     "often", "much", "many", "number", "anything", "something", "both", "each", "every", "other", "another",
     "mean", "reason", "cause", "supported", "duration", "location", "anymore",
-    "between", "against", "during", "while", "within", "about", "after", "before",
+    "between", "against", "during", "while", "about", "after", "before",
 })
 
 
@@ -107,17 +114,18 @@ def _meaning(words: list[str], other: set[str]) -> tuple[set[str], int]:
     return stems, negations
 
 
-def _compare(original: str, paraphrase: str) -> tuple[set[str], set[str], bool]:
-    """(original's stems, paraphrase's stems, whether exactly one of them is negated)."""
+def _compare(original: str, paraphrase: str) -> tuple[set[str], set[str], bool, bool]:
+    """(original's stems, paraphrase's stems, whether exactly one is negated, whether the paraphrase was rebuilt)."""
     before_words, after_words = _words(original), _words(paraphrase)
     before, before_negations = _meaning(before_words, {_stem(w) for w in after_words})
     after, after_negations = _meaning(after_words, {_stem(w) for w in before_words})
-    return before, after, before_negations % 2 != after_negations % 2
+    rebuilt = SequenceMatcher(None, before_words, after_words).ratio() < REBUILT_MAX_SIMILARITY
+    return before, after, before_negations % 2 != after_negations % 2, rebuilt
 
 
 def meaning_overlap(original: str, paraphrase: str) -> tuple[float, float]:
     """(share of the original's content stems the paraphrase keeps, share of the paraphrase's stems that are new)."""
-    before, after, _ = _compare(original, paraphrase)
+    before, after, _, _ = _compare(original, paraphrase)
     if not before or not after:
         return 0.0, 1.0
     return len(before & after) / len(before), len(after - before) / len(after)
@@ -126,14 +134,19 @@ def meaning_overlap(original: str, paraphrase: str) -> tuple[float, float]:
 def keeps_meaning(original: str, paraphrase: str) -> float | None:
     """The kept share when ``paraphrase`` rewords ``original`` and keeps its meaning, else None.
 
-    A paraphrase must differ from the original, keep every word that says what is asked about
-    (only the question's frame may go), agree on negation and on asking "why", keep
+    A paraphrase must differ from the original, ask (a question's rewording is a question or a
+    request, not an answer), keep every word that says what is asked about (only the question's
+    frame may go; a rebuilt sentence may say one of them its own way), agree on negation and on asking "why", keep
     MEANING_MIN_KEPT of the content words and bring at most MEANING_MAX_NEW new ones.
     """
     if normalize(paraphrase) == normalize(original) or len(paraphrase.strip()) < 10:
         return None
-    before, after, flipped = _compare(original, paraphrase)
-    if not before or not after or flipped or (before - after) - _FRAME or (_WHY in before) != (_WHY in after):
+    if "?" in original and not _ASKS.search(paraphrase):
+        return None
+    before, after, flipped, rebuilt = _compare(original, paraphrase)
+    if not before or not after or flipped or (_WHY in before) != (_WHY in after):
+        return None
+    if len((before - after) - _FRAME) > (1 if rebuilt else 0):
         return None
     kept, new = len(before & after) / len(before), len(after - before) / len(after)
     return round(kept, 3) if kept >= MEANING_MIN_KEPT and new <= MEANING_MAX_NEW else None
