@@ -43,7 +43,7 @@ AGREEMENT_PASS = 5.0
 # answer that states a fact and later says "the docs don't cover Windows" is not a decline.
 _SOURCE = (
     r"(?:documentation|docs?|documents?|materials?|sources|knowledge(?: base)?|training|corpus"
-    r"|handbook|manuals?|guides?|faq|\w+ I (?:have|know|learned|learnt|was (?:given|trained on|taught)))"
+    r"|handbook|manuals?|guides?|faq|(?<=\w )I (?:have|know|learned|learnt|was (?:given|trained on|taught)))"
 )
 _NEG = r"(?:doesn't|does not|don't|do not|didn't|did not|never)"
 _COVER = (

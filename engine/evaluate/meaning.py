@@ -12,7 +12,9 @@ flips "enable" to "disable" or "stop" to "keep". A negation added or removed ("n
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from difflib import SequenceMatcher
+from itertools import pairwise
 
 from engine.quality.dedup import FILLER_WORDS, REQUEST_WORDS
 from engine.quality.textstats import ENGLISH_STOPWORDS, normalize
@@ -22,9 +24,15 @@ MEANING_MIN_KEPT = 0.5
 # ... and at most this share of its own content words are new.
 MEANING_MAX_NEW = 0.6
 # A paraphrase whose word sequence matches the original's less than this was rebuilt, not
-# edited: it may say one subject word its own way ("cancel" -> "stop", "share" -> "all use").
-# One that keeps the sentence and swaps a word ("worker" -> "broker") is asking something else.
+# edited: it may say one subject word its own way ("cancel" -> "stop", "share" -> "all use"),
+# as long as it names no new thing in its place ("the worker" for "the broker"). One that
+# keeps the sentence and swaps a word is asking something else.
 REBUILT_MAX_SIMILARITY = 0.5
+# A word right after one of these is a thing named: "the worker", "its priority", "what address".
+_DETERMINERS = frozenset({
+    "the", "a", "an", "its", "their", "his", "her", "my", "your", "our", "this", "that", "these", "those",
+    "each", "every", "which", "what", "another",
+})
 
 # Phrasings of one thing, written as that one word before words are compared.
 _PHRASES = tuple((re.compile(pattern), word) for pattern, word in (
@@ -114,18 +122,40 @@ def _meaning(words: list[str], other: set[str]) -> tuple[set[str], int]:
     return stems, negations
 
 
-def _compare(original: str, paraphrase: str) -> tuple[set[str], set[str], bool, bool]:
-    """(original's stems, paraphrase's stems, whether exactly one is negated, whether the paraphrase was rebuilt)."""
+def _named(words: list[str]) -> set[str]:
+    """Stems of the words right after a determiner: the things ``words`` name."""
+    return {w if w[0].isupper() else _stem(w) for d, w in pairwise(words) if d in _DETERMINERS}
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """An original question and its paraphrase, as content stems."""
+
+    before: set[str]
+    after: set[str]
+    flipped: bool  # exactly one of them is negated
+    rebuilt: bool  # the paraphrase's word order is its own
+    named: set[str]  # stems the paraphrase names
+
+    def may_drop(self) -> int:
+        """How many subject words of the original the paraphrase may say its own way."""
+        new = (self.after - self.before) - _FRAME
+        return 1 if self.rebuilt and not new & self.named else 0
+
+
+def _compare(original: str, paraphrase: str) -> _Comparison:
+    """The two as content stems, negations and word order compared."""
     before_words, after_words = _words(original), _words(paraphrase)
     before, before_negations = _meaning(before_words, {_stem(w) for w in after_words})
     after, after_negations = _meaning(after_words, {_stem(w) for w in before_words})
     rebuilt = SequenceMatcher(None, before_words, after_words).ratio() < REBUILT_MAX_SIMILARITY
-    return before, after, before_negations % 2 != after_negations % 2, rebuilt
+    return _Comparison(before, after, before_negations % 2 != after_negations % 2, rebuilt, _named(after_words))
 
 
 def meaning_overlap(original: str, paraphrase: str) -> tuple[float, float]:
     """(share of the original's content stems the paraphrase keeps, share of the paraphrase's stems that are new)."""
-    before, after, _, _ = _compare(original, paraphrase)
+    compared = _compare(original, paraphrase)
+    before, after = compared.before, compared.after
     if not before or not after:
         return 0.0, 1.0
     return len(before & after) / len(before), len(after - before) / len(after)
@@ -136,17 +166,18 @@ def keeps_meaning(original: str, paraphrase: str) -> float | None:
 
     A paraphrase must differ from the original, ask (a question's rewording is a question or a
     request, not an answer), keep every word that says what is asked about (only the question's
-    frame may go; a rebuilt sentence may say one of them its own way), agree on negation and on asking "why", keep
+    frame may go; a rebuilt sentence naming nothing new may say one of them its own way), agree on negation and on asking "why", keep
     MEANING_MIN_KEPT of the content words and bring at most MEANING_MAX_NEW new ones.
     """
     if normalize(paraphrase) == normalize(original) or len(paraphrase.strip()) < 10:
         return None
     if "?" in original and not _ASKS.search(paraphrase):
         return None
-    before, after, flipped, rebuilt = _compare(original, paraphrase)
-    if not before or not after or flipped or (_WHY in before) != (_WHY in after):
+    compared = _compare(original, paraphrase)
+    before, after = compared.before, compared.after
+    if not before or not after or compared.flipped or (_WHY in before) != (_WHY in after):
         return None
-    if len((before - after) - _FRAME) > (1 if rebuilt else 0):
+    if len((before - after) - _FRAME) > compared.may_drop():
         return None
     kept, new = len(before & after) / len(before), len(after - before) / len(after)
     return round(kept, 3) if kept >= MEANING_MIN_KEPT and new <= MEANING_MAX_NEW else None
