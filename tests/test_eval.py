@@ -228,6 +228,7 @@ def test_a_question_about_which_of_two_things_is_asking_back() -> None:
     # Asked without a question mark.
     assert asks_to_clarify("Let me know whether you're on the Go worker or the Python one, and I'll give you the exact setting.")
     assert asks_to_clarify("Tell me which command you ran and what it printed.")
+    assert asks_to_clarify("Not sure which one you mean here: the broker's lease or the worker's heartbeat?")
 
 
 def test_offers_rhetorical_and_quoted_questions_are_not_asking_back() -> None:

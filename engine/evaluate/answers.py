@@ -103,7 +103,8 @@ _GENERIC_YOU = re.compile(r"(?i)\bshould you\b")
 # "Did you book outside the portal? Then submit the receipt." answers both cases; "Then I can
 # tell you which setting" waits for the user.
 _SELF_ANSWER = re.compile(r"(?i)^(?:yes|no|nope|yep|because|only|usually|then\b(?! I\b| we\b))\b")
-# "Not sure how many you have? Run twctl status." opens a tip, not a question.
+# "Not sure how many you have? Run twctl status." opens a tip, not a question ("Not sure which you
+# mean, the broker or a worker?" still asks).
 _TIP = re.compile(r"(?i)^(?:not sure|unsure|curious|wondering)\b")
 # A question asked back is about the user's case, a choice between things, or more detail.
 _ADDRESSED = re.compile(
@@ -130,7 +131,8 @@ def _asks_back(sentence: str, following: str) -> bool:
     """Whether ``sentence`` (followed by ``following``) asks the user for what the answer needs."""
     if not sentence.endswith("?"):
         return bool(_REQUEST.search(sentence))
-    if (_OFFER.search(sentence) and " or " not in sentence) or _GENERIC_YOU.search(sentence) or _TIP.match(sentence):
+    offers_choice = " or " in sentence
+    if ((_OFFER.search(sentence) or _TIP.match(sentence)) and not offers_choice) or _GENERIC_YOU.search(sentence):
         return False
     return not _SELF_ANSWER.match(following) and bool(_ADDRESSED.search(sentence))
 
