@@ -13,8 +13,8 @@ Ollama because none can run here), run in its own process as Ollama would be
   through the same backend, and their difference: the eval engine's own overhead per probe;
 * on the labeled answers of ``bench/eval_answer_set.jsonl`` (declines and answers, hard clean
   ones included such as "there is no limit"; questions asked back and rhetorical ones;
-  paraphrases that keep the meaning and ones that drift), the share each of the eval's own
-  checks catches and the share of clean cases it flags.
+  paraphrases that keep the meaning and ones that drift), per split, the share each of the
+  eval's own checks catches and the share of clean cases it flags.
 
 Run: ``python bench/eval_bench.py [--questions 200] [--latency 0.2] [--parallel 4] [--in-process]``
 """
@@ -160,6 +160,12 @@ async def _bare_chats(url: str, count: int, concurrency: int) -> float:
 ANSWER_SET = ROOT / "bench" / "eval_answer_set.jsonl"
 
 
+def answer_set_splits() -> list[str]:
+    """The labeled set's splits, in the order they first appear in the file."""
+    lines = ANSWER_SET.read_text().splitlines()
+    return list(dict.fromkeys(json.loads(line)["split"] for line in lines))
+
+
 def labeled_checks(split: str) -> dict[str, tuple[int, int, int, int]]:
     """Per check of the labeled set's ``split``: (positives caught, positives, negatives flagged, negatives)."""
     checks = {
@@ -179,7 +185,7 @@ def labeled_checks(split: str) -> dict[str, tuple[int, int, int, int]]:
         else:
             counts[2] += got
             counts[3] += 1
-    return {name: (c[0], c[1], c[2], c[3]) for name, c in figures.items()}
+    return {name: (c[0], c[1], c[2], c[3]) for name, c in figures.items() if c[1] and c[3]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,8 +201,11 @@ def main(argv: list[str] | None = None) -> None:
 
     meaning = {"declines": ("declines", "answers"), "clarifies": ("asks back", "does not ask"),
                "meaning": ("keeps the meaning", "drifts")}
-    # dev: written with the checks; held_out: written after them and never tuned on.
-    for split in ("dev", "held_out"):
+    # dev, dev_2, dev_3: written with the checks and tuned on. held_out: written after the first
+    # checks. held_out_2: written before the current checks; its first figures were measured on
+    # checks tuned on dev, held_out and dev_2 only, and its misses then led a second pass.
+    # held_out_3: written before that second pass and never tuned on.
+    for split in answer_set_splits():
         print(f"The eval's own checks on {ANSWER_SET.name}, {split}:")
         for name, (caught, positives, flagged, negatives) in labeled_checks(split).items():
             yes, no = meaning[name]

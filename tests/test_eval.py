@@ -135,12 +135,127 @@ def test_paraphrases_must_keep_the_meaning() -> None:
     assert keeps_meaning(original, "What is the weather like in Lisbon tomorrow?") is None
 
 
+def test_a_free_rewording_keeps_the_meaning() -> None:
+    """Synonyms, irregular verbs and a rebuilt sentence that says one word its own way are rewordings."""
+    assert keeps_meaning("How do I enable metrics on the broker?", "How can I turn on the broker's metrics?") is not None
+    assert keeps_meaning(
+        "Why did my job run twice when nothing crashed?", "Nothing crashed, yet my job ran twice. Why?"
+    ) is not None
+    assert keeps_meaning(
+        "Does the Python client retry requests when the broker is unreachable?",
+        "When the broker can't be reached, will the Python client retry its requests?",
+    ) is not None
+    assert keeps_meaning(
+        "How do I cancel a job that is already running?",
+        "Is there a way to stop a job that has already started running?",
+    ) is not None
+
+
+def test_a_paraphrase_that_swaps_or_negates_what_is_asked_does_not_keep_it() -> None:
+    """Each keeps almost every word of its original, which the overlap alone let through."""
+    assert keeps_meaning("How often does the Go worker heartbeat?", "How often does the Python worker heartbeat?") is None
+    assert keeps_meaning(
+        "Which port does the broker listen on by default?", "Which port does the worker listen on by default?"
+    ) is None
+    assert keeps_meaning(
+        "What is the default value of retry.max_backoff?", "What is the default value of retry.max_attempts?"
+    ) is None
+    assert keeps_meaning("How do I turn on TLS for the Python client?", "How do I turn off TLS for the Python client?") is None
+    assert keeps_meaning(
+        "Which settings can be changed without restarting the broker?",
+        "Which settings cannot be changed without restarting the broker?",
+    ) is None
+    assert keeps_meaning(
+        "Is it safe to run the same handler on two workers?", "Why is it unsafe to run the same handler on two workers?"
+    ) is None
+    assert keeps_meaning("Why was my job dead-lettered?", "My job was dead-lettered. How do I requeue it?") is None
+    assert keeps_meaning(
+        "What does worker.concurrency control?", "worker.concurrency controls how many handlers a worker runs at once."
+    ) is None
+    # Rebuilt, and naming another thing in place of the broker.
+    assert keeps_meaning(
+        "What happens to running jobs when the broker shuts down?",
+        "When the worker is shut down, what becomes of the jobs that are running?",
+    ) is None
+
+
 def test_declines_and_clarifications_are_recognised() -> None:
     assert declines("That isn't covered in the documentation I was trained on.")
     assert declines("I don't have any information about Kafka consumer groups.")
     assert not declines("The worker retries three times; there is no limit on the queue length after that.")
     assert asks_to_clarify("Which service do you mean? Tell me and I will explain.")
     assert not asks_to_clarify("Set the timeout to 30 seconds. Why? Because the default is too short.")
+
+
+def test_polite_and_indirect_declines_are_recognised() -> None:
+    assert declines(
+        "That's outside what the documentation I was trained on covers, so I'd rather not give you a "
+        "Kubernetes HPA configuration that might be wrong."
+    )
+    assert declines("I wasn't trained on anything about SAP integrations, so I can't give you a reliable answer.")
+    assert declines("None of the documents I have describe Helm charts.")
+    assert declines("The library's lending rules I have say nothing about interlibrary loans from abroad.")
+    assert declines("Regrettably that isn't a subject my documentation touches on.")
+    assert declines("Honestly, I'd be guessing: there's no mention of OAuth scopes in my sources.")
+    assert declines("The Tidewater documentation is silent on Windows service installation.")
+
+
+def test_an_answer_saying_what_the_system_does_not_do_is_not_a_decline() -> None:
+    assert not declines(
+        "Tidewater does not cover jobs that never reached the broker: retry those in your own code with the client's retries."
+    )
+    assert not declines("The payload isn't included in the metrics; only counts and latencies are exported at /metrics.")
+    assert not declines(
+        "I can't find a better way than polling for this: call client.result(job_id, wait=30) and it blocks until the job finishes."
+    )
+    assert not declines(
+        "The docs don't recommend setting worker.lease below 10 seconds, because heartbeats every third of it would flood the broker."
+    )
+    assert not declines("It's not documented as a separate setting: the heartbeat interval is a third of worker.lease.")
+    # Only the opening counts: an answer that later says what the docs leave out still answered.
+    assert not declines(
+        "Run the broker with systemd: copy tidewaterd.service to /etc/systemd/system, set broker.listen and "
+        "queue.backend in tidewater.toml, then systemctl enable --now tidewaterd. Workers need the same broker URL "
+        "and their queues in worker.queues; restart them after changing worker.concurrency. "
+        "The docs don't cover running it as a Windows service."
+    )
+
+
+def test_a_question_about_which_of_two_things_is_asking_back() -> None:
+    assert asks_to_clarify("Are you asking about the broker's queue backend or the result cache backend?")
+    assert asks_to_clarify("Hmm, that could mean two settings. The payload limit, or the rate limit?")
+    assert asks_to_clarify("Which operating system is the broker running on?")
+    # Asked without a question mark.
+    assert asks_to_clarify("Let me know whether you're on the Go worker or the Python one, and I'll give you the exact setting.")
+    assert asks_to_clarify("Tell me which command you ran and what it printed.")
+    assert asks_to_clarify("Not sure which one you mean here: the broker's lease or the worker's heartbeat?")
+
+
+def test_offers_rhetorical_and_quoted_questions_are_not_asking_back() -> None:
+    assert not asks_to_clarify(
+        "Set worker.lease to 2m for long handlers. Should I also show how to heartbeat by hand?"
+    )
+    assert not asks_to_clarify(
+        "Install the client with pip install tidewater. Do you want the Go worker too? It ships in the release archive."
+    )
+    assert not asks_to_clarify(
+        "Should you use Postgres? Once you run more than one broker, yes, because SQLite allows one writer."
+    )
+    assert not asks_to_clarify(
+        "Is there a limit on queue names? No, any UTF-8 string up to 200 bytes works. Anything else I can help with?"
+    )
+    assert not asks_to_clarify("Query finished jobs with GET /v1/jobs?state=done; the response is paged by 100.")
+    assert not asks_to_clarify(
+        'The docs\' question "How do I requeue a dead job?" has the full steps: run twctl dead requeue <id>.'
+    )
+    assert not asks_to_clarify(
+        "Use Postgres once you have more than one broker. Not sure how many you have? Run twctl status: "
+        "it lists every broker connected to the database."
+    )
+    assert not asks_to_clarify(
+        "Travel booked through the portal is paid by the company directly. Did you book outside the portal? "
+        "Then submit the receipt within 30 days."
+    )
 
 
 def test_a_mimic_is_reported_as_a_mimic_and_an_assistant_is_not(project: Store, server: FakeOllama) -> None:

@@ -37,38 +37,116 @@ FAILURE_TITLES = {
 # A judge score below this (out of 10) on a probe with a reference answer fails it.
 AGREEMENT_PASS = 5.0
 
-# A decline says the knowledge is not there, or that the model cannot answer; only the opening
-# counts, so an answer that states a fact and later says "there is no limit" is not a decline.
-_DECLINE = re.compile(
-    r"(?i)\b(?:(?:is|are|was|'s)(?:n't| not) (?:covered|documented|mentioned|described|included|part of|something)"
-    r"|nothing in (?:the|my|these|this) \w+(?: \w+)? (?:talks about|mentions|covers|says|describes|explains)"
-    r"|not (?:covered|documented|mentioned|described) (?:in|by)"
-    r"|(?:do(?:es)?n't|do(?:es)? not) (?:cover|mention|document|describe|include|contain|say anything)"
-    r"|no (?:information|documentation|details?|mention) (?:about|on|of|regarding)"
-    r"|(?:can't|cannot|can not|unable to|not able to) (?:answer|help with|tell you|find|say|speak to|advise)"
-    r"|(?:don't|do not) have (?:any )?(?:information|details|documentation|knowledge)"
-    r"|outside (?:the scope|the documentation|what|of what|my)|beyond (?:the scope|what)"
-    r"|I (?:don't|do not) know)"
+# A decline says what the model learned from does not hold the answer, or that it cannot answer;
+# a sentence that only says what the system does not do ("the client doesn't retry jobs",
+# "the payload isn't included in the metrics") is an answer. Only the opening counts, so an
+# answer that states a fact and later says "the docs don't cover Windows" is not a decline.
+_SOURCE = (
+    r"(?:documentation|docs?|documents?|materials?|sources|knowledge(?: base)?|training|corpus"
+    r"|handbook|manuals?|guides?|faq|(?<=\w )I (?:have|know|learned|learnt|was (?:given|trained on|taught)))"
 )
+_NEG = r"(?:doesn't|does not|don't|do not|didn't|did not|never)"
+_COVER = (
+    r"(?:cover|mention|discuss|describ|explain|document|address|includ|contain)\w*"
+    r"|(?:talks?|say|says) (?:about|anything)|(?:go|goes|get|gets) into|touch(?:es)? on|deals? with|help\b"
+)
+# A few words within one clause: "the material I was trained on doesn't cover".
+_GAP = r"(?:[^\w.;:!?]+[\w']+){0,10}?[^\w.;:!?]+"
+_SHORT_GAP = r"(?:[^\w.;:!?]+[\w']+){0,6}?[^\w.;:!?]+"
+_NOTHING = r"(?:nothing|no (?:information|documentation|details?|mention|material))"
+_DECLINE_PATTERNS = (
+    # the sources do not cover it
+    rf"\b{_SOURCE}{_GAP}{_NEG}(?: ever)? (?:{_COVER})",
+    rf"(?:n't|\bnot) (?:covered|documented|mentioned|described|discussed|explained|addressed|part of)"
+    rf"(?:{_SHORT_GAP}{_SOURCE}\b| (?:here|anywhere|at all)\b)",
+    r"\b(?:that|this|it)(?:'s| is) not (?:covered|documented)\s*(?:[.!;,]|$)",
+    rf"(?:n't|\bnot) (?:something|anything|a (?:topic|subject|question|thing))(?: that)?"
+    rf"(?:{_SHORT_GAP}{_SOURCE}\b| I (?:can|know|have)\b)",
+    rf"\b{_NOTHING} (?:about|on|of|regarding|in)\b.*\b{_SOURCE}\b",
+    rf"\b{_SOURCE}\b.*\b{_NOTHING} (?:about|on|of|regarding)\b",
+    rf"\bnone of (?:the|my|these) (?:\w+ )?{_SOURCE}",
+    rf"\bsilent (?:on|about)\b.*\b{_SOURCE}\b|\b{_SOURCE}\b.*\bsilent (?:on|about)\b",
+    r"(?:n't|\bnot) among the (?:topics|subjects|things)\b",
+    # the speaker cannot answer, does not know, was not trained on it, would be guessing
+    r"\bI(?: can't| cannot| can not|'m unable to| am unable to|'m not able to| am not able to|'m not in a position to"
+    r"| am not in a position to| won't be able to)(?: \w+){0,2}? (?:answer|help|tell|say|speak|advise|explain|comment"
+    r"|give you (?:a |an )?(?:\w+ )?answer|find (?:anything|any|information|details))",
+    r"\bI (?:do not|don't) know\b(?! (?:of|if|whether)\b)",
+    r"\bI (?:have no|lack|(?:do not|don't) have(?: any)?)(?: \w+)? (?:information|knowledge|details|documentation|data|material)\b",
+    r"\bI (?:do not|don't) have anything (?:on|about)\b",
+    r"\bI (?:was not|wasn't|was never|have not been|haven't been) (?:trained|given|taught)\b",
+    r"\bI (?:have not|haven't|never) (?:seen|found|come across|read) (?:anything|any)\b",
+    r"\b(?:be|am|'m) (?:only )?guessing\b|\b(?:won't|will not|rather not|not) guess\b"
+    r"|\bmake (?:something|anything|things) up\b",
+    r"\bI(?:'m| am) (?:not|only) familiar with\b|\bI can only (?:answer|help|speak)\b|\bmy knowledge is limited\b",
+    # it is outside what the sources cover
+    rf"\b(?:outside|beyond|past) (?:of )?(?:the scope|what(?: [\w']+){{0,6}}? (?:{_COVER}|know|learned|was trained)"
+    rf"|(?:the|these|this|my) (?:\w+ )?{_SOURCE}\b|my \w+)|\bout of (?:my |the )?scope\b",
+)
+_DECLINE = re.compile("|".join(f"(?:{p})" for p in _DECLINE_PATTERNS), re.IGNORECASE)
 DECLINE_WINDOW_CHARS = 300
-# A sentence ending in '?'; a dot inside a word (retry.max_attempts) does not end a sentence.
-_QUESTION_SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\S))*\?")
-_ASKS_BACK = re.compile(
-    r"(?i)\b(?:you|your|which|do you mean|could you|can you|clarify|specify|more (?:detail|context)"
-    r"|what (?:kind|sort|type) of)\b|\w,? or (?:a |an |the |one )?\w+[^?]*\?$"
+# A sentence ends at . ! ? before a space: a dot inside a word (retry.max_attempts) or a '?' in a
+# URL (/v1/jobs?state=dead) does not end one.
+_SENTENCE = re.compile(r"\S.*?(?:[.!?](?=\s|$)|$)", re.DOTALL)
+# A question quoted in the answer ("the FAQ's "Why did my job run twice?" entry") is not asked.
+_QUOTED_QUESTION = re.compile(r"[\"“][^\"“”\n]*\?[\"”]")
+# An offer or a check-in after an answer ("Want an example?", "Does that help?", "..., okay?")
+# asks nothing the answer needs; one that offers a choice ("the Docker steps or systemd?") does.
+_OFFER = re.compile(
+    r"(?i)^(?:so,? |and )?(?:want|would you like|would it help|do you want (?:me|the|a|an|to see)|shall I|should I|need"
+    r"|questions|anything else|any (?:other|more|further) questions|is there anything else|does (?:that|this) help"
+    r"|makes? sense)\b|,\s*(?:okay|ok|right|correct|isn't it|aren't they|yes)\?$"
+)
+# "Should you use Postgres?" speaks of anyone, and the answer follows.
+_GENERIC_YOU = re.compile(r"(?i)\bshould you\b")
+# The next sentence answers the question: it was rhetorical ("Can a job outlive its worker? Yes, ...").
+# "Did you book outside the portal? Then submit the receipt." answers both cases; "Then I can
+# tell you which setting" waits for the user.
+_SELF_ANSWER = re.compile(r"(?i)^(?:yes|no|nope|yep|because|only|usually|then\b(?! I\b| we\b))\b")
+# "Not sure how many you have? Run twctl status." opens a tip, not a question ("Not sure which you
+# mean, the broker or a worker?" still asks).
+_TIP = re.compile(r"(?i)^(?:not sure|unsure|curious|wondering)\b")
+# A question asked back is about the user's case, a choice between things, or more detail.
+_ADDRESSED = re.compile(
+    r"(?i)\byou(?:'re|'ve|'d|r|rs)?\b|\bwhich\b(?! to\b)|\bwhat (?:kind|sort|type|version|exactly)\b|\bor\b"
+    r"|\bclarify\b|\bspecify\b|\bmore (?:detail|context)\b|\bI need\b"
+)
+# A question asked back without a '?': "Let me know which queue you mean."
+_REQUEST = re.compile(
+    r"(?i)\b(?:let me know|tell me|please (?:tell|say|share|specify|confirm)"
+    r"|(?:could|can) you (?:tell|say|clarify|share|specify|confirm))\b(?: \w+){0,2}? (?:which|what|whether|where|when|how)\b"
+    r"|\bI need to know\b"
 )
 
 _ESTIMATE = TokenCounter.estimate()
 
 
 def declines(answer: str) -> bool:
-    """True when the answer's opening declines or says the information is not available."""
-    return bool(_DECLINE.search(answer[:DECLINE_WINDOW_CHARS]))
+    """True when a sentence of the answer's opening declines or says its sources do not hold the answer."""
+    opening = answer[:DECLINE_WINDOW_CHARS].replace("\u2019", "'")
+    return any(_DECLINE.search(sentence) for sentence in _SENTENCE.findall(opening))
+
+
+def _asks_back(sentence: str, following: str) -> bool:
+    """Whether ``sentence`` (followed by ``following``) asks the user for what the answer needs."""
+    if not sentence.endswith("?"):
+        return bool(_REQUEST.search(sentence))
+    offers_choice = " or " in sentence
+    if ((_OFFER.search(sentence) or _TIP.match(sentence)) and not offers_choice) or _GENERIC_YOU.search(sentence):
+        return False
+    return not _SELF_ANSWER.match(following) and bool(_ADDRESSED.search(sentence))
 
 
 def asks_to_clarify(answer: str) -> bool:
-    """True when the answer asks the user a question back (a sentence ending in '?' addressed to them)."""
-    return any(_ASKS_BACK.search(sentence) for sentence in _QUESTION_SENTENCE.findall(answer))
+    """True when the answer asks the user back: a question about their case that it does not answer itself.
+
+    Offers and check-ins after an answer ("Want an example?"), rhetorical questions answered in
+    the next sentence and quoted questions do not count; a request without a '?' ("Let me know
+    which queue you mean.") does.
+    """
+    text = _QUOTED_QUESTION.sub(" ", answer.replace("\u2019", "'"))
+    sentences = [s.strip() for s in _SENTENCE.findall(text)]
+    return any(_asks_back(s, sentences[i + 1] if i + 1 < len(sentences) else "") for i, s in enumerate(sentences))
 
 
 def _probe_kind(probe: Probe) -> PairKind:

@@ -13,10 +13,9 @@
 A validation pair of kind refusal becomes an out-of-corpus probe and one of kind
 clarification an ambiguous probe: the split kept them out of training too.
 
-Meaning is checked by the overlap of content words, not by the judge: it is deterministic
-and free, and the failure that matters (a rewording drifting to another subject, or
-dropping what was asked about) shows as lost or new content words. A negation flip keeps
-the words and passes; the paraphrases are shown next to their original in the Eval section.
+Meaning is checked by content words, not by the judge (:mod:`engine.evaluate.meaning`): a
+rewording that drifts to another subject, drops or swaps what was asked about, or flips a
+negation is not kept; the paraphrases are shown next to their original in the Eval section.
 """
 
 from __future__ import annotations
@@ -30,13 +29,13 @@ from pydantic import BaseModel, Field
 
 from engine.errors import InvalidModelOutputError, PairForgeError
 from engine.evaluate.handler import trained_on
+from engine.evaluate.meaning import keeps_meaning, meaning_overlap
 from engine.generate.backends import ChatBackend, ChatOptions, parse_structured, schema_for
 from engine.generate.refusals import absent_generic_topics, question_for
 from engine.generate.retrieval import CorpusIndex
 from engine.jobs import Answer, Finished, JobHandler, JobResult, JobSummary, TokenSink
 from engine.models import Job, PairKind, PairStatus
 from engine.quality.split import VALIDATION as SPLIT_VALIDATION
-from engine.quality.textstats import content_words, normalize, stem
 from engine.store.evals import AMBIGUOUS, OUT_OF_CORPUS, PARAPHRASE, VALIDATION, Probe
 
 if TYPE_CHECKING:
@@ -44,10 +43,6 @@ if TYPE_CHECKING:
 
 PARAPHRASE_TASK = "eval_paraphrase"
 PARAPHRASES_PER_QUESTION = 2
-# A paraphrase keeps at least this share of the original's content words (by stem) ...
-MEANING_MIN_KEPT = 0.5
-# ... and at most this share of its own content words are new.
-MEANING_MAX_NEW = 0.6
 # Out-of-corpus probes: half the validation questions, within these bounds.
 OUT_OF_CORPUS_MIN, OUT_OF_CORPUS_MAX = 10, 40
 
@@ -64,30 +59,6 @@ AMBIGUOUS_QUESTIONS: tuple[str, ...] = (
     "Is this the right way to do it?",
     "What's the limit?",
 )
-
-
-def _stems(text: str) -> set[str]:
-    return {stem(w) for w in content_words(text)}
-
-
-def meaning_overlap(original: str, paraphrase: str) -> tuple[float, float]:
-    """(share of the original's content stems the paraphrase keeps, share of the paraphrase's stems that are new)."""
-    before, after = _stems(original), _stems(paraphrase)
-    if not before or not after:
-        return 0.0, 1.0
-    return len(before & after) / len(before), len(after - before) / len(after)
-
-
-def keeps_meaning(original: str, paraphrase: str) -> float | None:
-    """The kept share when ``paraphrase`` rewords ``original`` and keeps its meaning, else None.
-
-    A paraphrase must differ from the original, keep MEANING_MIN_KEPT of its content words
-    and bring at most MEANING_MAX_NEW new ones (a rewording drifting to another subject fails).
-    """
-    if normalize(paraphrase) == normalize(original) or len(paraphrase.strip()) < 10:
-        return None
-    kept, new = meaning_overlap(original, paraphrase)
-    return round(kept, 3) if kept >= MEANING_MIN_KEPT and new <= MEANING_MAX_NEW else None
 
 
 @dataclass(frozen=True)
