@@ -127,8 +127,8 @@ def test_auto_settles_at_or_just_above_the_slot_count(slots: int, gap: float) ->
     tried = [entry[0] for entry in limit.history]
     assert limit.settled, f"did not settle; tried {tried}"
     # Just above: a request waiting at the server hides the client's time between requests.
-    assert slots <= limit.limit <= slots + 2, f"settled at {limit.limit}; tried {tried}"
-    assert limit.found == limit.limit
+    assert limit.found is not None and slots <= limit.found <= slots + 2, f"settled at {limit.found}; tried {tried}"
+    assert abs(limit.limit - limit.found) <= 1  # held, or trying one above or below again
     assert share >= 0.95
 
 

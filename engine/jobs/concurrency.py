@@ -33,10 +33,17 @@ _META_KEY = "concurrency:{host}"
 
 # A higher limit is kept when it raises throughput by this share; a lower one when it costs
 # at most LOSS_TOLERANCE. The tolerance is the wider of the two, above the few per cent a
-# busy machine's windows scatter by, so a noisy window cannot walk the limit down below the
-# slots; between them, the limit stays where it is.
+# busy machine's windows scatter by, so noise cannot stop a descent from far above the
+# slots; between them, the limit stays where it is. One below the slots costs a whole slot's
+# share, far above either; one above them (a request waiting at the server) hides the
+# client's time between an answer and its next request, worth a few per cent at a 200 ms
+# answer on a server that opens a connection per request: about what the tolerance lets by.
 GAIN_THRESHOLD = 0.02
 LOSS_TOLERANCE = 0.03
+
+# A step down kept within the tolerance that still cost more than this may have been the step
+# off the knee (see above): when the next step down fails, the limit goes back up to where it came from.
+COSTLY_STEP_DOWN = 0.01
 
 # The baseline is the mean of the kept limit's last windows; a step up must beat their scatter
 # (at most MAX_SCATTER, so a noisy host can still climb).
@@ -49,9 +56,12 @@ AUTO_START = 2
 # The settings' upper bound on requests in flight per host.
 AUTO_CEILING = 64
 
-# After settling, a limit one above (then one below) is tried again every this many windows,
-# so a server whose load changed is followed.
-REPROBE_WINDOWS = 8
+# After settling, a limit one above is tried again every this many windows, and every
+# REPROBE_DOWN_EVERY-th time one below instead, so a server whose load changed is followed.
+# One above costs at most a request waiting at the server; one below, a slot's share of one
+# window, so it is tried less often.
+REPROBE_WINDOWS = 4
+REPROBE_DOWN_EVERY = 4
 
 
 def remembered_concurrency(store: Store, host: str) -> int | None:
@@ -165,6 +175,7 @@ class AutoConcurrency:
         # slow_start: doubling; climb: +1 per window; descend: -1 per window; settled: holding.
         self.phase = "climb" if start is not None else "slow_start"
         self._tried_down = False
+        self._came_down_from: tuple[int, float, float] | None = None  # the baseline before a costly step down
         self._warmed = False
         self._in_flight = 0
         self._started_since_cut = 0
@@ -173,6 +184,7 @@ class AutoConcurrency:
         self._baseline: tuple[int, float, float] | None = None  # limit, throughput, latency
         self._samples: list[tuple[int, float, float]] = []  # the baseline limit's recent windows
         self._settled_windows = 0
+        self._reprobes = 0  # re-probes since the run started (a failed one settles again, this goes on)
         self._window = self._new_window()
         self.history: list[tuple[int, float, float]] = []  # every window: limit, throughput, latency
 
@@ -323,10 +335,15 @@ class AutoConcurrency:
         # an answer and its next request: one less there shortens each answer a lot and costs
         # a few per cent of throughput, which is not free.
         if gain >= -self.loss_tolerance:
+            # Kept; if it cost something and the next step down fails, this one was the step off the knee.
+            self._came_down_from = baseline if gain < -COSTLY_STEP_DOWN else None
             self._keep(measured)
             self.phase = "descend"
             self._next_from_baseline()
         else:
+            above, self._came_down_from = self._came_down_from, None
+            if above is not None:
+                self._samples, self._baseline = [above], above
             self._settle()
 
     def _keep(self, measured: tuple[int, float, float]) -> None:
@@ -355,9 +372,9 @@ class AutoConcurrency:
         if self.phase == "settled":
             self._settled_windows += 1
             if self._settled_windows % REPROBE_WINDOWS == 0:
-                # Alternate one above and one below: a server's load changes both ways.
-                up = (self._settled_windows // REPROBE_WINDOWS) % 2 == 1
-                self._set(limit + 1 if up else limit - 1)
+                # A server's load changes both ways: mostly one above, now and then one below.
+                self._reprobes += 1
+                self._set(limit - 1 if self._reprobes % REPROBE_DOWN_EVERY == 0 else limit + 1)
             if self._limit == limit:
                 self._window = self._new_window()
             return
