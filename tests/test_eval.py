@@ -221,6 +221,46 @@ def test_an_answer_saying_what_the_system_does_not_do_is_not_a_decline() -> None
     )
 
 
+def test_declines_that_say_so_indirectly_are_recognised() -> None:
+    assert declines("Nothing I learned covers Azure Functions, I'm afraid.")
+    assert declines("I couldn't find that in the manual: it doesn't say anything about using the machine with oat milk.")
+    assert declines("I'm not aware of any information on that in the docs I was trained on.")
+    assert declines("The knowledge I have doesn't extend to OpenTelemetry tracing.")
+    assert declines("What I've learned is limited to Tidewater, and Kinesis is not one of its topics.")
+    assert declines("Ruby bindings are not one my sources mention.")
+
+
+def test_short_and_hedged_declines_are_recognised() -> None:
+    assert declines("Not sure, sorry.")
+    assert declines("I'm not sure what the best Postgres vacuum settings would be for that.")
+    assert declines("No idea, sorry.")
+    assert declines("I have no idea how Azure Service Bus sessions work.")
+    assert declines("Can't say, I'm afraid.")
+    assert declines("I don't have a reliable answer on Elasticsearch index lifecycle policies.")
+
+
+def test_declines_that_send_the_user_elsewhere_are_recognised() -> None:
+    assert declines("That's a question for the Docker Swarm documentation.")
+    assert declines("For Ansible playbooks you'd need to consult Ansible's own documentation.")
+    assert declines("You'd be better off asking in the Grafana community forum about dashboards.")
+
+
+def test_hedged_answers_and_answers_about_what_is_missing_are_not_declines() -> None:
+    assert not declines("I'm not sure which version you run, but since 1.4 the default lease is 30 seconds.")
+    assert not declines("I'm not sure how much memory you have, so start with worker.concurrency = 4.")
+    assert not declines("Can't say for sure, but the default for retry.max_attempts is 5.")
+    assert not declines("No idea is too small for a queue: each queue name is created the first time a job is enqueued to it.")
+    assert not declines("Nothing in the docs says you must restart workers after a config change; the broker reloads it.")
+    assert not declines("Cannot answer requests while draining: the broker returns 503 until shutdown_grace ends.")
+    assert not declines("I couldn't find that setting in 1.2 either; it was renamed to worker.lease in 1.3.")
+    assert not declines("That's a question for your own handler: the broker only sees whether it returned an error.")
+    assert not declines("You'd want worker.concurrency at 4 to 8 on a small host; more than the CPU count rarely helps.")
+    assert not declines("The client doesn't extend leases itself; the Go worker does it with heartbeats every 10 seconds.")
+    assert not declines("I can't recommend running the broker on a laptop that sleeps: leases expire and jobs run twice.")
+    assert not declines("Unfortunately, the memory cache is lost on restart; use the redis backend to keep results.")
+    assert not declines("It fails with 'not found' because the job id has expired from the result store.")
+
+
 def test_a_question_about_which_of_two_things_is_asking_back() -> None:
     assert asks_to_clarify("Are you asking about the broker's queue backend or the result cache backend?")
     assert asks_to_clarify("Hmm, that could mean two settings. The payload limit, or the rate limit?")

@@ -48,30 +48,53 @@ _SOURCE = (
 _NEG = r"(?:doesn't|does not|don't|do not|didn't|did not|never)"
 _COVER = (
     r"(?:cover|mention|discuss|describ|explain|document|address|includ|contain)\w*"
-    r"|(?:talks?|say|says) (?:about|anything)|(?:go|goes|get|gets) into|touch(?:es)? on|deals? with|help\b"
+    r"|(?:talks?|say|says) (?:about|anything)|(?:go|goes|get|gets) into|touch(?:es)? on|deals? with"
+    r"|extends? to|reach(?:es)?\b|help\b"
 )
+# What the speaker learned, said without a source noun: "what I was taught", "what I've learned".
+_LEARNED = r"what I(?:'ve| have)? (?:know|learned|learnt|(?:was|been) (?:taught|given|trained on))"
+_STOPS = (
+    r"(?: I [\w']+(?: [\w']+)?)? (?:is |are )?(?:only )?"
+    r"(?:(?:limited|restricted|confined) to|stops? (?:at|with)|ends? (?:at|with)|goe?s? as far as)\b"
+)
+# Where the speaker would send the user instead: "the Kubernetes docs", "Stripe's own documentation".
+_ELSEWHERE = r"(?:docs|documentation|manual|support|forums?|community|vendor|provider)\b"
 # A few words within one clause: "the material I was trained on doesn't cover".
 _GAP = r"(?:[^\w.;:!?]+[\w']+){0,10}?[^\w.;:!?]+"
 _SHORT_GAP = r"(?:[^\w.;:!?]+[\w']+){0,6}?[^\w.;:!?]+"
-_NOTHING = r"(?:nothing|no (?:information|documentation|details?|mention|material))"
+_NO_RECORD = r"no (?:information|documentation|details?|mention|material)"
+_NOTHING = rf"(?:nothing|{_NO_RECORD})"
 _DECLINE_PATTERNS = (
-    # the sources do not cover it
-    rf"\b{_SOURCE}{_GAP}{_NEG}(?: ever)? (?:{_COVER})",
-    rf"(?:n't|\bnot) (?:covered|documented|mentioned|described|discussed|explained|addressed|part of)"
+    # the sources do not cover it, or stop short of it ("the knowledge I have is limited to", "the docs
+    # only go as far as")
+    rf"\b{_SOURCE}(?:{_GAP}{_NEG}(?: ever)? (?:{_COVER})|{_STOPS})|\b{_LEARNED}{_STOPS}",
+    rf"(?:n't|\bnot) (?:covered|documented|mentioned|described|discussed|explained|addressed|part of|in)"
     rf"(?:{_SHORT_GAP}{_SOURCE}\b| (?:here|anywhere|at all)\b)",
     r"\b(?:that|this|it)(?:'s| is) not (?:covered|documented)\s*(?:[.!;,]|$)",
-    rf"(?:n't|\bnot) (?:something|anything|a (?:topic|subject|question|thing))(?: that)?"
-    rf"(?:{_SHORT_GAP}{_SOURCE}\b| I (?:can|know|have)\b)",
-    rf"\b{_NOTHING} (?:about|on|of|regarding|in)\b.*\b{_SOURCE}\b",
+    rf"(?:n't|\bnot) (?:one|something|anything|a (?:topic|subject|question|thing))(?: that)?"
+    rf"(?:{_SHORT_GAP}{_SOURCE}\b| I (?:can|know|have|was)\b| (?:it|they) (?!help)(?:{_COVER}))",
+    # nothing the speaker learned covers it ("Nothing I tried helps" is the user's story, not a decline)
+    rf"\bnothing (?:that )?(?:I(?: [\w']+){{1,3}}?|in (?:my|the|these) (?:\w+ )?{_SOURCE}) (?!help)(?:{_COVER})",
+    # "nothing in the docs" alone may go on to answer ("Nothing in the docs says you must restart")
+    rf"\b{_NOTHING} (?:about|on|of|regarding)\b.*\b{_SOURCE}\b|\b{_NO_RECORD} in\b.*\b{_SOURCE}\b",
     rf"\b{_SOURCE}\b.*\b{_NOTHING} (?:about|on|of|regarding)\b",
     rf"\bnone of (?:the|my|these) (?:\w+ )?{_SOURCE}",
     rf"\bsilent (?:on|about)\b.*\b{_SOURCE}\b|\b{_SOURCE}\b.*\bsilent (?:on|about)\b",
-    r"(?:n't|\bnot) among the (?:topics|subjects|things)\b",
+    r"(?:n't|\bnot) (?:among|one of) (?:the|its|their|my) (?:topics|subjects|things)\b",
+    # it belongs to another product's documentation or people
+    rf"\b(?:a question|one) for (?:the |your |an? )?(?:[\w'-]+ ){{0,4}}?{_ELSEWHERE}"
+    rf"|\byou(?:'d| would|'ll| will| may| might)? (?:want|need|be better (?:off|served))\b[^.;:!?]{{0,60}}?\b{_ELSEWHERE}"
+    rf"|\b(?:[\w-]+'s|its|their) own {_ELSEWHERE}|\brather than (?:me|here)\b",
     # the speaker cannot answer, does not know, was not trained on it, would be guessing
     r"\bI(?: can't| cannot| can not|'m unable to| am unable to|'m not able to| am not able to|'m not in a position to"
     r"| am not in a position to| won't be able to)(?: \w+){0,2}? (?:answer|help|tell|say|speak|advise|explain|comment"
-    r"|give you (?:a |an )?(?:\w+ )?answer|find (?:anything|any|information|details))",
+    r"|compare|give you (?:a |an )?(?:\w+ )?answer|find (?:anything|any|information|details))",
+    r"\bI (?:couldn't|could not|was unable to|wasn't able to|was not able to|can't|cannot)(?: \w+)? (?:find|locate)"
+    r" (?:(?:that|this|it)(?= in\b| anywhere\b|[.,;:!]|$)|anything|any|information|details|mention)\b",
+    r"\bI(?:'m| am) not aware of (?:any (?:\w+ )?(?:information|documentation|details|mention|material)|anything (?:about|on)\b)",
     r"\bI (?:do not|don't) know\b(?! (?:of|if|whether)\b)",
+    r"\bI have no idea\b",
+    r"\bI (?:do not|don't) have (?:an?|the|any) (?:\w+ )?answer\b|\bI have no (?:\w+ )?answer\b",
     r"\bI (?:have no|lack|(?:do not|don't) have(?: any)?)(?: \w+)? (?:information|knowledge|details|documentation|data|material)\b",
     r"\bI (?:do not|don't) have anything (?:on|about)\b",
     r"\bI (?:was not|wasn't|was never|have not been|haven't been) (?:trained|given|taught)\b",
@@ -83,7 +106,22 @@ _DECLINE_PATTERNS = (
     rf"\b(?:outside|beyond|past) (?:of )?(?:the scope|what(?: [\w']+){{0,6}}? (?:{_COVER}|know|learned|was trained)"
     rf"|(?:the|these|this|my) (?:\w+ )?{_SOURCE}\b|my \w+)|\bout of (?:my |the )?scope\b",
 )
-_DECLINE = re.compile("|".join(f"(?:{p})" for p in _DECLINE_PATTERNS), re.IGNORECASE)
+# Declines that only read as one from the sentence's first word: "Can't help with that one.",
+# "No idea, sorry.", "I'm not sure." and stop, or not sure how it works. A hedge before an answer
+# ("Can't say for sure, but ...", "I'm not sure how many hosts you have, so start with 4") or a
+# question asked back ("not sure what you mean?") is not a decline; nor is "No idea is too small".
+_DECLINE_OPENINGS = (
+    r"(?!.*\bbut\b)(?:\w+,? )?(?:can't|cannot) (?:say|tell you"
+    r"|(?:help|answer|comment|advise)(?= (?:with|on|that|this|it|there|you|your)\b|[,.!]|$))",
+    r"(?!.*\bbut\b)(?:\w+,? )?no idea(?=[,.!]|$| (?:how|what|why|whether|if|where|when|which|about)\b)",
+    r"(?:I(?:'m| am) )?(?:not sure|unsure)(?:,? (?:sorry|I'm afraid))?[.!]?$",
+    r"(?!.*(?:\bbut\b|\bso\b|[?;:]|\byour?\b))"
+    r"(?:\w+,? )?I(?:'m| am) (?:not sure|unsure) (?:how|what|why|whether|if|about|where|when|which)\b",
+)
+# Every pattern starts at a word boundary or at "n't"; saying so first skips the rest of a word at
+# once instead of trying every pattern at each of its letters.
+_DECLINE = re.compile(r"(?=\b|n't)(?:" + "|".join(f"(?:{p})" for p in _DECLINE_PATTERNS) + ")", re.IGNORECASE)
+_DECLINE_OPENING = re.compile("|".join(f"(?:{p})" for p in _DECLINE_OPENINGS), re.IGNORECASE)
 DECLINE_WINDOW_CHARS = 300
 # A sentence ends at . ! ? before a space: a dot inside a word (retry.max_attempts) or a '?' in a
 # URL (/v1/jobs?state=dead) does not end one.
@@ -124,7 +162,9 @@ _ESTIMATE = TokenCounter.estimate()
 def declines(answer: str) -> bool:
     """True when a sentence of the answer's opening declines or says its sources do not hold the answer."""
     opening = answer[:DECLINE_WINDOW_CHARS].replace("\u2019", "'")
-    return any(_DECLINE.search(sentence) for sentence in _SENTENCE.findall(opening))
+    return any(
+        _DECLINE_OPENING.match(sentence) or _DECLINE.search(sentence) for sentence in _SENTENCE.findall(opening)
+    )
 
 
 def _asks_back(sentence: str, following: str) -> bool:
