@@ -5,6 +5,10 @@ force, and precision/recall on real requests reworded (planted rewordings and ha
     python bench/dedup_bench.py --quick       # 2k and 20k pairs, brute force on 2k, the rewordings
     python bench/dedup_bench.py --rewordings  # only the rewordings (runs against any version of the index)
     python bench/dedup_bench.py --rewordings --by-frame  # and their missed pairs, frame by frame
+    python bench/dedup_bench.py --rewordings --embed     # and with the embedding pass, through the stand-in server
+
+The stand-in server's embeddings (tests/fake_ollama.py) are a hashed bag of word stems, not a model's: the
+with-embeddings figures measure the embedding pass's plumbing, not what a real embedding model would find.
 """
 
 from __future__ import annotations
@@ -24,9 +28,15 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz import fuzz, process
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.generate.backends.ollama import OllamaBackend
 from engine.models import Pair
 from engine.quality.dedup import NearDuplicateIndex, content_form
+from engine.quality.embeddings import cosine_pairs, embed_instructions, instruction_key
 from engine.quality.textstats import normalize
+from engine.settings import QualitySettings
+from tests.fake_ollama import fake_ollama
 
 VOCAB = ["job", "queue", "worker", "broker", "lease", "retry", "backoff", "jitter", "cache", "token", "handler", "payload", "schedule", "cron", "priority", "timeout", "heartbeat", "deadline", "webhook", "metric", "shard", "replica", "snapshot", "migration", "tenant", "quota"]
 OPENERS = ["How do I", "How can I", "What is the way to", "Explain how to", "Why does", "When should I", "Can I"]
@@ -342,19 +352,59 @@ def misses_by_frame(made: RewordedSet, truth: set[tuple[int, int]], predicted: s
             print(f"          {made.texts[a]!r} ~ {made.texts[b]!r}")
 
 
+EMBEDDING_MODEL = "stand-in-embed"
+
+
+def stand_in_embedding_edges(texts: list[str], threshold: float) -> tuple[set[tuple[int, int]], float, int]:
+    """Positions (a < b) whose stand-in embeddings are at least ``threshold`` alike, the seconds it took and the
+    requests made: the engine's embedding pass (batched requests over real HTTP, blocked cosine), with no cache."""
+    keys = [instruction_key(t) for t in texts]
+    unique = dict(zip(keys, texts, strict=True))
+    start = time.perf_counter()
+    with fake_ollama(models=[EMBEDDING_MODEL]) as server:
+        vectors = embed_instructions(unique, OllamaBackend(EMBEDDING_MODEL, server.url))
+        requests = len(server.requests_to("/api/embed"))
+    order = list(unique)
+    members: dict[str, list[int]] = defaultdict(list)
+    for position, key in enumerate(keys):
+        members[key].append(position)
+    edges = {pair for group in members.values() for pair in combinations(group, 2)}
+    for i, j in cosine_pairs(np.stack([vectors[k] for k in order]), threshold):
+        edges.update((min(a, b), max(a, b)) for a in members[order[i]] for b in members[order[j]])
+    return edges, time.perf_counter() - start, requests
+
+
 def rewordings(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES, name: str = "fresh frames now in effect dev") -> None:
     made = reworded_set(seed, fresh_frames)
-    texts, held, hard, fresh = made.texts, made.held, made.hard, made.fresh
+    texts = made.texts
     by_ask: dict[int, list[int]] = defaultdict(list)
     for position, ask in enumerate(made.ask_of):
         by_ask[ask].append(position)
     truth = {pair for members in by_ask.values() for pair in combinations(members, 2)}
-    truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
-    truth_held = {(a, b) for a, b in truth if held[a] or held[b]} - truth_fresh
     start = time.perf_counter()
     index = NearDuplicateIndex.from_pairs(pairs_of(texts), 90)
     predicted = {(a - 1, b - 1) for a, b in index.edges()}
     took = time.perf_counter() - start
+    fresh = {(a, b) for a, b in truth if a in made.fresh or b in made.fresh}
+    held = {(a, b) for a, b in truth if made.held[a] or made.held[b]} - fresh
+    print(f"rewordings ({name}): {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
+          f"({len(held)} with a held-out frame, {len(fresh)} with a fresh one), {len(made.hard)} hard negatives; {took:.1f} s")
+    report_rewordings(made, truth, predicted)
+    if "--embed" in sys.argv:
+        threshold = QualitySettings().embedding_threshold
+        close, embed_took, requests = stand_in_embedding_edges(texts, threshold)
+        print(f"  with the embedding pass (the stand-in server's hashed bag of word stems, NOT a real model: this measures "
+              f"the plumbing), cosine >= {threshold:g}: {requests} requests, {embed_took:.1f} s, {len(close)} embedding matches")
+        report_rewordings(made, truth, predicted | close)
+        print(f"  the embedding pass alone: {len(close & truth)} true of {len(close)}, "
+              f"{len(close & truth - predicted)} true pairs the fuzzy pass missed, {len(close - truth - predicted)} false ones it added")
+
+
+def report_rewordings(made: RewordedSet, truth: set[tuple[int, int]], predicted: set[tuple[int, int]]) -> None:
+    """Precision and recall over all, development, held-out and fresh frames, and the hard negatives flagged."""
+    texts, held, hard, fresh = made.texts, made.held, made.hard, made.fresh
+    truth_fresh = {(a, b) for a, b in truth if a in fresh or b in fresh}
+    truth_held = {(a, b) for a, b in truth if held[a] or held[b]} - truth_fresh
     hits = predicted & truth
     predicted_fresh = {(a, b) for a, b in predicted if a in fresh or b in fresh}
     predicted_held = {(a, b) for a, b in predicted if held[a] or held[b]} - predicted_fresh
@@ -364,8 +414,6 @@ def rewordings(seed: int = 5, fresh_frames: list[str] = FRESH_FRAMES, name: str 
     def rate(part: int, whole: int) -> str:
         return f"{part / whole:.3f}" if whole else "n/a"
 
-    print(f"rewordings ({name}): {len(texts)} instructions from {len(by_ask)} real asks, {len(truth)} true pairs "
-          f"({len(truth_held)} with a held-out frame, {len(truth_fresh)} with a fresh one), {len(hard)} hard negatives; {took:.1f} s")
     print(f"  all:      precision {rate(len(hits), len(predicted))} ({len(predicted) - len(hits)} false of {len(predicted)}), "
           f"recall {rate(len(hits), len(truth))}")
     for name, guessed, true in (("dev", predicted_dev, truth_dev), ("held-out", predicted_held, truth_held), ("fresh", predicted_fresh, truth_fresh)):
@@ -394,6 +442,7 @@ def main() -> None:
     parser.add_argument("--rewordings", action="store_true", help="only the rewordings of real requests")
     parser.add_argument("--show", action="store_true", help="list false and missed pairs of the rewordings")
     parser.add_argument("--by-frame", action="store_true", help="count the rewordings' missed pairs by frame")
+    parser.add_argument("--embed", action="store_true", help="the rewordings with the embedding pass too (stand-in embeddings)")
     args = parser.parse_args()
     if args.rewordings:
         both_rewordings()

@@ -156,6 +156,10 @@ class QualitySettings(_Section):
     """Local tokenizer folder or tokenizer.json; empty means estimated counts."""
     near_duplicate_threshold: float = Field(90.0, ge=50, le=100)
     """Similarity (0-100) from which two pairs are near duplicates."""
+    embedding_model: str = ""
+    """Embedding model of the generation backend's server (e.g. nomic-embed-text) for `dedup --embed`; empty means no embedding pass."""
+    embedding_threshold: float = Field(0.92, ge=0.5, le=1)
+    """Cosine similarity (0-1) of two instructions' embeddings from which `dedup --embed` counts them near duplicates."""
     mimicry_threshold: float = Field(0.4, gt=0, le=1)
     """Share of an answer's prose copied from its sources (in runs of 6 or more words) from which it is flagged."""
     mimicry_min_run_words: int = Field(12, ge=6, le=500)

@@ -9,6 +9,11 @@ client to drive it over real HTTP:
   ``"json"``) is honoured by a deterministic responder that builds a
   schema-valid answer from the prompt's own text.
 * ``GET /api/tags``, ``POST /api/show``, ``GET /api/version``, ``GET /api/ps``.
+* ``POST /api/embed`` (and the OpenAI-style ``POST /v1/embeddings``): a stand-in
+  embedding, not a model's (see :func:`stand_in_embedding`: a hashed bag of word
+  stems, so texts are close when they share content words, never by meaning).
+  Only models with "embed" in their name make embeddings; others get Ollama's
+  400 ``"<model>" does not support embeddings``.
 * The OpenAI-compatible routes Ollama also serves: ``POST /v1/chat/completions``
   (SSE streaming and not, ``response_format`` with a JSON schema) and
   ``GET /v1/models``.
@@ -54,6 +59,7 @@ __all__ = [
     "fake_ollama",
     "refusal_responder",
     "schema_answer",
+    "stand_in_embedding",
 ]
 
 DEFAULT_MODELS = ["llama3.2:3b", "qwen2.5:7b"]
@@ -511,6 +517,41 @@ def refusal_responder(neighbours: bool = True) -> Responder:
     return respond
 
 
+EMBEDDING_DIMS = 256
+_STEM_ENDINGS = ("ies", "ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude stem: "retries" -> "retr", "retrying" -> "retry" -> "retr"; short words stay."""
+    for ending in _STEM_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            word = word[: -len(ending)]
+            break
+    return word[:-1] if word.endswith("y") and len(word) > 4 else word
+
+
+def stand_in_embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A deterministic, unit-length vector for ``text``; NOT a language model's embedding.
+
+    Each content word (longer than two letters, not in the stand-in's stop list) is cut to a
+    crude stem and hashed into one of ``dims`` signed buckets. Two texts are close when they share
+    stems ("retry the jobs" ~ "retrying a job"), never because they mean the same thing ("give up
+    after three tries" is far from "cap retries at three"): figures measured with it show that the
+    embedding pass works end to end, not how well a real model finds duplicates.
+    """
+    vector = [0.0] * dims
+    for word in _WORD_RE.findall(text.lower()):
+        if len(word) <= 2 or word in _STOP:
+            continue
+        digest = hashlib.sha256(_stem(word).encode()).digest()
+        bucket = int.from_bytes(digest[:4], "big") % dims
+        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5
+    if not norm:
+        vector[0], norm = 1.0, 1.0  # a text of stop words only: one fixed direction
+    return [round(v / norm, 6) for v in vector]
+
+
 def build_answer(request: dict[str, Any], responder: Responder | None = None) -> str:
     """Run ``responder`` (default :func:`schema_answer`) and return the answer as text."""
     result = (responder or schema_answer)(request)
@@ -835,6 +876,8 @@ class FakeOllama:
             ("POST", "/api/chat"): self._model_route,
             ("POST", "/api/generate"): self._model_route,
             ("POST", "/v1/chat/completions"): self._model_route,
+            ("POST", "/api/embed"): self._model_route,
+            ("POST", "/v1/embeddings"): self._model_route,
             ("GET", "/v1/models"): self._v1_models,
         }
         handler = routes.get((method, path))
@@ -945,6 +988,9 @@ class FakeOllama:
         if faults.model_404 or not self._known(model):
             self._error(h, 404, MSG_NOT_FOUND.format(model=model), openai=openai)
             return
+        if path in ("/api/embed", "/v1/embeddings"):
+            self._answer_embed(h, model, body, openai=openai)
+            return
         request = self._normalise(path, body)
         if faults.no_format_support and isinstance(request.get("format"), dict):
             wording = (
@@ -971,6 +1017,31 @@ class FakeOllama:
             self._answer_openai(h, model, content, done_reason, prompt_tokens, stream, faults, body)
         else:
             self._answer_ollama(h, path, model, content, done_reason, prompt_tokens, stream, faults)
+
+    def _answer_embed(self, h: _Handler, model: str, body: dict[str, Any], *, openai: bool) -> None:
+        """Stand-in embeddings of ``input`` (one text or a list), in Ollama's or OpenAI's shape."""
+        if "embed" not in model:
+            self._error(h, 400, f'"{model}" does not support embeddings', openai=openai)
+            return
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            self._error(h, 400, "invalid input type", openai=openai)
+            return
+        if self._wait(self.latency):
+            return
+        vectors = [stand_in_embedding(t) for t in texts]
+        tokens = sum(_word_count(t) for t in texts)
+        if openai:
+            data = [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)]
+            usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+            h.send_json(200, {"object": "list", "data": data, "model": model, "usage": usage})
+            return
+        h.send_json(
+            200,
+            {"model": model, "embeddings": vectors, "total_duration": 1_000_000, "load_duration": 1_000_000,
+             "prompt_eval_count": tokens},
+        )
 
     def _pace(self, faults: Faults, index: int, count: int) -> bool:
         """Wait before streamed piece ``index`` as the slow and stall faults say; True if the server is stopping."""

@@ -163,15 +163,19 @@ def sample_cmd(
 @click.option("--threshold", type=click.FloatRange(50, 100), default=None, help="Similarity 50-100 (default: quality.near_duplicate_threshold).")
 @click.option("--keep", type=click.Choice(["best", "first"]), default="best", show_default=True, help="Which pair of each cluster stays.")
 @click.option("--apply", "apply_", is_flag=True, help="Delete the duplicates (undoable); without it, only show what would go.")
+@click.option(
+    "--embed", is_flag=True,
+    help="Also join pairs whose instructions' embeddings are alike (quality.embedding_model on the generation server; cached in the project).",
+)
 @json_option
 @click.pass_context
 @handle_errors
-def dedup_cmd(ctx: click.Context, threshold: float | None, keep: str, apply_: bool, as_json: bool) -> None:
+def dedup_cmd(ctx: click.Context, threshold: float | None, keep: str, apply_: bool, embed: bool, as_json: bool) -> None:
     """Group near-duplicate pairs and keep the best of each cluster (a dry run unless --apply)."""
     from engine.quality import dedup
 
     store = open_store(ctx)
-    result = dedup(store, threshold, keep=keep, dry_run=not apply_)  # type: ignore[arg-type]
+    result = dedup(store, threshold, keep=keep, dry_run=not apply_, embed=embed)  # type: ignore[arg-type]
     if as_json:
         emit_json(asdict(result))
         return
@@ -182,6 +186,11 @@ def dedup_cmd(ctx: click.Context, threshold: float | None, keep: str, apply_: bo
             console.print(f"  [red]- #{pair_id}[/] {escape(instructions.get(pair_id, '')[:80])}")
     verb = "Removed" if not result.dry_run else "Would remove"
     console.print(f"{verb} {len(result.removed)} pair(s) from {len(result.clusters)} cluster(s) at threshold {result.threshold:g}.")
+    if result.embedding_matches is not None:
+        console.print(
+            f"The embedding pass ({escape(store.settings.quality.embedding_model)}, cosine >= "
+            f"{store.settings.quality.embedding_threshold:g}) joined {result.embedding_matches} pair(s) of pairs."
+        )
     if result.dry_run and result.removed:
         console.print("Run again with --apply to remove them (`pairforge undo` brings them back).")
 

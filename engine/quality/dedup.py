@@ -72,6 +72,8 @@ class DedupResult:
     dry_run: bool
     clusters: list[Cluster]
     removed: list[int]
+    # Pairs of pairs the embedding pass joined (None when it did not run).
+    embedding_matches: int | None = None
 
 
 # Content forms shorter than this say too little to compare on their own.
@@ -395,6 +397,10 @@ class NearDuplicateIndex:
 
     def __contains__(self, pair_id: object) -> bool:
         return pair_id in self._instruction
+
+    def ids(self) -> list[int]:
+        """The indexed pair ids, ascending."""
+        return sorted(self._instruction)
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[Pair], threshold: float = 90.0) -> NearDuplicateIndex:
@@ -730,11 +736,30 @@ def _best_key(pair: Pair) -> tuple[int, int, float, int, int, int]:
 
 
 def find_clusters(
-    store: Store, threshold: float | None = None, *, keep: Literal["best", "first"] = "best"
+    store: Store, threshold: float | None = None, *, keep: Literal["best", "first"] = "best", embed: bool = False,
 ) -> list[Cluster]:
-    """Near-duplicate clusters of the store's non-rejected pairs, each with the pair to keep and those to remove."""
+    """Near-duplicate clusters of the store's non-rejected pairs, each with the pair to keep and those to remove.
+
+    ``embed`` adds the embedding pass (``engine.quality.embeddings``): pairs whose instructions' embeddings are
+    alike join the exact and fuzzy matches before clustering.
+    """
+    return _find_clusters(store, threshold, keep, embed)[0]
+
+
+def _find_clusters(
+    store: Store, threshold: float | None, keep: Literal["best", "first"], embed: bool,
+) -> tuple[list[Cluster], int | None]:
+    """The clusters, and how many pairs of pairs the embedding pass joined (None when it did not run)."""
     index = NearDuplicateIndex.from_store(store, threshold)
-    groups = index.clusters()
+    matches: int | None = None
+    if embed:
+        from engine.quality.embeddings import embedding_edges
+
+        close = embedding_edges(store, index.ids())
+        matches = len(close)
+        groups = index.clusters(index.edges() | close)
+    else:
+        groups = index.clusters()
     clusters: list[Cluster] = []
     for start in range(0, len(groups), 200):
         part = groups[start : start + 200]
@@ -746,7 +771,7 @@ def find_clusters(
             ranked = sorted(members, key=_best_key) if keep == "best" else sorted(members, key=lambda p: p.id or 0)
             keeper = ranked[0].id or 0
             clusters.append(Cluster(pair_ids=group, keep=keeper, remove=[p.id or 0 for p in ranked[1:]]))
-    return clusters
+    return clusters, matches
 
 
 def dedup(
@@ -754,8 +779,13 @@ def dedup(
     threshold: float | None = None,
     keep: Literal["best", "first"] = "best",
     dry_run: bool = True,
+    embed: bool = False,
 ) -> DedupResult:
     """Find near-duplicate clusters and (unless ``dry_run``) delete all but the kept pair of each.
+
+    ``embed`` adds the embedding pass through the configured backend (see ``find_clusters``); it raises
+    ConfigError when ``quality.embedding_model`` is empty and a BackendError when the server cannot embed.
+    The log entry and the result say how many pairs of pairs it joined.
 
     Removals are one undoable step (``store.delete_pairs(..., action="dedup")``, so `pairforge undo` brings
     them back) and one pipeline-log entry listing every cluster. ``keep="best"`` keeps accepted over pending,
@@ -764,7 +794,7 @@ def dedup(
     if keep not in ("best", "first"):
         raise ValueError(f"keep must be 'best' or 'first', not {keep!r}")
     used = store.settings.quality.near_duplicate_threshold if threshold is None else threshold
-    clusters = find_clusters(store, used, keep=keep)
+    clusters, matches = _find_clusters(store, used, keep, embed)
     removed = [i for c in clusters for i in c.remove]
     if not dry_run and removed:
         store.delete_pairs(removed, action="dedup")
@@ -772,10 +802,12 @@ def dedup(
             step="dedup",
             action="delete",
             count=len(removed),
-            message=f"Removed {len(removed)} near-duplicate pair(s) from {len(clusters)} cluster(s) at threshold {used:g}, keeping the {keep} of each.",
-            detail={"threshold": used, "keep": keep, "clusters": [{"keep": c.keep, "removed": c.remove} for c in clusters]},
+            message=f"Removed {len(removed)} near-duplicate pair(s) from {len(clusters)} cluster(s) at threshold {used:g}{' with the embedding pass' if embed else ''}, keeping the {keep} of each.",
+            detail={"threshold": used, "keep": keep, "embedding_matches": matches,
+                    "clusters": [{"keep": c.keep, "removed": c.remove} for c in clusters]},
         )
-    return DedupResult(threshold=used, keep=keep, dry_run=dry_run, clusters=clusters, removed=removed)
+    return DedupResult(threshold=used, keep=keep, dry_run=dry_run, clusters=clusters, removed=removed,
+                       embedding_matches=matches)
 
 
 __all__ = [

@@ -4,7 +4,7 @@
   after the outermost commit.
 - ``migrations``: named schema migrations applied in order.
 - ``documents`` (and chunks), ``pairs`` (and revisions), ``jobs`` (and runs), ``log``,
-  ``verdicts``, ``meta``, ``review_samples``: one repository each.
+  ``verdicts``, ``meta``, ``review_samples``, ``embeddings``: one repository each.
 - ``project``: ``Store``, a project folder's settings plus all of the above.
 
 SQLite in WAL mode. Every write is a transaction, so anything shown as saved survives

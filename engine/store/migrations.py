@@ -246,6 +246,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    # Embeddings of instructions for the optional embedding pass of dedup, per model and
+    # sha256 of the normalized instruction, so a second pass asks the server nothing it was asked.
+    Migration(
+        "embedding_cache",
+        """
+        CREATE TABLE embeddings (
+            model TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            dims INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (model, content_hash)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

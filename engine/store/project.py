@@ -2,7 +2,8 @@
 
 ``Store`` is the database core (``store.db``) plus one repository per noun: ``documents``
 (with chunks), ``pairs`` (with revisions), ``jobs`` (with runs), ``pipeline_log``,
-``verdicts``, ``meta``, ``review_samples`` and ``evals`` (eval probes and answers). Its other methods are
+``verdicts``, ``meta``, ``review_samples``, ``evals`` (eval probes and answers) and ``embeddings``
+(the embedding cache of dedup). Its other methods are
 the names callers used before the
 repositories existed, each one line over a repository.
 """
@@ -21,6 +22,7 @@ from engine.settings import SETTINGS_FILE, ProjectSettings, SettingsLayers, crea
 from engine.store.changes import PairChange, PairListener
 from engine.store.database import Database
 from engine.store.documents import DocumentRepository
+from engine.store.embeddings import EmbeddingRepository
 from engine.store.evals import EvalRepository
 from engine.store.jobs import JOB_LEASE_S, JobRepository
 from engine.store.log import LogRepository
@@ -49,6 +51,7 @@ class Store:
         self.meta = MetaRepository(db)
         self.review_samples = ReviewSampleRepository(db)
         self.evals = EvalRepository(db)
+        self.embeddings = EmbeddingRepository(db)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -25,6 +25,7 @@ __all__ = [
     "ChatBackend",
     "ChatOptions",
     "ChatResult",
+    "EmbeddingBackend",
     "ModelInfo",
     "StreamChoice",
     "StructuredAnswerError",
@@ -149,6 +150,23 @@ class ChatBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections (and nothing else: cached models stay loaded)."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """A backend whose server also turns texts into vectors (Ollama, OpenAI-compatible servers)."""
+
+    name: str
+    model: str
+    host: str | None
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One embedding per text, in order; raises a :class:`~engine.errors.BackendError` subclass."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
         ...
 
 

@@ -38,6 +38,8 @@ DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 
 # Timeout for the quick metadata calls (list, show): a healthy server answers at once.
 _METADATA_TIMEOUT_S = 15.0
+# Timeout of one embedding request: a batch of short texts, but the model may have to load first.
+EMBED_TIMEOUT_S = 120.0
 
 # Ollama's wording when structured output cannot be used: tools/format not supported
 # by the model, a schema its grammar converter rejects, or a server too old for
@@ -166,6 +168,40 @@ class OllamaBackend:
             backend=self.name,
             host=self.host,
         )
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One embedding per text, in order, from the backend's model (``/api/embed``).
+
+        Raises :class:`~engine.errors.ModelNotFoundError` when the model is not pulled, a
+        :class:`~engine.errors.BackendError` naming the fix when it makes no embeddings or the
+        server predates ``/api/embed``, and the other mapped errors as ``chat`` does.
+        """
+        if not texts:
+            return []
+        client = self._client(EMBED_TIMEOUT_S)
+        try:
+            response = await client.embed(model=self.model, input=texts)
+        except Exception as exc:
+            raise self._map_embed_error(exc) from exc
+        vectors = [list(v) for v in response.embeddings]
+        if len(vectors) != len(texts):
+            raise BackendServerError(
+                f"Ollama at {self.host} returned {len(vectors)} embeddings for {len(texts)} texts: "
+                "check that the address points to Ollama and retry."
+            )
+        return vectors
+
+    def _map_embed_error(self, exc: BaseException) -> BackendError:
+        if isinstance(exc, ollama.ResponseError):
+            lowered = str(exc.error).lower()
+            if "does not support embed" in lowered:
+                return BackendError(
+                    f"Model '{self.model}' on {self.host} makes no embeddings: set quality.embedding_model "
+                    "to an embedding model (ollama pull nomic-embed-text)."
+                )
+            if exc.status_code == 404 and "page not found" in lowered:
+                return BackendError(f"Ollama at {self.host} has no /api/embed: upgrade Ollama to 0.3.4 or newer.")
+        return self._map_error(exc)
 
     async def check(self) -> None:
         """Make sure the server answers and has the model pulled.

@@ -43,6 +43,8 @@ CompletionPrompt = Callable[[list[dict[str, str]], dict[str, Any] | None], str]
 
 DEFAULT_OPENAI_HOST = "http://127.0.0.1:8000"
 _METADATA_TIMEOUT_S = 15.0
+# Timeout of one embedding request: a batch of short texts, but the model may have to load first.
+EMBED_TIMEOUT_S = 120.0
 _STRUCTURED_MARKERS = (
     "response_format",
     "json_schema",
@@ -227,6 +229,39 @@ class OpenAICompatBackend:
             return
         await response.aread()
         raise self._map_status(response.status_code, _error_text_from_response(response))
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One embedding per text, in order, from the backend's model (``POST /v1/embeddings``).
+
+        Raises the mapped :class:`~engine.errors.BackendError` subclass: a model the server does not
+        serve, a server without the endpoint, or a malformed answer each name the fix.
+        """
+        if not texts:
+            return []
+        try:
+            response = await self._http.post(
+                "/v1/embeddings", json={"model": self.model, "input": texts}, timeout=self._timeout(EMBED_TIMEOUT_S)
+            )
+            if response.status_code in (404, 405) and "model" not in _error_text_from_response(response).lower():
+                raise BackendError(
+                    f"The server at {self.host} has no /v1/embeddings endpoint: use a server that serves "
+                    "embeddings (vLLM, llama.cpp server with --embeddings, Ollama) or leave quality.embedding_model empty."
+                )
+            await self._raise_for_status(response)
+            data = sorted(response.json().get("data") or [], key=lambda item: item.get("index", 0))
+            vectors = [[float(x) for x in item["embedding"]] for item in data]
+        except BackendError:
+            raise
+        except (KeyError, TypeError) as exc:
+            raise self._map_error(ValueError(str(exc))) from exc
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+        if len(vectors) != len(texts):
+            raise BackendServerError(
+                f"The server at {self.host} returned {len(vectors)} embeddings for {len(texts)} texts: "
+                "check that it serves embeddings and retry."
+            )
+        return vectors
 
     async def check(self) -> None:
         """Make sure the server answers and serves the model; raises the mapped error."""
