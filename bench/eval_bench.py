@@ -103,7 +103,7 @@ def _project(root: Path, questions: int) -> Store:
     return store
 
 
-async def _eval_run(store: Store, url: str, concurrency: int | str) -> tuple[float, float, int, float]:
+async def _eval_run(store: Store, url: str, concurrency: int | str) -> tuple[float, float, int, float | None]:
     """Plan and run an eval of every probe.
 
     Returns (wall seconds of the whole run, seconds from the first request to the last answer
@@ -227,8 +227,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"Eval throughput, L={args.latency * 1000:.0f} ms, P={args.parallel}, concurrency {concurrency}, "
                   f"server {where}, {asked} probes:")
             print(f"  ideal 60*P/L = {ideal:.0f} probes/min")
-            print(f"  eval, steady state: {steady_state * 60:.0f} probes/min = "
-                  f"{steady_state * 60 / ideal:.1%} of capacity (target >= 95%)")
+            if steady_state is None:
+                print("  eval, steady state: the run is too short to have one (use more --questions)")
+            else:
+                print(f"  eval, steady state: {steady_state * 60:.0f} probes/min = "
+                      f"{steady_state * 60 / ideal:.1%} of capacity (target >= 95%)")
             print(f"  eval, from the first request to the last answer: {asked / steady * 60:.0f} probes/min = "
                   f"{asked / steady * 60 / ideal:.1%}")
             print(f"  eval, whole run incl. {wall - steady:.2f} s start-up: {asked / wall * 60:.0f} probes/min = {asked / wall * 60 / ideal:.1%}")

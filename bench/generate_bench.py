@@ -121,9 +121,9 @@ def run_case(kind: str, latency: float, slots: int | None, concurrency: int | st
         proc.terminate()
         proc.wait()
     pairs = summary.pairs
-    steady = steady_rate(answered, sent)
+    steady = steady_rate(answered, sent)  # None (nan below) when the run is too short to say
     return {
-        "pairs": pairs, "wall": wall, "rate": pairs / wall, "request_rate": len(answered) / wall, "steady": steady,
+        "pairs": pairs, "wall": wall, "rate": pairs / wall, "request_rate": len(answered) / wall, "steady": steady if steady is not None else float("nan"),
         "settled": settled,
         "requests_per_pair": len(answered) / max(pairs, 1),
         "overhead_ms": 1000 * (statistics.median(latencies) - latency) if latencies else 0.0,
