@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from engine.models import Job, Pair, PairKind
 from engine.store import Store
 from tests.test_tui import settle
@@ -21,6 +23,12 @@ def _project(root: Path, jobs: int) -> None:
     store.close()
 
 
+async def _open_generate(app: PairForgeApp, pilot: Pilot[None]) -> None:
+    await settle(app, pilot)
+    await pilot.press("f3")
+    await settle(app, pilot)
+
+
 def _line(job_list: JobList, y: int) -> str:
     return "".join(segment.text for segment in job_list.render_line(y))
 
@@ -30,9 +38,7 @@ async def test_progress_redraws_the_changed_jobs_without_reading_every_job(tmp_p
     _project(root, 3000)
     app = PairForgeApp(root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("f3")
-        await settle(app, pilot)
+        await _open_generate(app, pilot)
         pane = app.screen.query_one(GeneratePane)
         job_list = pane.query_one(JobList)
         assert len(job_list.ids) == 3000
@@ -68,9 +74,7 @@ async def test_opening_a_run_shows_where_it_is_working(tmp_path: Path) -> None:
             store.complete_job(job.id or 0, [Pair.simple(f"Question {job.id}?", "An answer of some length.")])
     app = PairForgeApp(root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("f3")
-        await settle(app, pilot)
+        await _open_generate(app, pilot)
         job_list = app.screen.query_one(JobList)
         assert job_list.cursor == 300  # the first job not yet done
         shown = [_line(job_list, y) for y in range(1, job_list.size.height)]
@@ -91,9 +95,7 @@ async def test_the_generate_section_lists_only_generation_jobs(tmp_path: Path) -
         assert store.claim_job("http://h:11434", task="judge") is not None
     app = PairForgeApp(root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("f3")
-        await settle(app, pilot)
+        await _open_generate(app, pilot)
         job_list = app.screen.query_one(JobList)
         assert len(job_list.ids) == 5 and judge_job.id not in job_list.ids
         assert job_list.cursor == 0  # the first queued generation job
