@@ -120,3 +120,26 @@ async def test_a_run_starts_with_the_probe_and_a_model_without_json_stops_there(
             assert stopped and "not valid JSON" in stopped[0] and "--no-probe" in stopped[0]
             counts = app.store.job_counts() if app.store else {}
             assert counts["failed"] == 0 and counts["done"] == 0 and counts["queued"] == 12
+
+
+async def test_start_with_nothing_planned_or_queued_plans_from_the_form_first(tmp_path: Path, sample_docs: Path) -> None:
+    """Start on a project with nothing queued used to finish at once with "0.0 pairs/min": it plans first now."""
+    from engine.ingest import import_paths
+
+    root = tmp_path / "proj"
+    store = Store.init(root)
+    import_paths(store, [sample_docs])
+    store.close()
+    app = PairForgeApp(root)
+    with fake_ollama() as server:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("f3")
+            app.screen.query_one("#gen-backend", Select).value = "ollama"
+            app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
+            app.screen.query_one("#gen-hosts", Input).value = server.url
+            app.screen.query_one("#gen-target", Input).value = "6"
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: app.screen.query_one("#generate")._queue is None and app.store.job_counts()["done"] > 0)  # type: ignore[attr-defined,union-attr]
+            assert "Plan: 6 pairs" in str(app.screen.query_one("#gen-plan-view", Static).render())
+            assert app.store is not None and app.store.count_pairs() >= 6

@@ -60,7 +60,7 @@ SERVED = "served"
 
 def _model_placeholder(backend: str) -> str:
     """What the model field asks for with ``backend``."""
-    return "empty: smollm2 (built-in), or gemma3, or a .gguf path" if backend == EMBEDDED else "model name"
+    return "smollm2 (default), gemma3 or .gguf" if backend == EMBEDDED else "model name"
 
 
 class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
@@ -233,6 +233,11 @@ class GeneratePane(SectionPane, ReportsWorkerFailures, Vertical):
         if self._queue is not None:
             self.notify("Generation is already running.")
             return
+        if self._plan is None and not self.store.job_counts(task=GENERATE_TASK).get("queued"):
+            # Nothing planned and nothing queued: plan from the form first, as the button promises.
+            self.action_make_plan()
+            if self._plan is None:
+                return  # the plan failed and said why
         form = self._form()
         from engine.generate.handler import generation_runner
         from engine.generate.hosts import backends_from_settings
