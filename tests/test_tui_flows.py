@@ -31,6 +31,15 @@ async def wait_until(pilot, condition, seconds: float = 20.0) -> None:  # type: 
     raise AssertionError("condition not reached in time")
 
 
+async def _fill_generate_form(app: PairForgeApp, pilot, url: str, target: int) -> None:  # type: ignore[no-untyped-def]
+    """Open Generate and point it at the stand-in server's model, for ``target`` pairs."""
+    await pilot.press("f3")
+    app.screen.query_one("#gen-backend", Select).value = "ollama"
+    app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
+    app.screen.query_one("#gen-hosts", Input).value = url
+    app.screen.query_one("#gen-target", Input).value = str(target)
+
+
 async def test_import_generate_review_export(tmp_path: Path, sample_docs: Path) -> None:
     root = tmp_path / "proj"
     Store.init(root).close()
@@ -48,11 +57,7 @@ async def test_import_generate_review_export(tmp_path: Path, sample_docs: Path) 
             before = store.count_pairs()
             pairs_line = panel_line(app, "gauge:pairs")
             # Plan and generate.
-            await pilot.press("f3")
-            app.screen.query_one("#gen-backend", Select).value = "ollama"
-            app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
-            app.screen.query_one("#gen-hosts", Input).value = server.url
-            app.screen.query_one("#gen-target", Input).value = "12"
+            await _fill_generate_form(app, pilot, server.url, 12)
             await pilot.press("ctrl+l")
             await settle(app, pilot)
             assert app.screen.query_one("#gen-models", Select)._options  # type: ignore[attr-defined]
@@ -106,11 +111,7 @@ async def test_a_run_starts_with_the_probe_and_a_model_without_json_stops_there(
         server.set_fault("invalid_json")
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
-            await pilot.press("f3")
-            app.screen.query_one("#gen-backend", Select).value = "ollama"
-            app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
-            app.screen.query_one("#gen-hosts", Input).value = server.url
-            app.screen.query_one("#gen-target", Input).value = "12"
+            await _fill_generate_form(app, pilot, server.url, 12)
             await pilot.press("ctrl+n")
             await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: app.screen.query_one("#generate")._queue is None)  # type: ignore[attr-defined]
@@ -134,11 +135,7 @@ async def test_start_with_nothing_planned_or_queued_plans_from_the_form_first(tm
     with fake_ollama() as server:
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
-            await pilot.press("f3")
-            app.screen.query_one("#gen-backend", Select).value = "ollama"
-            app.screen.query_one("#gen-model", Input).value = "llama3.2:3b"
-            app.screen.query_one("#gen-hosts", Input).value = server.url
-            app.screen.query_one("#gen-target", Input).value = "6"
+            await _fill_generate_form(app, pilot, server.url, 6)
             await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: app.screen.query_one("#generate")._queue is None and app.store.job_counts()["done"] > 0)  # type: ignore[attr-defined,union-attr]
             assert "Plan: 6 pairs" in str(app.screen.query_one("#gen-plan-view", Static).render())
